@@ -1,0 +1,59 @@
+"""Durations as the status file spells them: ``HH:MM:SS``, ``MM:SS`` or Dask strings."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import dask.utils
+
+_CLOCK = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """Parse ``01:00:00``, ``1-00:00:00`` (Slurm days), ``55m``, ``3300s`` or seconds.
+
+    Raises ``ValueError`` with the offending value on anything else.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"{value!r} is negative")
+        return timedelta(seconds=float(value))
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{value!r} is not a duration")
+    text = value.strip()
+    if ":" in text:
+        match = _CLOCK.match(text)
+        if not match:
+            raise ValueError(f"{value!r} is not HH:MM:SS")
+        days, first, second, third = match.groups()
+        parts = [int(p) for p in (first, second, third) if p is not None]
+        if len(parts) == 2:
+            hours, minutes, seconds = 0, parts[0], parts[1]
+        else:
+            hours, minutes, seconds = parts
+        if minutes >= 60 and len(parts) == 3 or seconds >= 60:
+            raise ValueError(f"{value!r} has minutes or seconds of 60 or more")
+        return timedelta(days=int(days or 0), hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        seconds = dask.utils.parse_timedelta(text, default="seconds")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{value!r} is not a duration") from exc
+    if seconds is None or seconds < 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return timedelta(seconds=float(seconds))
+
+
+def format_duration(delta: timedelta) -> str:
+    """Shortest exact Dask spelling: ``55m``, ``2h``, ``90s``."""
+    seconds = delta.total_seconds()
+    if seconds != int(seconds):
+        return f"{seconds}s"
+    whole = int(seconds)
+    if whole and whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole and whole % 60 == 0:
+        return f"{whole // 60}m"
+    return f"{whole}s"

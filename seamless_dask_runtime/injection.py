@@ -1,0 +1,30 @@
+"""Getting the worker plugin and the throttle onto a scheduler: two routes, one result.
+
+- :func:`inject_into_cluster`: the wrapper's clusters run their scheduler in
+  this process; a client registers the plugin and installs the throttle.
+- :mod:`.scheduler_preload`: ``dask scheduler --preload`` (pods) does the same
+  from the scheduler's side, reading the parameters from the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .parameters import ClusterParameters
+from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
+
+
+def install_throttle(dask_scheduler: Any) -> None:
+    """Runs on the scheduler; idempotent."""
+    from .throttle import install
+
+    install(dask_scheduler)
+
+
+def inject_into_cluster(cluster: Any, params: ClusterParameters) -> None:
+    """Register the Seamless worker plugin for current and future workers, and the throttle."""
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False, name="seamless-dask-wrapper-setup") as client:
+        client.run_on_scheduler(install_throttle)
+        client.register_plugin(SeamlessWorkerPlugin.for_parameters(params), name=PLUGIN_NAME)

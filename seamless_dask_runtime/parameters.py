@@ -1,0 +1,397 @@
+"""The cluster model: the status file's ``parameters`` and the resource's ``spec``.
+
+Both spellings map onto one validated :class:`ClusterParameters` through
+:data:`PARAMETER_TABLE`, the single table that names each field in the status
+file (seed 002 spelling, hyphens included) and in the custom resource
+(camelCase, dotted for nested fields). Validation collects one
+:class:`FieldError` per bad field; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import dask.utils
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .durations import parse_duration
+
+DEFAULT_TMPDIR = "/tmp"
+DEFAULT_TRANSFORMATION_THROTTLE = 3
+DEFAULT_UNKNOWN_TASK_DURATION = "1m"
+DEFAULT_TARGET_DURATION = "10m"
+DEFAULT_LIFETIME_STAGGER = "4m"
+LIFETIME_GRACE = "1m"  # fixed in the original wrapper; not a parameter
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One row of the mapping table: a model field and its two spellings."""
+
+    attr: str
+    status_key: str
+    crd_key: str
+    allowed: str
+
+
+PARAMETER_TABLE: tuple[Parameter, ...] = (
+    Parameter("cluster", "cluster", "cluster", "a cluster string MODULE::SYMBOL"),
+    Parameter("walltime", "walltime", "walltime", "a duration such as '01:00:00' or '55m'"),
+    Parameter("cores", "cores", "cores", "a positive integer"),
+    Parameter("memory", "memory", "memory", "a size such as '54000MB' or '4GiB'"),
+    Parameter("tmpdir", "tmpdir", "tmpdir", "an absolute directory path"),
+    Parameter("partition", "partition", "partition", "a queue/partition name"),
+    Parameter("project", "project", "project", "an accounting project name"),
+    Parameter(
+        "job_extra_directives",
+        "job_extra_directives",
+        "jobExtraDirectives",
+        "a string or a list of strings",
+    ),
+    Parameter(
+        "job_script_prologue", "job_script_prologue", "jobScriptPrologue", "a list of strings"
+    ),
+    Parameter(
+        "unknown_task_duration",
+        "unknown-task-duration",
+        "unknownTaskDuration",
+        "a duration such as '1m'",
+    ),
+    Parameter(
+        "target_duration", "target-duration", "targetDuration", "a duration such as '10m'"
+    ),
+    Parameter(
+        "internal_port_range",
+        "internal-port-range",
+        "internalPortRange",
+        "'START:END' or [START, END] with 1 <= START <= END <= 65535",
+    ),
+    Parameter("lifetime", "lifetime", "lifetime", "a positive duration such as '55m'"),
+    Parameter(
+        "lifetime_stagger", "lifetime-stagger", "lifetimeStagger", "a duration such as '4m'"
+    ),
+    Parameter(
+        "transformation_throttle",
+        "transformation_throttle",
+        "transformationThrottle",
+        "a positive integer",
+    ),
+    Parameter(
+        "dask_resources",
+        "dask-resources",
+        "daskResources",
+        "a mapping of resource name to a non-negative number",
+    ),
+    Parameter("exclusive", "exclusive", "exclusive", "true or false"),
+    Parameter("interactive", "interactive", "interactive", "true or false"),
+    Parameter("maximum_jobs", "maximum_jobs", "workers.maximum", "a positive integer"),
+    Parameter(
+        "extra_dask_config",
+        "extra_dask_config",
+        "extraDaskConfig",
+        "a mapping of dotted Dask config keys to values",
+    ),
+    Parameter("timeout", "timeout", "timeout", "a positive number of seconds"),
+    Parameter("pure_dask", "pure_dask", "pureDask", "true or false"),
+    Parameter("job_cores", "job_cores", "jobCores", "a positive integer"),
+    Parameter("processes", "processes", "processes", "a positive integer"),
+    Parameter("worker_threads", "worker_threads", "workerThreads", "a positive integer"),
+    Parameter("record", "record", "record", "true or false"),
+    Parameter("resource_spec", "resource_spec", "resourceSpec", "an OAR resource string"),
+    Parameter(
+        "memory_per_core_property_name",
+        "memory_per_core_property_name",
+        "memoryPerCorePropertyName",
+        "an OAR property name",
+    ),
+)
+
+_BY_ATTR = {p.attr: p for p in PARAMETER_TABLE}
+_BY_STATUS_KEY = {p.status_key: p for p in PARAMETER_TABLE}
+_BY_CRD_KEY = {p.crd_key: p for p in PARAMETER_TABLE}
+
+Spelling = Literal["status", "crd"]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One bad field: where, what was given, what is allowed."""
+
+    field: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message} (got {self.value!r})"
+
+
+class ParameterError(ValueError):
+    """All field errors of one parameter set, each naming its field."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+
+
+def _count(value: Any) -> Any:
+    # JSON true is not a count; "24" is (the original wrapper took int("24")).
+    if isinstance(value, bool):
+        raise ValueError("is a boolean, not an integer")
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+
+
+def _flag(value: Any) -> Any:
+    # Same spellings as the original wrapper's parse_bool, nothing looser.
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, bool):
+        return value
+    raise ValueError("is not a boolean")
+
+
+Count = Annotated[int, BeforeValidator(_count), Field(gt=0)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+class ClusterParameters(BaseModel):
+    """Validated cluster parameters with seed 002's defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cluster: str | None = None
+    walltime: str | None = None
+    cores: Count | None = None
+    memory: str | None = None
+    tmpdir: str = DEFAULT_TMPDIR
+    partition: str | None = None
+    project: str | None = None
+    job_extra_directives: tuple[str, ...] = ()
+    job_script_prologue: tuple[str, ...] = ()
+    unknown_task_duration: str = DEFAULT_UNKNOWN_TASK_DURATION
+    target_duration: str = DEFAULT_TARGET_DURATION
+    internal_port_range: tuple[int, int] | None = None
+    lifetime: str | None = None
+    lifetime_stagger: str = DEFAULT_LIFETIME_STAGGER
+    transformation_throttle: Count = DEFAULT_TRANSFORMATION_THROTTLE
+    dask_resources: dict[str, float] | None = None
+    exclusive: Flag = False
+    interactive: Flag = False
+    maximum_jobs: Count = 1
+    extra_dask_config: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+    pure_dask: Flag = False
+    job_cores: Count | None = None
+    processes: Count | None = None
+    worker_threads: Count | None = None
+    record: Flag = False
+    resource_spec: str | None = None
+    memory_per_core_property_name: str | None = None
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_string(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        module, sep, symbol = value.partition("::")
+        if not sep or not module or not symbol:
+            raise ValueError("is not MODULE::SYMBOL")
+        return value
+
+    @field_validator("walltime", "unknown_task_duration", "target_duration", "lifetime_stagger")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("lifetime")
+    @classmethod
+    def _positive_duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value).total_seconds() <= 0:
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            size = dask.utils.parse_bytes(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("is not a size") from exc
+        if size <= 0:
+            raise ValueError("must be a positive size")
+        return value
+
+    @field_validator("tmpdir")
+    @classmethod
+    def _tmpdir(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("job_extra_directives", "job_script_prologue", mode="before")
+    @classmethod
+    def _string_or_list(cls, value: Any) -> Any:
+        # seed 002: ensure_list() lets a single string stand for a list of one.
+        if isinstance(value, str):
+            return (value,)
+        if value is None:
+            return ()
+        return value
+
+    @field_validator("internal_port_range", mode="before")
+    @classmethod
+    def _port_range(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            start, sep, end = value.partition(":")
+            if not sep or not start.strip().isdigit() or not end.strip().isdigit():
+                raise ValueError("must be 'START:END'")
+            value = (int(start), int(end))
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value
+            ):
+                raise ValueError("must be two integer ports")
+            start, end = value
+            if not 1 <= start <= end <= 65535:
+                raise ValueError("must satisfy 1 <= START <= END <= 65535")
+            return (start, end)
+        return value
+
+    @field_validator("dask_resources")
+    @classmethod
+    def _resources(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and any(v < 0 for v in value.values()):
+            raise ValueError("resource amounts must not be negative")
+        return value
+
+    @field_validator("extra_dask_config")
+    @classmethod
+    def _extra_config(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not key or key.startswith(".") or key.endswith("."):
+                raise ValueError(f"key {key!r} is not a dotted Dask config key")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ClusterParameters:
+        if self.exclusive and self.job_cores is not None:
+            raise ValueError("job_cores must not be set in exclusive mode")
+        if self.cores is None and not self.exclusive:
+            object.__setattr__(self, "cores", 1)
+        return self
+
+    @property
+    def explicit_tmpdir(self) -> bool:
+        """True when the launcher named tmpdir (the job script then passes it)."""
+        return "tmpdir" in self.model_fields_set
+
+
+def _to_attrs(raw: Mapping[str, Any], spelling: Spelling) -> tuple[dict[str, Any], list[FieldError]]:
+    table = _BY_STATUS_KEY if spelling == "status" else _BY_CRD_KEY
+    attrs: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for key, value in raw.items():
+        row = table.get(key)
+        if row is None:
+            known = ", ".join(sorted(table))
+            errors.append(
+                FieldError(_field_name(key, spelling), value, f"unknown parameter; known: {known}")
+            )
+            continue
+        if value is None:
+            continue  # null means "use the default", as in the original wrapper
+        attrs[row.attr] = value
+    return attrs, errors
+
+
+def _field_name(key: str, spelling: Spelling) -> str:
+    return f"parameters.{key}" if spelling == "status" else f"spec.{key}"
+
+
+def _validate(raw: Mapping[str, Any], spelling: Spelling) -> ClusterParameters:
+    if not isinstance(raw, Mapping):
+        where = "parameters" if spelling == "status" else "spec"
+        raise ParameterError([FieldError(where, raw, "must be a JSON object")])
+    attrs, errors = _to_attrs(raw, spelling)
+    try:
+        model = ClusterParameters.model_validate(attrs)
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc, attrs, spelling))
+        model = None
+    if errors:
+        raise ParameterError(errors)
+    assert model is not None
+    return model
+
+
+def _field_errors(exc: ValidationError, attrs: Mapping[str, Any], spelling: Spelling) -> list[FieldError]:
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    for err in exc.errors():
+        attr = str(err["loc"][0]) if err["loc"] else ""
+        if attr in seen:
+            continue  # one error per field, the first is the clearest
+        seen.add(attr)
+        row = _BY_ATTR.get(attr)
+        if row is None:  # model-level (cross-field) error
+            message = str(err["msg"]).removeprefix("Value error, ")
+            errors.append(FieldError("parameters" if spelling == "status" else "spec", dict(attrs), message))
+            continue
+        key = row.status_key if spelling == "status" else row.crd_key
+        message = str(err["msg"]).removeprefix("Value error, ")
+        errors.append(
+            FieldError(_field_name(key, spelling), attrs.get(attr), f"{message}; expected {row.allowed}")
+        )
+    return errors
+
+
+def from_status_parameters(raw: Mapping[str, Any]) -> ClusterParameters:
+    """Validate a status file's ``parameters`` dict (seed 002 spelling)."""
+    return _validate(raw, "status")
+
+
+def from_crd_spec(raw: Mapping[str, Any]) -> ClusterParameters:
+    """Validate the cluster-model part of a resource spec, flattened to dotted keys."""
+    return _validate(raw, "crd")
+
+
+def to_status_parameters(params: ClusterParameters) -> dict[str, Any]:
+    """The status-file spelling of the fields that were set explicitly."""
+    return _export(params, "status")
+
+
+def to_crd_spec(params: ClusterParameters) -> dict[str, Any]:
+    """The CRD spelling (flat dotted keys) of the fields that were set explicitly."""
+    return _export(params, "crd")
+
+
+def _export(params: ClusterParameters, spelling: Spelling) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for attr in params.model_fields_set:
+        row = _BY_ATTR[attr]
+        value = getattr(params, attr)
+        if isinstance(value, tuple):
+            value = list(value)
+        out[row.status_key if spelling == "status" else row.crd_key] = value
+    return out

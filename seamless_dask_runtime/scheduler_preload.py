@@ -1,0 +1,28 @@
+"""``dask scheduler --preload seamless_dask_runtime.scheduler_preload``.
+
+Installs the throttle and registers the Seamless worker plugin scheduler-side,
+so every worker that ever connects gets it. The parameters come from the
+environment variable ``SEAMLESS_DASK_PARAMETERS`` (the status-file
+``parameters`` as JSON), which the operator sets on scheduler pods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from distributed.protocol.pickle import dumps
+
+from .injection import install_throttle
+from .parameters import from_status_parameters
+from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
+
+PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
+
+
+async def dask_setup(scheduler: Any) -> None:
+    params = from_status_parameters(json.loads(os.environ.get(PARAMETERS_VARIABLE) or "{}"))
+    install_throttle(scheduler)
+    plugin = SeamlessWorkerPlugin.for_parameters(params)
+    await scheduler.register_worker_plugin(None, dumps(plugin), name=PLUGIN_NAME, idempotent=True)

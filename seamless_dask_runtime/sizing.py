@@ -1,0 +1,114 @@
+"""How many cores, threads, processes and workers a parameter set asks for.
+
+Seed 002: job cores and worker threads are ``cores × transformation_throttle``
+(each Seamless worker process runs up to ``throttle`` transformations);
+pure Dask keeps ``cores`` and runs 2 threads; exclusive mode runs one thread
+on a whole node. Lifetime rotation is ``walltime − stagger − grace``, off for a
+single job and for pure Dask (seed 002's pure-Dask job script has none).
+"""
+
+from __future__ import annotations
+
+import re
+
+import dask.utils
+
+from .durations import format_duration, parse_duration
+from .parameters import LIFETIME_GRACE, ClusterParameters
+
+PURE_DASK_THREADS = 2
+
+
+def job_cores(params: ClusterParameters) -> int:
+    """Cores requested from the batch system for one worker job."""
+    if params.exclusive:
+        return params.cores or 1
+    if params.job_cores is not None:
+        return params.job_cores
+    assert params.cores is not None
+    if params.pure_dask:
+        return params.cores
+    return params.cores * params.transformation_throttle
+
+
+def worker_threads(params: ClusterParameters) -> int:
+    """Threads of each Dask worker process."""
+    if params.exclusive:
+        return 1
+    if params.worker_threads is not None:
+        return params.worker_threads
+    if params.pure_dask:
+        return PURE_DASK_THREADS
+    assert params.cores is not None
+    return params.cores * params.transformation_throttle
+
+
+def worker_processes(params: ClusterParameters) -> int:
+    """Dask worker processes per job (one unless asked otherwise)."""
+    if params.exclusive:
+        return 1
+    return params.processes or 1
+
+
+def lifetime(params: ClusterParameters) -> str | None:
+    """Worker lifetime for rolling restarts before the walltime kills the job."""
+    if params.maximum_jobs == 1 or params.pure_dask:
+        return None
+    if params.lifetime is not None:
+        return params.lifetime
+    if params.walltime is None:
+        return None
+    remaining = (
+        parse_duration(params.walltime)
+        - parse_duration(params.lifetime_stagger)
+        - parse_duration(LIFETIME_GRACE)
+    )
+    if remaining.total_seconds() <= 0:
+        raise ValueError(
+            f"parameters.walltime: {params.walltime!r} leaves no worker lifetime after "
+            f"stagger {params.lifetime_stagger} and grace {LIFETIME_GRACE}; "
+            "raise walltime or set lifetime explicitly"
+        )
+    return format_duration(remaining)
+
+
+def lifetime_stagger(params: ClusterParameters) -> str | None:
+    return params.lifetime_stagger if lifetime(params) is not None else None
+
+
+def worker_resources(params: ClusterParameters) -> dict[str, float] | None:
+    """Dask resources of each worker; exclusive mode adds ``S = 1``."""
+    resources = dict(params.dask_resources or {})
+    if params.exclusive:
+        resources.setdefault("S", 1.0)
+    return resources or None
+
+
+def minimum_workers(params: ClusterParameters) -> int:
+    """Interactive clusters keep one worker alive when idle."""
+    return 1 if params.interactive else 0
+
+
+def adaptive_target_duration(params: ClusterParameters) -> float:
+    """Target duration in seconds, scaled by the ``S`` resource (seed 002).
+
+    The original wrapper divides by ``S`` (or by cores when there is no S):
+    a worker with more slots finishes the same backlog sooner.
+    """
+    seconds = parse_duration(params.target_duration).total_seconds()
+    if params.pure_dask:
+        return seconds
+    resources = worker_resources(params) or {}
+    factor = resources.get("S") or float(params.cores or 1)
+    return seconds * factor if factor > 0 else seconds
+
+
+_SLURM_MEMORY = re.compile(r"^\s*(\d+)\s*([KMGT])i?B\s*$", re.IGNORECASE)
+
+
+def batch_memory(memory: str) -> str:
+    """Memory as batch directives spell it: ``54000MB`` → ``54000M`` (seed 002)."""
+    match = _SLURM_MEMORY.match(memory)
+    if match:
+        return f"{match.group(1)}{match.group(2).upper()}"
+    return f"{max(1, dask.utils.parse_bytes(memory) // 2**20)}M"

@@ -1,0 +1,1 @@
+"""``seamless-dask-wrapper``: status file in, supervised Dask cluster out."""

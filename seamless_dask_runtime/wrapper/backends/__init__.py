@@ -1,0 +1,51 @@
+"""Backends of the wrapper: what a cluster string names decides which one starts.
+
+- a ``LocalCluster`` class → :mod:`.local`
+- a dask-jobqueue cluster class (SLURM, PBS, OAR, SGE, LSF, HTCondor) → :mod:`.jobqueue`
+- any other ``Cluster`` class, factory function or instance → :mod:`.generic`,
+  configured through Dask config as the original wrapper did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from distributed.deploy.cluster import Cluster
+
+from ...parameters import ClusterParameters
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What every backend needs besides the parameters."""
+
+    params: ClusterParameters
+    host: str
+    scheduler_port: int
+    dashboard_port: int
+    log_directory: str | None = None
+
+
+Starter = Callable[[Any, LaunchRequest], Cluster]
+
+
+def choose_backend(target: Any) -> tuple[str, Starter]:
+    """``(name, starter)`` for the object a cluster string resolved to."""
+    from distributed import LocalCluster
+
+    from . import generic, jobqueue, local
+
+    if isinstance(target, type) and issubclass(target, LocalCluster):
+        return "local", local.start
+    if isinstance(target, type) and jobqueue.is_jobqueue_cluster(target):
+        return "jobqueue", jobqueue.start
+    if isinstance(target, LocalCluster):
+        raise ValueError(
+            "the cluster string names a LocalCluster instance, which cannot take the chosen ports; "
+            "name the class instead, e.g. 'distributed::LocalCluster'"
+        )
+    if isinstance(target, Cluster) or callable(target):
+        return "generic", generic.start
+    raise ValueError(f"the cluster string names a {type(target).__name__}, not a Dask cluster class, function or instance")

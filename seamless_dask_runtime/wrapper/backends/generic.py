@@ -1,0 +1,41 @@
+"""Any other Dask cluster: configured through Dask config, as the original wrapper did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+from distributed.deploy.cluster import Cluster
+
+from ...dask_config import nest, scheduler_dask_config_flat
+from ...jobqueue import BATCH_SYSTEMS, jobqueue_arguments
+from ...parameters import ParameterError
+from . import LaunchRequest
+
+
+def _jobqueue_config(request: LaunchRequest) -> dict[str, Any]:
+    # Lets a site's own JobQueueCluster factory read the same job settings.
+    config: dict[str, Any] = {}
+    for system in BATCH_SYSTEMS:
+        try:
+            kwargs = jobqueue_arguments(request.params, system)
+        except ParameterError:
+            continue
+        kwargs.pop("job_cls")
+        kwargs.pop("seamless_worker_args")
+        config[system] = {key.replace("_", "-"): value for key, value in kwargs.items()}
+        config[system]["scheduler-options"] = {
+            "port": request.scheduler_port,
+            "dashboard_address": f":{request.dashboard_port}",
+            "host": request.host,
+        }
+    return config
+
+
+def start(target: Any, request: LaunchRequest) -> Cluster:
+    dask.config.update(dask.config.config, nest(scheduler_dask_config_flat(request.params)), priority="new")
+    dask.config.update(dask.config.config, {"jobqueue": _jobqueue_config(request)}, priority="new")
+    cluster = target if isinstance(target, Cluster) else target()
+    if not isinstance(cluster, Cluster):
+        raise TypeError(f"the cluster string's factory returned a {type(cluster).__name__}, not a Dask Cluster")
+    return cluster

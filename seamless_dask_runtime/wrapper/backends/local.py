@@ -1,0 +1,30 @@
+"""LocalCluster backend: workers are child processes that inherit the worker environment."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dask
+from distributed.deploy.cluster import Cluster
+
+from ... import sizing
+from ...dask_config import nest, scheduler_dask_config_flat
+from ...localcluster import local_cluster_arguments
+from ...worker_environment import worker_environment
+from . import LaunchRequest
+
+
+def start(cluster_class: Any, request: LaunchRequest) -> Cluster:
+    params = request.params
+    # Same variables a batch job script exports; nanny-spawned workers inherit them.
+    os.environ.update(worker_environment(params, cpu_count=str(sizing.job_cores(params))))
+    dask.config.update(dask.config.config, nest(scheduler_dask_config_flat(params)), priority="new")
+    return cluster_class(
+        **local_cluster_arguments(
+            params,
+            host=request.host,
+            scheduler_port=request.scheduler_port,
+            dashboard_port=request.dashboard_port,
+        )
+    )

@@ -1,0 +1,199 @@
+"""``seamless-dask-wrapper CLUSTER --port-range START END --status-file FILE [--host H] [--timeout S]``.
+
+A drop-in for the original CLI: it waits for the launcher's status file,
+reads ``parameters``, starts the cluster the cluster string names, writes
+``"status": "running"`` with ``port`` and ``dashboard_port`` (or
+``"failed"`` with an ``error``), supervises inactivity and deletes the file
+on a clean shutdown (inactivity timeout, SIGTERM, SIGINT or SIGHUP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ..parameters import ClusterParameters, ParameterError, from_status_parameters
+from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
+from .activity import IdleTracker, scheduler_activity
+from .backends import LaunchRequest, choose_backend
+from .cluster_string import ClusterStringError, resolve
+from .ports import pick_free_port
+
+STATUS_FILE_WAIT = 20.0
+ACTIVITY_INTERVAL = 1.0
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+log = logging.getLogger("seamless-dask-wrapper")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seamless-dask-wrapper", description=__doc__.split("\n\n")[1])
+    parser.add_argument("cluster", help="cluster string MODULE::SYMBOL, e.g. distributed::LocalCluster")
+    parser.add_argument(
+        "--port-range", type=int, nargs=2, required=True, metavar=("START", "END"),
+        help="inclusive range for the scheduler and dashboard ports",
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="scheduler host (default 0.0.0.0)")
+    parser.add_argument("--status-file", required=True, help="JSON status file written by the launcher")
+    parser.add_argument("--timeout", type=float, help="shut down after this many idle seconds")
+    return parser
+
+
+def _configure_logging(contents: dict[str, Any]) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    log_path = contents.get("log")
+    if isinstance(log_path, str) and log_path:
+        with contextlib.suppress(OSError):
+            handlers.append(logging.FileHandler(log_path, encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+
+
+def _fail(status_file: StatusFile, message: str, code: int) -> int:
+    log.error("startup failed: %s", message)
+    try:
+        status_file.write_status(ClusterStatus(Phase.FAILED, message=message))
+    except OSError as exc:
+        log.error("could not write the failure to %s: %s", status_file.path, exc)
+    return code
+
+
+class _StopSignal:
+    """SIGTERM/SIGINT/SIGHUP (the launcher stops services with ``kill -1``) set an event."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.received: str | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.received = signal.Signals(signum).name
+        self.event.set()
+
+
+def supervise(cluster: Any, timeout: float | None, stop: _StopSignal) -> str:
+    """Block until idle for ``timeout`` or a stop signal; returns why it stopped."""
+    from distributed import Client
+
+    tracker = IdleTracker(timeout)
+    with Client(cluster, set_as_default=False, name="seamless-dask-wrapper-monitor") as monitor:
+        while not stop.event.wait(ACTIVITY_INTERVAL):
+            try:
+                activity = monitor.run_on_scheduler(scheduler_activity, monitor_id=monitor.id)
+            except Exception as exc:  # a slow or restarting scheduler is not idleness
+                log.warning("scheduler activity unavailable: %r", exc)
+                activity = None
+            if tracker.observe(activity, time.monotonic()):
+                return f"idle for {timeout:g} s"
+    return f"signal {stop.received}"
+
+
+def _parameters(contents: dict[str, Any], cluster_string: str) -> ClusterParameters:
+    raw = contents.get("parameters")
+    if raw is None:
+        raw = {}
+    params = from_status_parameters(raw)
+    return params.model_copy(update={"cluster": cluster_string})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    status_file = StatusFile(args.status_file)
+    try:
+        contents = status_file.wait(STATUS_FILE_WAIT)
+    except StatusFileError as exc:
+        print(f"seamless-dask-wrapper: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        status_file.acquire()
+    except StatusFileLocked as exc:
+        print(f"seamless-dask-wrapper: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    _configure_logging(contents)
+    stop = _StopSignal()
+    try:
+        return _run(args, contents, status_file, stop)
+    finally:
+        status_file.release()
+
+
+def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile, stop: _StopSignal) -> int:
+    try:
+        params = _parameters(contents, args.cluster)
+    except ParameterError as exc:
+        return _fail(status_file, str(exc), EXIT_BAD_INPUT)
+    timeout = args.timeout if args.timeout is not None else params.timeout
+    if timeout is not None and timeout <= 0:
+        return _fail(status_file, f"--timeout: {timeout:g} is not a positive number of seconds", EXIT_BAD_INPUT)
+    try:
+        name, starter = choose_backend(resolve(args.cluster))
+    except (ClusterStringError, ValueError) as exc:
+        return _fail(status_file, f"cluster: {exc}", EXIT_BAD_INPUT)
+
+    start, end = args.port_range
+    try:
+        scheduler_port = pick_free_port(args.host, start, end)
+        dashboard_port = pick_free_port(args.host, start, end, exclude=(scheduler_port,))
+    except (ValueError, RuntimeError) as exc:
+        return _fail(status_file, str(exc), EXIT_BAD_INPUT)
+
+    log_path = contents.get("log")
+    request = LaunchRequest(
+        params=params, host=args.host, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
+        log_directory=None,
+    )
+    log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)
+    cluster = None
+    try:
+        cluster = starter(resolve(args.cluster), request)
+        _inject_runtime(cluster, params)
+        status_file.write_status(
+            ClusterStatus(
+                Phase.RUNNING,
+                scheduler_port=scheduler_port,
+                dashboard_port=dashboard_port,
+                scheduler_address=cluster.scheduler_address,
+                dashboard_url=cluster.dashboard_link,
+            )
+        )
+        job_script = getattr(cluster, "job_script", None)
+        if callable(job_script):
+            log.info("job script:\n%s", job_script())
+        log.info("running: scheduler %s, dashboard %s (log %s)", cluster.scheduler_address, cluster.dashboard_link, log_path)
+        if stop.event.is_set():
+            reason = f"signal {stop.received}"
+        else:
+            reason = supervise(cluster, timeout, stop)
+    except Exception as exc:  # startup or supervision failed: say why in the file
+        log.exception("cluster failed")
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+        return _fail(status_file, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+    log.info("shutting down: %s", reason)
+    with contextlib.suppress(Exception):
+        cluster.close()
+    status_file.delete()
+    return EXIT_OK
+
+
+def _inject_runtime(cluster: Any, params: ClusterParameters) -> None:
+    """Seamless mode: the worker plugin and throttle reach every current and future worker."""
+    if params.pure_dask:
+        return
+    from ..injection import inject_into_cluster
+
+    inject_into_cluster(cluster, params)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
