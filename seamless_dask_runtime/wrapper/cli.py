@@ -118,14 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"seamless-dask-wrapper: {exc}", file=sys.stderr)
         return EXIT_FAILED
     _configure_logging(contents)
-    stop = _StopSignal()
     try:
-        return _run(args, contents, status_file, stop)
+        return _run(args, contents, status_file)
     finally:
         status_file.release()
 
 
-def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile, stop: _StopSignal) -> int:
+def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile) -> int:
     try:
         params = _parameters(contents, args.cluster)
     except ParameterError as exc:
@@ -137,6 +136,8 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
         name, starter = choose_backend(resolve(args.cluster))
     except (ClusterStringError, ValueError) as exc:
         return _fail(status_file, f"cluster: {exc}", EXIT_BAD_INPUT)
+    # After the backend imports: importing dask_jobqueue replaces the SIGINT handler.
+    stop = _StopSignal()
 
     start, end = args.port_range
     try:

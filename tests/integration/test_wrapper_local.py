@@ -1,0 +1,126 @@
+"""seamless-dask-wrapper on a real LocalCluster, started as a subprocess like a launcher does."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+from distributed import Client
+
+from tests.support.wrapper import start_wrapper, stop, wait_for_exit, wait_for_status, write_launcher_status
+
+LOCAL = {"cores": 1, "maximum_jobs": 2}
+
+
+def _client(status: dict) -> Client:
+    return Client(f"tcp://127.0.0.1:{status['port']}", timeout=20)
+
+
+def test_running_compute_then_idle_timeout_deletes_file(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    launcher = write_launcher_status(path, {**LOCAL, "pure_dask": True})
+    proc = start_wrapper(path, timeout=3)
+    try:
+        status = wait_for_status(path, proc)
+        assert status["status"] == "running", status
+        assert status["dashboard_port"] != status["port"]
+        assert {k: status[k] for k in ("workdir", "log", "pid", "parameters")} == {
+            k: launcher[k] for k in ("workdir", "log", "pid", "parameters")}
+        with _client(status) as client:
+            assert client.submit(sum, [1, 2, 3]).result() == 6
+            assert len(client.scheduler_info()["workers"]) == 2
+        assert wait_for_exit(proc, 60) == 0
+        assert not path.exists()
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_shuts_down_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {**LOCAL, "pure_dask": True})
+    proc = start_wrapper(path)
+    try:
+        assert wait_for_status(path, proc)["status"] == "running"
+        proc.send_signal(sig)
+        assert wait_for_exit(proc, 60) == 0
+        assert not path.exists()
+    finally:
+        stop(proc)
+
+
+def test_connected_client_keeps_cluster_alive(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {**LOCAL, "pure_dask": True})
+    proc = start_wrapper(path, timeout=2)
+    try:
+        status = wait_for_status(path, proc)
+        with _client(status) as client:
+            client.submit(sum, [1]).result()
+            with pytest.raises(Exception):
+                proc.wait(5)  # a connected client is activity: no shutdown
+            assert path.exists()
+        assert wait_for_exit(proc, 60) == 0
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"),
+    [
+        ({"cores": -2}, "parameters.cores"),
+        ({"cores": 1, "walltime": "half past nine"}, "parameters.walltime"),
+        ({"cores": 1, "frobnicate": True}, "parameters.frobnicate"),
+        ("not a dict", "parameters"),
+    ],
+)
+def test_bad_parameters_fail_with_field_and_keep_file(tmp_path: Path, parameters: object, field: str) -> None:
+    path = tmp_path / "status.json"
+    launcher = write_launcher_status(path, parameters)
+    proc = start_wrapper(path)
+    try:
+        status = wait_for_status(path, proc)
+        assert wait_for_exit(proc) == 2
+        assert status["status"] == "failed"
+        assert field in status["error"]
+        after = json.loads(path.read_text())
+        assert {k: after[k] for k in launcher if k != "status"} == {k: v for k, v in launcher.items() if k != "status"}
+    finally:
+        stop(proc)
+
+
+def test_unknown_cluster_string_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, LOCAL)
+    proc = start_wrapper(path, cluster="no_such_module::Cluster")
+    try:
+        status = wait_for_status(path, proc)
+        assert wait_for_exit(proc) == 2
+        assert "no_such_module" in status["error"] and "cannot be imported" in status["error"]
+    finally:
+        stop(proc)
+
+
+def test_corrupt_status_file_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    path.write_text('{"status": "starting", "parameters": {"cores": 1')
+    proc = start_wrapper(path)
+    assert wait_for_exit(proc, 60) == 2
+    assert path.read_text() == '{"status": "starting", "parameters": {"cores": 1'
+    assert "not valid JSON" in proc.stdout.read()  # type: ignore[union-attr]
+
+
+def test_second_wrapper_on_same_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {**LOCAL, "pure_dask": True})
+    first = start_wrapper(path)
+    try:
+        running = wait_for_status(path, first)
+        second = start_wrapper(path)
+        assert wait_for_exit(second, 60) == 1
+        assert "owned by a live wrapper" in second.stdout.read()  # type: ignore[union-attr]
+        assert json.loads(path.read_text()) == running  # the second one wrote nothing
+    finally:
+        stop(first)
