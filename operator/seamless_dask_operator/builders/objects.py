@@ -1,0 +1,96 @@
+"""Names, labels and owner references shared by every child object."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..resource import API_VERSION, KIND, ClusterSpec
+
+# dask-kubernetes conventions, so its tooling and dashboards recognise our pods.
+CLUSTER_LABEL = "dask.org/cluster-name"
+COMPONENT_LABEL = "dask.org/component"
+TEMPLATE_HASH = "seamless.dask.org/template-hash"
+MANAGED_BY = "seamless-dask-operator"
+
+COMM_PORT = 8786
+DASHBOARD_PORT = 8787
+WORKER_DASHBOARD_PORT = 8788
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    """Identity of the owning resource."""
+
+    name: str
+    namespace: str
+    uid: str
+
+    @property
+    def scheduler_name(self) -> str:
+        return f"{self.name}-scheduler"
+
+    @property
+    def scheduler_address(self) -> str:
+        return f"tcp://{self.scheduler_name}.{self.namespace}.svc:{COMM_PORT}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.scheduler_name}.{self.namespace}.svc:{DASHBOARD_PORT}"
+
+    def owner_reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def labels(ref: ClusterRef, component: str, cluster: ClusterSpec | None = None) -> dict[str, str]:
+    """Selector-stable labels (plus the user's pod labels when a spec is given)."""
+    base = {
+        "app.kubernetes.io/name": "seamless-dask",
+        "app.kubernetes.io/instance": ref.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        CLUSTER_LABEL: ref.name,
+        COMPONENT_LABEL: component,
+    }
+    if cluster is None:
+        return base
+    return {**cluster.options.pod_labels, **base}
+
+
+def selector(ref: ClusterRef, component: str) -> dict[str, str]:
+    return {CLUSTER_LABEL: ref.name, COMPONENT_LABEL: component}
+
+
+def selector_string(ref: ClusterRef, component: str) -> str:
+    return ",".join(f"{k}={v}" for k, v in selector(ref, component).items())
+
+
+def metadata(ref: ClusterRef, name: str, component: str, cluster: ClusterSpec | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": ref.namespace,
+        "labels": labels(ref, component, cluster),
+        "ownerReferences": [ref.owner_reference()],
+    }
+
+
+def template_hash(obj: Any) -> str:
+    """Short stable hash of what a pod is built from: a change means replace it."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def desired_children(ref: ClusterRef, cluster: ClusterSpec) -> list[dict[str, Any]]:
+    """The scheduler Deployment and Service (workers are scaled separately)."""
+    from .scheduler import scheduler_deployment
+    from .service import scheduler_service
+
+    return [scheduler_deployment(ref, cluster), scheduler_service(ref, cluster)]

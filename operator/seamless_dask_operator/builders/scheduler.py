@@ -1,0 +1,83 @@
+"""The scheduler Deployment: one replica, Recreate, ready when ``/health`` answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from seamless_dask_runtime.commands import scheduler_command
+from seamless_dask_runtime.parameters import to_status_parameters
+from seamless_dask_runtime.scheduler_preload import PARAMETERS_VARIABLE
+from seamless_dask_runtime.worker_environment import worker_environment
+
+from ..resource import ClusterSpec
+from .objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, metadata, selector
+from .pods import base_container, env_list, pod_spec
+
+# The HTTP API lets the operator read the adaptive target and retire workers
+# without a Dask client; the rest are distributed's default routes.
+HTTP_ROUTES = [
+    "distributed.http.scheduler.prometheus",
+    "distributed.http.scheduler.info",
+    "distributed.http.scheduler.json",
+    "distributed.http.health",
+    "distributed.http.proxy",
+    "distributed.http.statics",
+    "distributed.http.scheduler.api",
+]
+
+
+def scheduler_environment(cluster: ClusterSpec) -> dict[str, str]:
+    """Worker environment (the throttle reads it scheduler-side) plus what the preload needs."""
+    env = worker_environment(cluster.params)
+    env[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(cluster.params), sort_keys=True)
+    env["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(HTTP_ROUTES)
+    env["DASK_TEMPORARY_DIRECTORY"] = cluster.params.tmpdir
+    return env
+
+
+def _probe(initial_delay: int, period: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": "/health", "port": "http-dashboard"},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+    }
+
+
+def scheduler_container(cluster: ClusterSpec) -> dict[str, Any]:
+    options = cluster.options.scheduler
+    container = base_container(
+        cluster,
+        "scheduler",
+        scheduler_command(cluster.params, port=COMM_PORT, dashboard_port=DASHBOARD_PORT),
+        env_list(scheduler_environment(cluster)) + list(options.env),
+        options.resources or {"requests": {"cpu": "250m", "memory": "512Mi"}},
+    )
+    container["ports"] = [
+        {"name": "tcp-comm", "containerPort": COMM_PORT, "protocol": "TCP"},
+        {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"},
+    ]
+    container["readinessProbe"] = _probe(2, 5)
+    container["livenessProbe"] = {**_probe(15, 10), "failureThreshold": 6}
+    return container
+
+
+def scheduler_deployment(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
+    pod_metadata: dict[str, Any] = {"labels": metadata(ref, "", "scheduler", cluster)["labels"]}
+    if cluster.options.pod_annotations:
+        pod_metadata["annotations"] = dict(cluster.options.pod_annotations)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(ref, ref.scheduler_name, "scheduler"),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},  # never two schedulers for one cluster
+            "selector": {"matchLabels": selector(ref, "scheduler")},
+            "template": {
+                "metadata": pod_metadata,
+                "spec": pod_spec(cluster, cluster.options.scheduler, scheduler_container(cluster)),
+            },
+        },
+    }

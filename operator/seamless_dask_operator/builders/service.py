@@ -1,0 +1,25 @@
+"""The scheduler Service: comm 8786 and dashboard 8787, ClusterIP unless asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..resource import ClusterSpec
+from .objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, metadata, selector
+
+
+def scheduler_service(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(ref, ref.scheduler_name, "scheduler"),
+        "spec": {
+            "type": cluster.options.service_type,
+            "selector": selector(ref, "scheduler"),
+            "ports": [
+                {"name": "tcp-comm", "port": COMM_PORT, "targetPort": "tcp-comm", "protocol": "TCP"},
+                {"name": "http-dashboard", "port": DASHBOARD_PORT, "targetPort": "http-dashboard",
+                 "protocol": "TCP"},
+            ],
+        },
+    }

@@ -1,0 +1,74 @@
+"""Worker pods: one Pod per Dask worker, named ``<cluster>-worker-<n>``.
+
+Bare pods rather than a Deployment: scale-down retires chosen workers through
+the scheduler and then deletes exactly those pods, which a ReplicaSet cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seamless_dask_runtime.commands import worker_command
+from seamless_dask_runtime.worker_environment import worker_environment
+
+from ..resource import ClusterSpec
+from .objects import TEMPLATE_HASH, WORKER_DASHBOARD_PORT, ClusterRef, metadata, template_hash
+from .pods import base_container, env_list, pod_spec
+
+WORKER_NAME_VARIABLE = "DASK_WORKER_NAME"
+INDEX_LABEL = "seamless.dask.org/worker-index"
+
+
+def worker_pod_name(ref: ClusterRef, index: int) -> str:
+    return f"{ref.name}-worker-{index}"
+
+
+def worker_environment_for_pod(cluster: ClusterSpec) -> dict[str, str]:
+    """The job scripts' environment; a pod's CPU count is the cores it requests."""
+    return worker_environment(cluster.params, cpu_count=str(cluster.params.cores or 1))
+
+
+def default_worker_resources(cluster: ClusterSpec) -> dict[str, Any]:
+    requests: dict[str, Any] = {"cpu": str(cluster.params.cores or 1)}
+    limits: dict[str, Any] = {}
+    if cluster.params.memory:
+        requests["memory"] = limits["memory"] = _kubernetes_quantity(cluster.params.memory)
+    return {"requests": requests, **({"limits": limits} if limits else {})}
+
+
+def _kubernetes_quantity(memory: str) -> str:
+    # Dask: 4GB = 4e9, 4GiB = 2**32; Kubernetes: 4G and 4Gi mean the same.
+    text = memory.strip().replace(" ", "")
+    for suffix in ("iB", "B"):
+        if text.endswith(suffix) and text[:-len(suffix)][-1:].isalpha():
+            return text[: -len(suffix)] + ("i" if suffix == "iB" else "")
+    return text
+
+
+def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
+    options = cluster.options.workers
+    args = worker_command(cluster.params, ref.scheduler_address, name=f"$({WORKER_NAME_VARIABLE})")
+    args[-1:-1] = ["--dashboard-address", f":{WORKER_DASHBOARD_PORT}"]
+    env = [{"name": WORKER_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    env += env_list(worker_environment_for_pod(cluster)) + list(options.env)
+    container = base_container(cluster, "worker", args, env, options.resources or default_worker_resources(cluster))
+    container["ports"] = [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}]
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/health", "port": "http-dashboard"},
+        "initialDelaySeconds": 2,
+        "periodSeconds": 5,
+    }
+    return container
+
+
+def worker_template(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
+    """Pod spec without identity: what the template hash covers."""
+    return pod_spec(cluster, cluster.options.workers, worker_container(ref, cluster))
+
+
+def worker_pod(ref: ClusterRef, cluster: ClusterSpec, index: int) -> dict[str, Any]:
+    spec = worker_template(ref, cluster)
+    meta = metadata(ref, worker_pod_name(ref, index), "worker", cluster)
+    meta["labels"][INDEX_LABEL] = str(index)
+    meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH: template_hash(spec)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}

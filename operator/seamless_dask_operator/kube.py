@@ -1,0 +1,104 @@
+"""The Kubernetes API calls the operator makes, and nothing else.
+
+Sync kubernetes client, called from kopf's thread pool. Server-side apply
+keeps the scheduler Deployment and Service idempotent (same name, same
+owner: a restarted operator re-applies and creates nothing twice); worker
+pods are created by name and a 409 means "already there".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from .builders.objects import CLUSTER_LABEL, ClusterRef
+from .resource import GROUP, PLURAL, VERSION
+
+FIELD_MANAGER = "seamless-dask-operator"
+
+_PATHS = {
+    ("apps/v1", "Deployment"): "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    ("v1", "Service"): "/api/v1/namespaces/{namespace}/services/{name}",
+    ("v1", "Pod"): "/api/v1/namespaces/{namespace}/pods/{name}",
+}
+
+
+def load_configuration() -> None:
+    """In-cluster service account when there is one, else the kubeconfig."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+
+
+def _api() -> client.ApiClient:
+    return client.ApiClient()
+
+
+def apply(obj: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply (creates or updates; one request either way)."""
+    meta = obj["metadata"]
+    path = _PATHS[(obj["apiVersion"], obj["kind"])].format(namespace=meta["namespace"], name=meta["name"])
+    response = _api().call_api(
+        path, "PATCH",
+        query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+        body=json.dumps(obj),
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+    )
+    return json.loads(response.data)
+
+
+def create_pod(pod: dict[str, Any]) -> bool:
+    """Create a worker pod; False when a pod of that name exists already."""
+    try:
+        client.CoreV1Api().create_namespaced_pod(pod["metadata"]["namespace"], pod)
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
+def list_cluster_pods(ref: ClusterRef) -> list[dict[str, Any]]:
+    """Scheduler and worker pods of one cluster, in one request."""
+    response = client.CoreV1Api().list_namespaced_pod(
+        ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}", _preload_content=False
+    )
+    return json.loads(response.data)["items"]
+
+
+def delete_pod(namespace: str, name: str) -> None:
+    try:
+        client.CoreV1Api().delete_namespaced_pod(name, namespace, grace_period_seconds=30)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def delete_children(ref: ClusterRef) -> None:
+    """What garbage collection would do, done now (GC may lag on a new CRD type)."""
+    core, apps = client.CoreV1Api(), client.AppsV1Api()
+    for call in (
+        lambda: apps.delete_namespaced_deployment(ref.scheduler_name, ref.namespace, propagation_policy="Background"),
+        lambda: core.delete_namespaced_service(ref.scheduler_name, ref.namespace),
+        lambda: core.delete_collection_namespaced_pod(ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}"),
+    ):
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+
+def delete_cluster(ref: ClusterRef) -> None:
+    try:
+        client.CustomObjectsApi().delete_namespaced_custom_object(GROUP, VERSION, ref.namespace, PLURAL, ref.name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

@@ -1,0 +1,29 @@
+"""Operator settings from the environment (the Helm chart sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...]
+    reconcile_interval: float
+    dashboard_port: int
+    health_port: int
+
+    @classmethod
+    def from_environment(cls, env: dict[str, str] | None = None) -> OperatorSettings:
+        env = dict(os.environ if env is None else env)
+        raw_namespaces = env.get("SEAMLESS_DASK_OPERATOR_NAMESPACES", "")
+        return cls(
+            namespaces=tuple(n.strip() for n in raw_namespaces.split(",") if n.strip()),
+            reconcile_interval=float(env.get("SEAMLESS_DASK_OPERATOR_INTERVAL", "5")),
+            # Tests run several schedulers on one host; in a cluster each pod has 8787.
+            dashboard_port=int(env.get("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", "8787")),
+            health_port=int(env.get("SEAMLESS_DASK_OPERATOR_HEALTH_PORT", "8080")),
+        )
+
+
+SETTINGS = OperatorSettings.from_environment()

@@ -1,0 +1,102 @@
+"""The resource's ``.status``: the status-file protocol's phase plus Kubernetes conditions (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from seamless_dask_runtime.status import ClusterStatus, Phase
+
+from .builders.objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, selector_string
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the operator saw this round."""
+
+    generation: int
+    scheduler_exists: bool = False
+    scheduler_ready: bool = False
+    workers_ready: int = 0
+    workers_desired: int = 0
+    spec_error: str | None = None
+    scheduler_problem: str | None = None
+    stopping: bool = False
+    last_activity: str | None = None
+
+
+def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
+    """Running means the scheduler pod passes its ``/health`` readiness probe."""
+    if observed.stopping:
+        phase, reason = Phase.STOPPING, "Deleting"
+    elif observed.spec_error:
+        phase, reason = Phase.FAILED, "InvalidSpec"
+    elif observed.scheduler_ready:
+        phase, reason = Phase.RUNNING, "SchedulerReady"
+    else:
+        phase, reason = Phase.STARTING, "SchedulerNotReady"
+    return ClusterStatus(
+        phase=phase,
+        scheduler_port=COMM_PORT,
+        dashboard_port=DASHBOARD_PORT,
+        scheduler_address=ref.scheduler_address,
+        dashboard_url=ref.dashboard_url,
+        workers_ready=observed.workers_ready,
+        workers_desired=observed.workers_desired,
+        reason=reason,
+        message=observed.spec_error or observed.scheduler_problem,
+    )
+
+
+def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
+    return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message,
+            "observedGeneration": generation}
+
+
+def conditions(observed: Observed) -> list[dict[str, Any]]:
+    valid = observed.spec_error is None
+    return [
+        _condition("SpecValid", valid, "Valid" if valid else "InvalidSpec",
+                   observed.spec_error or "spec translates to a cluster", observed.generation),
+        _condition("SchedulerReady", observed.scheduler_ready,
+                   "HealthCheckPassing" if observed.scheduler_ready else
+                   ("SchedulerNotReady" if observed.scheduler_exists else "SchedulerMissing"),
+                   observed.scheduler_problem or ("scheduler answers /health" if observed.scheduler_ready
+                                                  else "waiting for the scheduler pod to pass /health"),
+                   observed.generation),
+        _condition("WorkersReady", observed.workers_ready >= observed.workers_desired,
+                   "AllWorkersReady" if observed.workers_ready >= observed.workers_desired else "WorkersPending",
+                   f"{observed.workers_ready}/{observed.workers_desired} workers ready", observed.generation),
+    ]
+
+
+def merge_conditions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]], now: str) -> list[dict[str, Any]]:
+    """Keep ``lastTransitionTime`` unless the condition's status changed."""
+    previous = {c.get("type"): c for c in old or []}
+    merged = []
+    for condition in new:
+        before = previous.get(condition["type"])
+        changed = before is None or before.get("status") != condition["status"]
+        stamp = now if changed else before.get("lastTransitionTime", now)
+        merged.append({**condition, "lastTransitionTime": stamp})
+    return merged
+
+
+def status_patch(ref: ClusterRef, observed: Observed, old_status: dict[str, Any] | None, now: str) -> dict[str, Any]:
+    """The whole ``.status`` the operator writes."""
+    status = cluster_status(ref, observed)
+    patch: dict[str, Any] = {
+        "phase": status.phase.value,
+        "schedulerAddress": status.scheduler_address,
+        "schedulerPort": status.scheduler_port,
+        "dashboardPort": status.dashboard_port,
+        "dashboardUrl": status.dashboard_url,
+        "workersReady": status.workers_ready,
+        "workersDesired": status.workers_desired,
+        "selector": selector_string(ref, "worker"),
+        "observedGeneration": observed.generation,
+        "conditions": merge_conditions((old_status or {}).get("conditions"), conditions(observed), now),
+    }
+    if observed.last_activity is not None:
+        patch["lastActivity"] = observed.last_activity
+    return patch

@@ -1,0 +1,46 @@
+"""Which pods to create, retire or replace; how many workers are desired."""
+
+from __future__ import annotations
+
+from seamless_dask_operator.resource import desired_workers, parse_spec
+from seamless_dask_operator.scaling import WorkerPod, plan_workers
+
+
+def pods(*specs: tuple[int, bool, str]) -> list[WorkerPod]:
+    return [WorkerPod(name=f"c-worker-{i}", index=i, ready=ready, template_hash=h) for i, ready, h in specs]
+
+
+def test_scale_up_fills_lowest_free_indices() -> None:
+    plan = plan_workers(pods((0, True, "h"), (2, True, "h")), 4, "h")
+    assert plan.create == [1, 3]
+
+
+def test_scale_down_removes_unready_first_then_retires() -> None:
+    plan = plan_workers(pods((0, True, "h"), (1, False, "h"), (2, True, "h")), 1, "h")
+    assert plan.delete_unready == ["c-worker-1"]
+    assert plan.retire_count == 1
+
+
+def test_outdated_pods_roll_one_at_a_time() -> None:
+    plan = plan_workers(pods((0, True, "old"), (1, True, "old")), 2, "new")
+    assert plan.replace == ["c-worker-0"] and not plan.create
+
+
+def test_converged_plan_is_empty() -> None:
+    assert plan_workers(pods((0, True, "h")), 1, "h").empty
+
+
+def test_terminating_pod_names_are_not_reused() -> None:
+    existing = [WorkerPod("c-worker-0", 0, False, "h", terminating=True)]
+    assert plan_workers(existing, 1, "h").create == [1]
+
+
+def test_desired_workers() -> None:
+    fixed = parse_spec({"workers": {"replicas": 3, "maximum": 5}})
+    assert desired_workers(fixed, adaptive_target=None) == 3
+    adaptive = parse_spec({"workers": {"adaptive": True, "minimum": 1, "maximum": 4}})
+    assert desired_workers(adaptive, adaptive_target=10) == 4
+    assert desired_workers(adaptive, adaptive_target=0) == 1
+    assert desired_workers(adaptive, adaptive_target=None) == 1
+    interactive = parse_spec({"interactive": True, "workers": {"replicas": 0, "maximum": 2}})
+    assert desired_workers(interactive, adaptive_target=None) == 1
