@@ -19,13 +19,6 @@ from .resource import GROUP, PLURAL, VERSION
 
 FIELD_MANAGER = "seamless-dask-operator"
 
-_PATHS = {
-    ("apps/v1", "Deployment"): "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
-    ("v1", "Service"): "/api/v1/namespaces/{namespace}/services/{name}",
-    ("v1", "Pod"): "/api/v1/namespaces/{namespace}/pods/{name}",
-}
-
-
 def load_configuration() -> None:
     """In-cluster service account when there is one, else the kubeconfig."""
     try:
@@ -38,20 +31,15 @@ def _api() -> client.ApiClient:
     return client.ApiClient()
 
 
-def apply(obj: dict[str, Any]) -> dict[str, Any]:
-    """Server-side apply (creates or updates; one request either way)."""
+def apply(obj: dict[str, Any]) -> None:
+    """Server-side apply of the scheduler Deployment or Service (one request, create or update)."""
     meta = obj["metadata"]
-    path = _PATHS[(obj["apiVersion"], obj["kind"])].format(namespace=meta["namespace"], name=meta["name"])
-    response = _api().call_api(
-        path, "PATCH",
-        query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-        body=json.dumps(obj),
-        auth_settings=["BearerToken"],
-        _preload_content=False,
-        _return_http_data_only=True,
-    )
-    return json.loads(response.data)
+    patch = {
+        "Deployment": client.AppsV1Api().patch_namespaced_deployment,
+        "Service": client.CoreV1Api().patch_namespaced_service,
+    }[obj["kind"]]
+    patch(meta["name"], meta["namespace"], obj, field_manager=FIELD_MANAGER, force=True,
+          _content_type="application/apply-patch+yaml")
 
 
 def create_pod(pod: dict[str, Any]) -> bool:

@@ -1,0 +1,77 @@
+"""Session fixtures for the real parts: a Kubernetes control plane and a Slurm cluster.
+
+Both are started only when asked (``SDO_KUBE_UP`` / ``KUBECONFIG``, ``SDO_SLURM=1``,
+as ``.ci/run`` does) and skip with their reason otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Operator settings are read at import; the tests run several schedulers on one
+# host, so the dashboard port the operator dials is a free one, and rounds are fast.
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+os.environ.setdefault("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", str(_free_port()))
+os.environ.setdefault("SEAMLESS_DASK_OPERATOR_INTERVAL", "1")
+os.environ.setdefault("SEAMLESS_THROTTLE_EPOCH_SECONDS", "1")
+# The Seamless worker pool (seamless-transformer processes) is not what these tests measure.
+os.environ.setdefault("SEAMLESS_DASK_WORKER_POOL", "0")
+# Commands such as `dask worker` come from the same environment as this interpreter.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+CRD = Path(__file__).parent.parent / "crds" / "seamlessdaskclusters.yaml"
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.support.kube import ControlPlaneUnavailable, start_control_plane
+
+    try:
+        plane = start_control_plane(tmp_path_factory.mktemp("kube"))
+    except ControlPlaneUnavailable as exc:
+        pytest.skip(str(exc))
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube_api(control_plane: object) -> Iterator[object]:
+    """An API client with the CRD installed and one Ready node."""
+    import yaml
+    from kubernetes import client
+
+    from tests.support.kube import make_node_ready, wait_for
+
+    api = control_plane.api_client()  # type: ignore[attr-defined]
+    extensions = client.ApiextensionsV1Api(api)
+    body = yaml.safe_load(CRD.read_text())
+    try:
+        extensions.create_custom_resource_definition(body)
+    except client.exceptions.ApiException as exc:
+        if exc.status != 409:
+            raise
+    def established() -> bool:
+        crd = extensions.read_custom_resource_definition(body["metadata"]["name"])
+        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+    wait_for(established, timeout=30, interval=0.2, description="CRD established")
+    make_node_ready(api, "node-1")
+    yield api
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    from tests.support.slurm import require_slurm
+
+    require_slurm()

@@ -1,0 +1,142 @@
+"""The real kopf operator on the real kube-apiserver: children, status, scaling, deletion, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.operator.conftest import Clusters
+from tests.support.kube import make_pod_ready, wait_for
+
+pytestmark = pytest.mark.kube
+
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+
+
+def _owned_by(obj: Any, uid: str) -> bool:
+    return [r.uid for r in obj.metadata.owner_references or []] == [uid]
+
+
+def test_create_makes_owned_children_and_starting_status(operator: Any, clusters: Clusters) -> None:
+    created = clusters.create("alpha", {"cores": 2, "workers": {"replicas": 2, "maximum": 4}})
+    uid = created["metadata"]["uid"]
+    status = clusters.wait_status("alpha", lambda s: s.get("workersDesired") == 2, description="first status")
+    assert status["phase"] == "Starting"
+    assert status["schedulerAddress"] == f"tcp://alpha-scheduler.{clusters.namespace}.svc:8786"
+    assert status["observedGeneration"] == 1
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["SchedulerReady"]["status"] == "False"
+    assert conditions["SpecValid"]["status"] == "True"
+
+    deployment = clusters.apps.read_namespaced_deployment("alpha-scheduler", clusters.namespace)
+    service = clusters.core.read_namespaced_service("alpha-scheduler", clusters.namespace)
+    assert _owned_by(deployment, uid) and _owned_by(service, uid)
+    assert {p.port for p in service.spec.ports} == {8786, 8787}
+    assert service.spec.type == "ClusterIP"
+    workers = wait_for(lambda: clusters.worker_names("alpha") == ["alpha-worker-0", "alpha-worker-1"] and
+                       clusters.pods("alpha", "worker"), timeout=20, description="two worker pods")
+    assert all(_owned_by(p, uid) for p in workers)
+    env = {e.name: e.value for e in workers[0].spec.containers[0].env}
+    assert env["SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"] == "3"
+
+
+def test_ready_scheduler_pod_means_running(operator: Any, clusters: Clusters, kube_api: client.ApiClient) -> None:
+    clusters.create("beta", {"workers": {"replicas": 0}})
+    clusters.wait_status("beta", lambda s: s.get("phase") == "Starting")
+    pod = wait_for(lambda: clusters.pods("beta", "scheduler"), timeout=20, description="scheduler pod")[0]
+    make_pod_ready(kube_api, clusters.namespace, pod.metadata.name, "node-1", pod_ip="10.244.0.9")
+    status = clusters.wait_status("beta", lambda s: s.get("phase") == "Running", description="Running")
+    assert {c["type"]: c["status"] for c in status["conditions"]}["SchedulerReady"] == "True"
+
+
+def test_scale_by_spec_and_by_scale_subresource(operator: Any, clusters: Clusters, control_plane: Any) -> None:
+    clusters.create("gamma", {"workers": {"replicas": 1, "maximum": 5}})
+    wait_for(lambda: clusters.worker_names("gamma") == ["gamma-worker-0"], timeout=20, description="1 worker")
+    clusters.patch_spec("gamma", {"workers": {"replicas": 3}})
+    wait_for(lambda: len(clusters.worker_names("gamma")) == 3, timeout=20, description="3 workers")
+    subprocess.run([KUBECTL, "--kubeconfig", str(control_plane.kubeconfig), "-n", clusters.namespace,
+                    "scale", "sdc", "gamma", "--replicas=2"], check=True, capture_output=True)
+    # Not-ready pods hold no results: they go without a retirement round.
+    wait_for(lambda: len(clusters.worker_names("gamma")) == 2, timeout=20, description="2 workers")
+    assert clusters.wait_status("gamma", lambda s: s.get("workersDesired") == 2)["workersDesired"] == 2
+
+
+def test_kubectl_get_shows_printer_columns(operator: Any, clusters: Clusters, control_plane: Any) -> None:
+    clusters.create("delta", {"workers": {"replicas": 1}})
+    clusters.wait_status("delta", lambda s: "phase" in s)
+    out = subprocess.run([KUBECTL, "--kubeconfig", str(control_plane.kubeconfig), "-n", clusters.namespace,
+                          "get", "sdc"], check=True, capture_output=True, text=True).stdout
+    header, row = out.splitlines()[:2]
+    assert header.split() == ["NAME", "PHASE", "READY", "DESIRED", "SCHEDULER", "AGE"]
+    assert row.split()[:4] == ["delta", "Starting", "0", "1"]
+
+
+def test_delete_removes_children_and_clears_finalizer(operator: Any, clusters: Clusters) -> None:
+    clusters.create("eps", {"workers": {"replicas": 2, "maximum": 2}})
+    wait_for(lambda: len(clusters.worker_names("eps")) == 2, timeout=20, description="workers")
+    assert clusters.get("eps")["metadata"]["finalizers"] == ["seamless.dask.org/finalizer"]
+    clusters.delete("eps")
+
+    def gone() -> bool:
+        try:
+            clusters.get("eps")
+        except client.exceptions.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    wait_for(gone, timeout=30, description="resource gone (finalizer cleared)")
+    wait_for(lambda: not clusters.pods("eps", "worker") and not clusters.pods("eps", "scheduler"),
+             timeout=30, description="pods gone")
+    deployments = clusters.apps.list_namespaced_deployment(clusters.namespace).items
+    services = clusters.core.list_namespaced_service(clusters.namespace).items
+    assert not deployments and not services
+
+
+def test_invalid_spec_gives_condition_and_event_and_operator_survives(operator: Any, clusters: Clusters) -> None:
+    clusters.create("bad", {"unknownTaskDuration": "whenever", "workers": {"replicas": 1}})
+    status = clusters.wait_status("bad", lambda s: s.get("phase") == "Failed", description="Failed")
+    condition = {c["type"]: c for c in status["conditions"]}["SpecValid"]
+    assert condition["status"] == "False" and condition["reason"] == "InvalidSpec"
+    assert "spec.unknownTaskDuration" in condition["message"]
+    events = wait_for(lambda: clusters.events("bad"), timeout=20, description="InvalidSpec event")
+    assert any(e.reason == "InvalidSpec" and "spec.unknownTaskDuration" in e.message for e in events)
+    assert not clusters.pods("bad", "worker")
+    # The operator is alive: a valid cluster next to it reconciles, and fixing the spec recovers.
+    clusters.create("good", {"workers": {"replicas": 1}})
+    clusters.wait_status("good", lambda s: s.get("phase") == "Starting")
+    clusters.patch_spec("bad", {"unknownTaskDuration": "2m"})
+    clusters.wait_status("bad", lambda s: s.get("phase") == "Starting", description="recovered")
+    assert len([e for e in clusters.events("bad") if e.reason == "InvalidSpec"]) == 1
+
+
+def test_schema_refuses_what_it_can(kube_api: client.ApiClient, clusters: Clusters) -> None:
+    for spec, fragment in [
+        ({"cores": 0}, "spec.cores"),
+        ({"workers": {"minimum": 3, "maximum": 2}}, "workers.minimum must not exceed workers.maximum"),
+        ({"workers": {"replicas": 9, "maximum": 2}}, "workers.replicas must not exceed workers.maximum"),
+        ({"exclusive": True, "jobCores": 2}, "jobCores must not be set when exclusive is true"),
+        ({"scheduler": {"serviceType": "Public"}}, "serviceType"),
+    ]:
+        with pytest.raises(client.exceptions.ApiException) as info:
+            clusters.create("refused", spec)
+        assert info.value.status == 422 and fragment in info.value.body, info.value.body
+
+
+def test_operator_restart_mid_create_creates_no_duplicates(operator_factory: Any, clusters: Clusters) -> None:
+    clusters.create("zeta", {"workers": {"replicas": 3, "maximum": 3}})
+    with operator_factory():
+        # Stop as soon as the first child exists: mid-reconcile.
+        wait_for(lambda: clusters.apps.list_namespaced_deployment(clusters.namespace).items, timeout=20,
+                 interval=0.05, description="deployment")
+    with operator_factory():
+        wait_for(lambda: len(clusters.worker_names("zeta")) == 3, timeout=20, description="3 workers")
+        clusters.wait_status("zeta", lambda s: s.get("workersDesired") == 3)
+    assert clusters.worker_names("zeta") == ["zeta-worker-0", "zeta-worker-1", "zeta-worker-2"]
+    assert len(clusters.apps.list_namespaced_deployment(clusters.namespace).items) == 1
+    assert len(clusters.core.list_namespaced_service(clusters.namespace).items) == 1
+    assert len(clusters.pods("zeta", "scheduler")) == 1
