@@ -1,9 +1,9 @@
 """How many cores, threads, processes and workers a parameter set asks for.
 
-Seed 002: job cores and worker threads are ``cores × transformation_throttle``
+Seed 002: job cores and worker threads are ``cores x transformation_throttle``
 (each Seamless worker process runs up to ``throttle`` transformations);
 pure Dask keeps ``cores`` and runs 2 threads; exclusive mode runs one thread
-on a whole node. Lifetime rotation is ``walltime − stagger − grace``, off for a
+on a whole node. Lifetime rotation is ``walltime - stagger - grace``, off for a
 single job and for pure Dask (seed 002's pure-Dask job script has none).
 """
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+
 # Operator settings are read at import; the tests run several schedulers on one
 # host, so the dashboard port the operator dials is a free one, and rounds are fast.
 def _free_port() -> int:

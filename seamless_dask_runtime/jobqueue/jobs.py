@@ -85,7 +85,10 @@ class SeamlessSLURMJob(SeamlessJobMixin, SLURMJob):
         ("#SBATCH -e ", "#SBATCH --error="),
         ("#SBATCH -o ", "#SBATCH --output="),
     )
-    _ORDER = ("--job-name", "--error", "--output", "--ntasks", "--cpus-per-task", "--mem", "--time", "--partition", "--account")
+    _ORDER = (
+        "--job-name", "--error", "--output", "--ntasks", "--cpus-per-task",
+        "--mem", "--time", "--partition", "--account",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -146,7 +146,6 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     except (ValueError, RuntimeError) as exc:
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
 
-    log_path = contents.get("log")
     request = LaunchRequest(
         params=params, host=args.host, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
         log_directory=None,
@@ -168,11 +167,13 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
         job_script = getattr(cluster, "job_script", None)
         if callable(job_script):
             log.info("job script:\n%s", job_script())
-        log.info("running: scheduler %s, dashboard %s (log %s)", cluster.scheduler_address, cluster.dashboard_link, log_path)
+        log.info("running: scheduler %s, dashboard %s", cluster.scheduler_address, cluster.dashboard_link)
         if stop.event.is_set():
             reason = f"signal {stop.received}"
         else:
             reason = supervise(cluster, timeout, stop)
+    except ParameterError as exc:  # a backend found a parameter it cannot use
+        return _fail(status_file, str(exc), EXIT_BAD_INPUT)
     except Exception as exc:  # startup or supervision failed: say why in the file
         log.exception("cluster failed")
         if cluster is not None:

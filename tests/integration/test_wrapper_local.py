@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -59,7 +60,7 @@ def test_connected_client_keeps_cluster_alive(tmp_path: Path) -> None:
         status = wait_for_status(path, proc)
         with _client(status) as client:
             client.submit(sum, [1]).result()
-            with pytest.raises(Exception):
+            with pytest.raises(subprocess.TimeoutExpired):
                 proc.wait(5)  # a connected client is activity: no shutdown
             assert path.exists()
         assert wait_for_exit(proc, 60) == 0

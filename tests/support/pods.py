@@ -38,7 +38,7 @@ def start_container(
 ) -> subprocess.Popen[bytes]:
     env = container_env(container, pod_name)
     command = container_command(container, env, replace)
-    output = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    output = open(log_path, "wb") if log_path else subprocess.DEVNULL
     return subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT,
                             start_new_session=True)
 

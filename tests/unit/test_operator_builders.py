@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from seamless_dask_operator.builders import ClusterRef, scheduler_deployment, scheduler_service, worker_pod
 from seamless_dask_operator.builders.workers import worker_environment_for_pod
 from seamless_dask_operator.resource import parse_spec
+
 from seamless_dask_runtime.jobqueue import render_job_script
 from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
 

@@ -48,4 +48,6 @@ def choose_backend(target: Any) -> tuple[str, Starter]:
         )
     if isinstance(target, Cluster) or callable(target):
         return "generic", generic.start
-    raise ValueError(f"the cluster string names a {type(target).__name__}, not a Dask cluster class, function or instance")
+    raise ValueError(
+        f"the cluster string names a {type(target).__name__}, not a Dask cluster class, function or instance"
+    )

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up .venv with everything the tests need and run them with every real part
+# this machine can run: a real kube-apiserver (../shared/kube/up.sh), a real
+# Slurm (Debian packages, root only), real helm/kubectl, real Dask processes.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+bash scripts/get-k8s-tools.sh .venv/bin >/dev/null
+export PATH="$PWD/.venv/bin:$PATH"
+
+if [ -z "${SDO_KUBE_UP:-}" ] && [ -z "${KUBECONFIG:-}" ] && [ -x ../shared/kube/up.sh ]; then
+  SDO_KUBE_UP="$(cd ../shared/kube && pwd)/up.sh"
+  export SDO_KUBE_UP
+fi
+if [ -z "${SDO_SLURM:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  export SDO_SLURM=1
+fi
+echo "control plane: ${SDO_KUBE_UP:-${KUBECONFIG:-none (Kubernetes tests skip)}}; slurm: ${SDO_SLURM:-off (Slurm tests skip)}"
+exec .venv/bin/python -m pytest "$@"
