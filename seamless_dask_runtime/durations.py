@@ -34,7 +34,7 @@ def parse_duration(value: str | int | float) -> timedelta:
             hours, minutes, seconds = 0, parts[0], parts[1]
         else:
             hours, minutes, seconds = parts
-        if minutes >= 60 and len(parts) == 3 or seconds >= 60:
+        if (minutes >= 60 and len(parts) == 3) or seconds >= 60:
             raise ValueError(f"{value!r} has minutes or seconds of 60 or more")
         return timedelta(days=int(days or 0), hours=hours, minutes=minutes, seconds=seconds)
     try:

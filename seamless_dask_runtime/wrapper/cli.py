@@ -148,7 +148,8 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
 
     request = LaunchRequest(
         params=params, host=args.host, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
-        log_directory=None,
+        # Batch jobs write their output next to the status file, as the original did next to its log.
+        log_directory=str(status_file.path.resolve().parent),
     )
     log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)
     cluster = None
