@@ -155,7 +155,8 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     cluster = None
     try:
         cluster = starter(resolve(args.cluster), request)
-        _inject_runtime(cluster, params)
+        if name == "generic":  # a cluster we did not start: inject through a client
+            _inject_runtime(cluster, params)
         status_file.write_status(
             ClusterStatus(
                 Phase.RUNNING,

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
+import cloudpickle
 import pytest
 from distributed import Client
 
 from tests.support.wrapper import start_wrapper, stop, wait_for_exit, wait_for_status, write_launcher_status
 
 LOCAL = {"cores": 1, "maximum_jobs": 2}
+# Workers cannot import the test package: ship this module's functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _client(status: dict) -> Client:
@@ -125,3 +129,42 @@ def test_second_wrapper_on_same_file_is_refused(tmp_path: Path) -> None:
         assert json.loads(path.read_text()) == running  # the second one wrote nothing
     finally:
         stop(first)
+
+
+def _worker_view(dask_worker) -> dict:  # type: ignore[no-untyped-def]
+    import os
+
+    return {"plugin": "seamless-worker" in dask_worker.plugins,
+            "throttle": os.environ.get("SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"),
+            "nthreads": dask_worker.state.nthreads}
+
+
+def test_seamless_mode_workers_carry_plugin_throttle_and_scheduler_throttle(tmp_path: Path) -> None:
+    from seamless_dask_runtime.throttle import ThrottleClient
+
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 2, "maximum_jobs": 2, "transformation_throttle": 2})
+    proc = start_wrapper(path)
+    try:
+        status = wait_for_status(path, proc)
+        assert status["status"] == "running", status
+        with _client(status) as client:
+            client.wait_for_workers(2)
+            views = client.run(_worker_view)
+            assert list(views.values()) == [{"plugin": True, "throttle": "2", "nthreads": 4}] * 2
+            assert ThrottleClient(client).stats()["capacity"] == 4  # throttle 2 x 2 workers
+    finally:
+        stop(proc)
+
+
+def test_pure_dask_workers_carry_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 2, "maximum_jobs": 1, "pure_dask": True})
+    proc = start_wrapper(path)
+    try:
+        status = wait_for_status(path, proc)
+        with _client(status) as client:
+            client.wait_for_workers(1)
+            assert list(client.run(_worker_view).values()) == [{"plugin": False, "throttle": None, "nthreads": 2}]
+    finally:
+        stop(proc)

@@ -31,6 +31,24 @@ class LaunchRequest:
 Starter = Callable[[Any, LaunchRequest], Cluster]
 
 
+def scheduler_preloads(params: ClusterParameters) -> list[str]:
+    """The preload pods use too: plugin and throttle are on the scheduler before any worker joins.
+
+    It reads the parameters from the environment, so set them for this process.
+    """
+    if params.pure_dask:
+        return []
+    import json
+    import os
+
+    from ...commands import SCHEDULER_PRELOAD
+    from ...parameters import to_status_parameters
+    from ...scheduler_preload import PARAMETERS_VARIABLE
+
+    os.environ[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(params))
+    return [SCHEDULER_PRELOAD]
+
+
 def choose_backend(target: Any) -> tuple[str, Starter]:
     """``(name, starter)`` for the object a cluster string resolved to."""
     from distributed import LocalCluster

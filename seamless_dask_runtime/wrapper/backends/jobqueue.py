@@ -11,7 +11,7 @@ from distributed.deploy.cluster import Cluster
 from ... import sizing
 from ...dask_config import nest, scheduler_dask_config_flat
 from ...jobqueue import jobqueue_arguments, system_of
-from . import LaunchRequest
+from . import LaunchRequest, scheduler_preloads
 
 ADAPT_INTERVAL = "5s"
 ADAPT_WAIT_COUNT = 10
@@ -49,6 +49,7 @@ def start(cluster_class: type, request: LaunchRequest) -> Cluster:
             "port": request.scheduler_port,
             "dashboard_address": f":{request.dashboard_port}",
             "host": request.host,
+            "preload": scheduler_preloads(params),
         },
         **kwargs,
     )

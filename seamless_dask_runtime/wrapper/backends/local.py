@@ -12,7 +12,7 @@ from ... import sizing
 from ...dask_config import nest, scheduler_dask_config_flat
 from ...localcluster import local_cluster_arguments
 from ...worker_environment import worker_environment
-from . import LaunchRequest
+from . import LaunchRequest, scheduler_preloads
 
 
 def start(cluster_class: Any, request: LaunchRequest) -> Cluster:
@@ -26,5 +26,6 @@ def start(cluster_class: Any, request: LaunchRequest) -> Cluster:
             host=request.host,
             scheduler_port=request.scheduler_port,
             dashboard_port=request.dashboard_port,
-        )
+        ),
+        scheduler_kwargs={"preload": scheduler_preloads(params)},
     )
