@@ -168,3 +168,30 @@ def test_pure_dask_workers_carry_nothing(tmp_path: Path) -> None:
             assert list(client.run(_worker_view).values()) == [{"plugin": False, "throttle": None, "nthreads": 2}]
     finally:
         stop(proc)
+
+
+def test_killed_wrapper_is_detected_by_lock_and_replaced(tmp_path: Path) -> None:
+    """kill -9 leaves a 'running' file behind; the lock, not the PID or the file, says it is dead."""
+    from seamless_dask_runtime.status import StatusFile
+
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {**LOCAL, "pure_dask": True})
+    first = start_wrapper(path)
+    try:
+        stale = wait_for_status(path, first)
+        assert StatusFile(path).owner_alive()
+        first.kill()  # SIGKILL: no cleanup at all
+        first.wait(10)
+        assert json.loads(path.read_text())["status"] == "running"  # the file lies
+        assert not StatusFile(path).owner_alive()  # the lock does not
+        second = start_wrapper(path)
+        try:
+            fresh = wait_for_status(path, second)
+            while fresh["port"] == stale["port"]:  # until the new wrapper has written its own status
+                fresh = wait_for_status(path, second)
+            with _client(fresh) as client:
+                assert client.submit(sum, [1, 1]).result() == 2
+        finally:
+            stop(second)
+    finally:
+        stop(first)
