@@ -14,11 +14,11 @@ from .parameters import ClusterParameters
 from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
 
 
-def install_throttle(dask_scheduler: Any) -> None:
-    """Runs on the scheduler; idempotent."""
+def install_throttle(dask_scheduler: Any, throttle: int | None = None) -> None:
+    """Runs on the scheduler; idempotent. ``throttle`` per worker, else from the scheduler's environment."""
     from .throttle import install
 
-    install(dask_scheduler)
+    install(dask_scheduler, throttle=throttle)
 
 
 def inject_into_cluster(cluster: Any, params: ClusterParameters) -> None:
@@ -26,5 +26,5 @@ def inject_into_cluster(cluster: Any, params: ClusterParameters) -> None:
     from distributed import Client
 
     with Client(cluster, set_as_default=False, name="seamless-dask-wrapper-setup") as client:
-        client.run_on_scheduler(install_throttle)
+        client.run_on_scheduler(install_throttle, throttle=params.transformation_throttle)
         client.register_plugin(SeamlessWorkerPlugin.for_parameters(params), name=PLUGIN_NAME)

@@ -23,6 +23,6 @@ PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
 
 async def dask_setup(scheduler: Any) -> None:
     params = from_status_parameters(json.loads(os.environ.get(PARAMETERS_VARIABLE) or "{}"))
-    install_throttle(scheduler)
+    install_throttle(scheduler, throttle=params.transformation_throttle)
     plugin = SeamlessWorkerPlugin.for_parameters(params)
     await scheduler.register_worker_plugin(None, dumps(plugin), name=PLUGIN_NAME, idempotent=True)
