@@ -114,6 +114,10 @@ PARAMETER_TABLE: tuple[Parameter, ...] = (
         "memoryPerCorePropertyName",
         "an OAR property name",
     ),
+    # Kubernetes backends of the wrapper: where the SeamlessDaskCluster (or DaskCluster) goes.
+    Parameter("namespace", "namespace", "metadata.namespace", "a Kubernetes namespace name"),
+    Parameter("name", "name", "metadata.name", "a DNS-1035 label (lower case, digits, '-')"),
+    Parameter("image", "image", "image", "a container image reference"),
 )
 
 _BY_ATTR = {p.attr: p for p in PARAMETER_TABLE}
@@ -204,6 +208,9 @@ class ClusterParameters(BaseModel):
     record: Flag = False
     resource_spec: str | None = None
     memory_per_core_property_name: str | None = None
+    namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    name: str | None = Field(default=None, pattern=r"^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$")
+    image: str | None = Field(default=None, min_length=1)
 
     @field_validator("cluster")
     @classmethod

@@ -150,28 +150,28 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
         params=params, host=args.host, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
         # Batch jobs write their output next to the status file, as the original did next to its log.
         log_directory=str(status_file.path.resolve().parent),
+        status_path=str(status_file.path),
     )
     log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)
     cluster = None
     try:
         cluster = starter(resolve(args.cluster), request)
-        if name == "generic":  # a cluster we did not start: inject through a client
+        if name in ("generic", "dask-kubernetes"):  # a scheduler we did not start: inject through a client
             _inject_runtime(cluster, params)
-        status_file.write_status(
-            ClusterStatus(
-                Phase.RUNNING,
-                scheduler_port=scheduler_port,
-                dashboard_port=dashboard_port,
-                scheduler_address=cluster.scheduler_address,
-                dashboard_url=cluster.dashboard_link,
-            )
-        )
+        running = getattr(cluster, "status", None)
+        if not isinstance(running, ClusterStatus):  # a Dask Cluster: the ports are the ones we chose
+            running = ClusterStatus(Phase.RUNNING, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
+                                    scheduler_address=cluster.scheduler_address,
+                                    dashboard_url=cluster.dashboard_link)
+        status_file.write_status(running)
         job_script = getattr(cluster, "job_script", None)
         if callable(job_script):
             log.info("job script:\n%s", job_script())
         log.info("running: scheduler %s, dashboard %s", cluster.scheduler_address, cluster.dashboard_link)
         if stop.event.is_set():
             reason = f"signal {stop.received}"
+        elif hasattr(cluster, "supervise"):  # Kubernetes: the operator watches idleness
+            reason = cluster.supervise(stop.event)
         else:
             reason = supervise(cluster, timeout, stop)
     except ParameterError as exc:  # a backend found a parameter it cannot use

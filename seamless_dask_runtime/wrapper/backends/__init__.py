@@ -2,6 +2,8 @@
 
 - a ``LocalCluster`` class → :mod:`.local`
 - a dask-jobqueue cluster class (SLURM, PBS, OAR, SGE, LSF, HTCondor) → :mod:`.jobqueue`
+- ``seamless_dask_runtime.kubernetes::SeamlessDaskCluster`` → our operator's resource (:mod:`.kubernetes`)
+- ``dask_kubernetes.operator::KubeCluster`` → the dask-kubernetes operator (:mod:`.kubernetes`)
 - any other ``Cluster`` class, factory function or instance → :mod:`.generic`,
   configured through Dask config as the original wrapper did.
 """
@@ -26,6 +28,7 @@ class LaunchRequest:
     scheduler_port: int
     dashboard_port: int
     log_directory: str | None = None
+    status_path: str | None = None
 
 
 Starter = Callable[[Any, LaunchRequest], Cluster]
@@ -53,8 +56,13 @@ def choose_backend(target: Any) -> tuple[str, Starter]:
     """``(name, starter)`` for the object a cluster string resolved to."""
     from distributed import LocalCluster
 
-    from . import generic, jobqueue, local
+    from ...kubernetes import SeamlessDaskCluster
+    from . import generic, jobqueue, kubernetes, local
 
+    if isinstance(target, type) and issubclass(target, SeamlessDaskCluster):
+        return "kubernetes", kubernetes.start_seamless
+    if kubernetes.is_kube_cluster(target):
+        return "dask-kubernetes", kubernetes.start_kube_cluster
     if isinstance(target, type) and issubclass(target, LocalCluster):
         return "local", local.start
     if isinstance(target, type) and jobqueue.is_jobqueue_cluster(target):

@@ -1,0 +1,57 @@
+"""Kubernetes backends: our SeamlessDaskCluster, and dask-kubernetes' KubeCluster for sites running its operator."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ... import sizing
+from ...kubernetes import DEFAULT_IMAGE, SeamlessDaskCluster
+from ...parameters import ClusterParameters
+from ...worker_environment import worker_environment
+from . import LaunchRequest
+
+
+def default_name(status_path: str | None) -> str:
+    """A DNS-1035 name from the status file's name (``daskserver-x-proj.json`` → ``daskserver-x-proj``)."""
+    stem = Path(status_path or "seamless-dask").name.split(".")[0].lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", stem).strip("-")[:40] or "seamless-dask"
+    return name if name[0].isalpha() else f"sd-{name}"[:40]
+
+
+def start_seamless(cluster_class: type, request: LaunchRequest) -> SeamlessDaskCluster:
+    return cluster_class(request.params, scheduler_port=request.scheduler_port,
+                         dashboard_port=request.dashboard_port, default_name=default_name(request.status_path))
+
+
+def kube_cluster_arguments(params: ClusterParameters, request: LaunchRequest) -> dict[str, Any]:
+    """dask-kubernetes ``KubeCluster`` keywords: our worker sizing and environment on its pods (pure)."""
+    requests: dict[str, str] = {"cpu": str(params.cores or 1)}
+    if params.memory:
+        requests["memory"] = params.memory.replace("B", "") if params.memory.endswith("iB") else params.memory
+    return {
+        "name": params.name or default_name(request.status_path),
+        "namespace": params.namespace,
+        "image": params.image or DEFAULT_IMAGE,
+        "n_workers": sizing.minimum_workers(params),
+        "resources": {"requests": requests, "limits": {k: v for k, v in requests.items() if k == "memory"}},
+        "env": worker_environment(params, cpu_count=str(params.cores or 1)),
+        "worker_command": ["dask", "worker", "--nthreads", str(sizing.worker_threads(params))],
+        "scheduler_forward_port": request.scheduler_port,
+        "shutdown_on_close": True,
+    }
+
+
+def start_kube_cluster(cluster_class: type, request: LaunchRequest) -> Any:
+    cluster = cluster_class(**kube_cluster_arguments(request.params, request))
+    cluster.adapt(minimum=sizing.minimum_workers(request.params), maximum=request.params.maximum_jobs)
+    return cluster
+
+
+def is_kube_cluster(target: Any) -> bool:
+    try:
+        from dask_kubernetes.operator import KubeCluster
+    except ImportError:
+        return False
+    return isinstance(target, type) and issubclass(target, KubeCluster)

@@ -1,0 +1,111 @@
+"""seamless-dask-wrapper → SeamlessDaskCluster: status file in, resource out, and back."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.operator.conftest import Clusters
+from tests.support.kube import make_pod_ready, wait_for
+from tests.support.wrapper import start_wrapper, stop, wait_for_exit, wait_for_status, write_launcher_status
+
+pytestmark = pytest.mark.kube
+CLUSTER = "seamless_dask_runtime.kubernetes::SeamlessDaskCluster"
+
+
+def _start(path: Path, control_plane: Any) -> Any:
+    return start_wrapper(path, cluster=CLUSTER, env={"KUBECONFIG": str(control_plane.kubeconfig),
+                                                     "SEAMLESS_DASK_K8S_ADDRESS": "service"})
+
+
+def _resource(clusters: Clusters, name: str) -> dict | None:
+    try:
+        return clusters.get(name)
+    except client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def test_status_file_to_running_resource_and_back(operator: Any, clusters: Clusters, control_plane: Any,
+                                                  kube_api: client.ApiClient, tmp_path: Path) -> None:
+    path = tmp_path / "daskserver-hpc-proj.json"
+    launcher = write_launcher_status(path, {"cores": 2, "memory": "2GiB", "maximum_jobs": 3, "interactive": True,
+                                            "namespace": clusters.namespace, "timeout": 600})
+    proc = _start(path, control_plane)
+    try:
+        resource = wait_for(lambda: _resource(clusters, "daskserver-hpc-proj"), timeout=30, description="resource")
+        spec = resource["spec"]
+        assert (spec["cores"], spec["memory"], spec["interactive"], spec["timeout"]) == (2, "2GiB", True, 600)
+        assert spec["workers"] == {"adaptive": True, "minimum": 1, "maximum": 3, "replicas": 0, "retireTimeout": 120}
+        assert json.loads(path.read_text())["status"] == "starting"  # not running before the scheduler is
+        scheduler = wait_for(lambda: clusters.pods("daskserver-hpc-proj", "scheduler"), timeout=20,
+                             description="scheduler pod")[0]
+        make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip="10.244.0.7")
+        status = wait_for_status(path, proc, timeout=60)
+        assert status["status"] == "running", status
+        assert status["scheduler_address"] == f"tcp://daskserver-hpc-proj-scheduler.{clusters.namespace}.svc:8786"
+        assert (status["port"], status["dashboard_port"]) == (8786, 8787)
+        assert status["parameters"] == launcher["parameters"] and status["pid"] == launcher["pid"]
+
+        proc.send_signal(signal.SIGTERM)
+        assert wait_for_exit(proc, 90) == 0
+        assert not path.exists()
+        assert _resource(clusters, "daskserver-hpc-proj") is None
+    finally:
+        stop(proc)
+
+
+def test_resource_deleted_by_operator_idle_timeout_stops_wrapper(operator: Any, clusters: Clusters,
+                                                                 control_plane: Any, kube_api: client.ApiClient,
+                                                                 tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 1, "namespace": clusters.namespace, "name": "idle"})
+    proc = _start(path, control_plane)
+    try:
+        scheduler = wait_for(lambda: clusters.pods("idle", "scheduler"), timeout=30, description="scheduler")[0]
+        make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip="10.244.0.8")
+        assert wait_for_status(path, proc, timeout=60)["status"] == "running"
+        clusters.delete("idle")  # what the operator does after spec.timeout idle seconds
+        assert wait_for_exit(proc, 90) == 0
+        assert not path.exists()
+    finally:
+        stop(proc)
+
+
+def test_failed_resource_fails_the_status_file(operator: Any, clusters: Clusters, control_plane: Any,
+                                               kube_api: client.ApiClient, tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 1, "namespace": clusters.namespace, "name": "doomed"})
+    proc = _start(path, control_plane)
+    try:
+        scheduler = wait_for(lambda: clusters.pods("doomed", "scheduler"), timeout=30, description="scheduler")[0]
+        make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip="10.244.0.9")
+        assert wait_for_status(path, proc, timeout=60)["status"] == "running"
+        # Someone breaks the running cluster's spec: the operator reports Failed with the field.
+        clusters.patch_spec("doomed", {"unknownTaskDuration": "never"})
+        deadline_status = wait_for(lambda: json.loads(path.read_text()).get("status") == "failed"
+                                   and json.loads(path.read_text()), timeout=60, description="failed")
+        assert "spec.unknownTaskDuration" in deadline_status["error"]
+        assert wait_for_exit(proc, 60) == 1
+        wait_for(lambda: _resource(clusters, "doomed") is None, timeout=60, description="resource cleaned up")
+    finally:
+        stop(proc)
+
+
+def test_api_refusal_is_a_clear_failure(kube_api: client.ApiClient, clusters: Clusters, control_plane: Any,
+                                        tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 1, "namespace": "no-such-namespace", "name": "x"})
+    proc = _start(path, control_plane)
+    try:
+        status = wait_for_status(path, proc, timeout=60)
+        assert status["status"] == "failed"
+        assert "404" in status["error"] and "no-such-namespace" in status["error"]
+    finally:
+        stop(proc)

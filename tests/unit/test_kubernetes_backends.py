@@ -1,0 +1,36 @@
+"""Pure mappings of the wrapper's Kubernetes backends."""
+
+from __future__ import annotations
+
+from seamless_dask_runtime.kubernetes import resource_manifest
+from seamless_dask_runtime.parameters import from_status_parameters
+from seamless_dask_runtime.worker_environment import worker_environment
+from seamless_dask_runtime.wrapper.backends import LaunchRequest
+from seamless_dask_runtime.wrapper.backends.kubernetes import default_name, kube_cluster_arguments
+
+
+def test_resource_manifest_maps_status_parameters() -> None:
+    params = from_status_parameters({"cores": 4, "memory": "8GiB", "transformation_throttle": 2, "maximum_jobs": 5,
+                                     "unknown-task-duration": "2m", "image": "registry/rt:1"})
+    body = resource_manifest(params, "c1", "ns")
+    assert body["metadata"]["name"] == "c1" and body["metadata"]["namespace"] == "ns"
+    assert body["spec"] == {"cores": 4, "memory": "8GiB", "transformationThrottle": 2, "unknownTaskDuration": "2m",
+                            "image": "registry/rt:1",
+                            "workers": {"adaptive": True, "minimum": 0, "maximum": 5, "replicas": 0}}
+
+
+def test_default_name_is_a_dns_label() -> None:
+    assert default_name("/home/u/.remote-http-launcher/server/daskserver-hpc-proj.json") == "daskserver-hpc-proj"
+    assert default_name("/tmp/123_Status.json") == "sd-123-status"
+
+
+def test_kube_cluster_gets_our_worker_environment() -> None:
+    params = from_status_parameters({"cores": 2, "memory": "4GiB", "interactive": True, "maximum_jobs": 3})
+    request = LaunchRequest(params=params, host="0.0.0.0", scheduler_port=41000, dashboard_port=41001,
+                            status_path="/x/daskserver-a.json")
+    kwargs = kube_cluster_arguments(params, request)
+    assert kwargs["env"] == worker_environment(params, cpu_count="2")
+    assert kwargs["env"]["SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"] == "3"
+    assert kwargs["worker_command"] == ["dask", "worker", "--nthreads", "6"]
+    assert (kwargs["name"], kwargs["n_workers"], kwargs["scheduler_forward_port"]) == ("daskserver-a", 1, 41000)
+    assert kwargs["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
