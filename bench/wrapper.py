@@ -86,7 +86,7 @@ def main() -> int:
     for label, index in (("status -> running", 0), ("first result", 1)):
         a = [r[index] for r in ours]
         b = [r[index] for r in original]
-        ratio = [x / y for x, y in zip(a, b)]
+        ratio = [x / y for x, y in zip(a, b, strict=True)]
         print(f"  {label:18s} ours {statistics.median(a):6.2f} [{min(a):.2f}-{max(a):.2f}]   "
               f"original {statistics.median(b):6.2f} [{min(b):.2f}-{max(b):.2f}]   "
               f"ours/original median {statistics.median(ratio):.2f}")
