@@ -142,7 +142,8 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
             adaptive_target = api.adaptive_target()
         except SchedulerUnavailable as exc:
             logger.info("adaptive target unavailable: %s", exc)
-    desired = desired_workers(cluster, adaptive_target)
+    batch = cluster.params.cluster is not None  # workers are batch jobs the scheduler pod submits
+    desired = 0 if batch else desired_workers(cluster, adaptive_target)
 
     current_hash = template_hash(worker_template(ref, cluster))
     observed_pods = [
@@ -164,17 +165,30 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
         _retire_then_delete(body, ref, api, plan.retire_count, plan.replace, cluster.options.retire_timeout)
 
     last_activity = _enforce_idle_timeout(body, ref, cluster, api, logger)
+    workers_ready = sum(1 for p in observed_pods if p.ready)
+    if batch:
+        workers_ready, desired = _batch_workers(api)
     observed = Observed(
         generation=meta.get("generation", 0),
         scheduler_exists=bool(schedulers),
         scheduler_ready=ready_scheduler is not None,
-        workers_ready=sum(1 for p in observed_pods if p.ready),
+        workers_ready=workers_ready,
         workers_desired=desired,
         last_activity=last_activity,
     )
     new_status = status_patch(ref, observed, dict(status), _now())
     if {k: status.get(k) for k in new_status} != new_status:
         patch.status.update(new_status)
+
+
+def _batch_workers(api: SchedulerAPI | None) -> tuple[int, int]:
+    """Connected batch-job workers and the scheduler's adaptive target (0, 0 while unreachable)."""
+    if api is None:
+        return 0, 0
+    try:
+        return len(api.worker_names()), api.adaptive_target()
+    except SchedulerUnavailable:
+        return 0, 0
 
 
 def _retire_then_delete(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, count: int,

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..parameters import ClusterParameters, ParameterError, from_status_parameters
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="0.0.0.0", help="scheduler host (default 0.0.0.0)")
     parser.add_argument("--status-file", required=True, help="JSON status file written by the launcher")
     parser.add_argument("--timeout", type=float, help="shut down after this many idle seconds")
+    # Extensions for a scheduler pod (the operator's batch-system backend); launchers never pass them.
+    parser.add_argument("--scheduler-port", type=int, help="use this scheduler port instead of a random one")
+    parser.add_argument("--dashboard-port", type=int, help="use this dashboard port instead of a random one")
+    parser.add_argument("--parameters-from-env", metavar="VARIABLE",
+                        help="if the status file is absent, create it with the parameters JSON in VARIABLE")
     return parser
 
 
@@ -96,6 +102,19 @@ def supervise(cluster: Any, timeout: float | None, stop: _StopSignal) -> str:
     return f"signal {stop.received}"
 
 
+def _create_status_file(status_file: StatusFile, variable: str) -> None:
+    """A scheduler pod is its own launcher: the operator passes the parameters in the environment."""
+    import json
+    import os
+
+    try:
+        parameters = json.loads(os.environ.get(variable) or "{}")
+    except json.JSONDecodeError as exc:
+        parameters = {"invalid JSON in environment variable " + variable: str(exc)}
+    status_file.path.parent.mkdir(parents=True, exist_ok=True)
+    status_file.path.write_text(json.dumps({"status": "starting", "parameters": parameters}))
+
+
 def _parameters(contents: dict[str, Any], cluster_string: str) -> ClusterParameters:
     raw = contents.get("parameters")
     if raw is None:
@@ -107,6 +126,8 @@ def _parameters(contents: dict[str, Any], cluster_string: str) -> ClusterParamet
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     status_file = StatusFile(args.status_file)
+    if args.parameters_from_env and not status_file.path.exists():
+        _create_status_file(status_file, args.parameters_from_env)
     try:
         contents = status_file.wait(STATUS_FILE_WAIT)
     except StatusFileError as exc:
@@ -141,15 +162,15 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
 
     start, end = args.port_range
     try:
-        scheduler_port = pick_free_port(args.host, start, end)
-        dashboard_port = pick_free_port(args.host, start, end, exclude=(scheduler_port,))
+        scheduler_port = args.scheduler_port or pick_free_port(args.host, start, end)
+        dashboard_port = args.dashboard_port or pick_free_port(args.host, start, end, exclude=(scheduler_port,))
     except (ValueError, RuntimeError) as exc:
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
 
     request = LaunchRequest(
         params=params, host=args.host, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
-        # Batch jobs write their output next to the status file, as the original did next to its log.
-        log_directory=str(status_file.path.resolve().parent),
+        # Batch jobs write their output next to the launcher's log, as the original did.
+        log_directory=str(Path(contents["log"]).parent) if isinstance(contents.get("log"), str) else None,
         status_path=str(status_file.path),
     )
     log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)

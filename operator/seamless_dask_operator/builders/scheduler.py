@@ -45,15 +45,36 @@ def _probe(initial_delay: int, period: int) -> dict[str, Any]:
     }
 
 
+STATUS_DIRECTORY = "/run/seamless-dask"
+STATUS_VOLUME = "seamless-dask-status"
+
+
+def batch_scheduler_command(cluster: ClusterSpec) -> list[str]:
+    """Batch-system backend: the pod runs seamless-dask-wrapper itself, so its jobs are the wrapper's jobs."""
+    assert cluster.params.cluster is not None
+    return [
+        "seamless-dask-wrapper", cluster.params.cluster,
+        "--port-range", str(COMM_PORT), str(DASHBOARD_PORT), "--host", "0.0.0.0",
+        "--scheduler-port", str(COMM_PORT), "--dashboard-port", str(DASHBOARD_PORT),
+        "--status-file", f"{STATUS_DIRECTORY}/status.json", "--parameters-from-env", PARAMETERS_VARIABLE,
+    ]
+
+
 def scheduler_container(cluster: ClusterSpec) -> dict[str, Any]:
     options = cluster.options.scheduler
+    if cluster.params.cluster is not None:
+        args = batch_scheduler_command(cluster)
+    else:
+        args = scheduler_command(cluster.params, port=COMM_PORT, dashboard_port=DASHBOARD_PORT)
     container = base_container(
         cluster,
         "scheduler",
-        scheduler_command(cluster.params, port=COMM_PORT, dashboard_port=DASHBOARD_PORT),
+        args,
         env_list(scheduler_environment(cluster)) + list(options.env),
         options.resources or {"requests": {"cpu": "250m", "memory": "512Mi"}},
     )
+    if cluster.params.cluster is not None:
+        container["volumeMounts"].append({"name": STATUS_VOLUME, "mountPath": STATUS_DIRECTORY})
     container["ports"] = [
         {"name": "tcp-comm", "containerPort": COMM_PORT, "protocol": "TCP"},
         {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"},
@@ -67,6 +88,9 @@ def scheduler_deployment(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any
     pod_metadata: dict[str, Any] = {"labels": metadata(ref, "", "scheduler", cluster)["labels"]}
     if cluster.options.pod_annotations:
         pod_metadata["annotations"] = dict(cluster.options.pod_annotations)
+    pod = pod_spec(cluster, cluster.options.scheduler, scheduler_container(cluster))
+    if cluster.params.cluster is not None:
+        pod["volumes"].append({"name": STATUS_VOLUME, "emptyDir": {}})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -75,9 +99,6 @@ def scheduler_deployment(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any
             "replicas": 1,
             "strategy": {"type": "Recreate"},  # never two schedulers for one cluster
             "selector": {"matchLabels": selector(ref, "scheduler")},
-            "template": {
-                "metadata": pod_metadata,
-                "spec": pod_spec(cluster, cluster.options.scheduler, scheduler_container(cluster)),
-            },
+            "template": {"metadata": pod_metadata, "spec": pod},
         },
     }
