@@ -14,6 +14,8 @@ from .parameters import ClusterParameters
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 SCHEDULER_PRELOAD = "seamless_dask_runtime.scheduler_preload"
+# The preload reads the status-file parameters (JSON) from this variable.
+PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
 
 
 def worker_arguments(params: ClusterParameters, *, name: str | None = None) -> list[str]:

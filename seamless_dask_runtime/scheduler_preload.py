@@ -14,11 +14,12 @@ from typing import Any
 
 from distributed.protocol.pickle import dumps
 
+from .commands import PARAMETERS_VARIABLE
 from .injection import install_throttle
 from .parameters import from_status_parameters
 from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
 
-PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
+__all__ = ["PARAMETERS_VARIABLE", "dask_setup"]
 
 
 async def dask_setup(scheduler: Any) -> None:

@@ -92,7 +92,7 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
     try:
         for obj in desired_children(ref, cluster):
             kube.apply(obj)
-        _converge(body, meta, status, patch, cluster, ref, logger)
+        _converge(body, meta, status, patch, cluster, ref, logger, children_applied=True)
     except ApiException as exc:
         raise _api_errors_are_temporary(exc) from exc
 
@@ -123,12 +123,14 @@ def delete_cluster(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
 
 
 def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-              cluster: ClusterSpec, ref: ClusterRef, logger: logging.Logger) -> None:
+              cluster: ClusterSpec, ref: ClusterRef, logger: logging.Logger, *,
+              children_applied: bool = False) -> None:
     pods = kube.list_cluster_pods(ref)
-    schedulers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "scheduler"]
+    schedulers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "scheduler"
+                  and not p["metadata"].get("deletionTimestamp")]  # a terminating scheduler is gone
     workers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "worker"]
-    if not schedulers:
-        # The Deployment makes its pod; if even the Deployment is gone, apply again.
+    if not schedulers and not children_applied and not kube.scheduler_deployment_exists(ref):
+        # The Deployment makes its pod; if the Deployment itself was deleted, apply again.
         for obj in desired_children(ref, cluster):
             kube.apply(obj)
     ready_scheduler = next((p for p in schedulers if _is_ready(p)), None)

@@ -61,6 +61,16 @@ def list_cluster_pods(ref: ClusterRef) -> list[dict[str, Any]]:
     return json.loads(response.data)["items"]
 
 
+def scheduler_deployment_exists(ref: ClusterRef) -> bool:
+    try:
+        client.AppsV1Api().read_namespaced_deployment(ref.scheduler_name, ref.namespace, _preload_content=False)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def delete_pod(namespace: str, name: str) -> None:
     try:
         client.CoreV1Api().delete_namespaced_pod(name, namespace, grace_period_seconds=30)

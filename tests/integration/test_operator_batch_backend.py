@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from distributed import Client
-
 from seamless_dask_operator.builders import ClusterRef, scheduler_deployment
 from seamless_dask_operator.resource import parse_spec
+
+from seamless_dask_runtime.commands import PARAMETERS_VARIABLE
 from seamless_dask_runtime.jobqueue import render_job_script
 from seamless_dask_runtime.parameters import from_status_parameters
-from seamless_dask_runtime.scheduler_preload import PARAMETERS_VARIABLE
 from tests.support.pods import container_env, start_container, stop_process
 from tests.support.slurm import squeue_job_ids
 

@@ -140,3 +140,39 @@ def test_operator_restart_mid_create_creates_no_duplicates(operator_factory: Any
     assert len(clusters.apps.list_namespaced_deployment(clusters.namespace).items) == 1
     assert len(clusters.core.list_namespaced_service(clusters.namespace).items) == 1
     assert len(clusters.pods("zeta", "scheduler")) == 1
+
+
+def test_scheduler_loss_leaves_running_and_recovers(operator: Any, clusters: Clusters,
+                                                    kube_api: client.ApiClient) -> None:
+    clusters.create("eta", {"workers": {"replicas": 0}})
+    pod = wait_for(lambda: clusters.pods("eta", "scheduler"), timeout=20, description="scheduler pod")[0]
+    make_pod_ready(kube_api, clusters.namespace, pod.metadata.name, "node-1", pod_ip="10.244.0.10")
+    clusters.wait_status("eta", lambda s: s.get("phase") == "Running")
+
+    clusters.core.delete_namespaced_pod(pod.metadata.name, clusters.namespace, grace_period_seconds=0)
+    status = clusters.wait_status("eta", lambda s: s.get("phase") == "Starting", description="left Running")
+    assert {c["type"]: c["reason"] for c in status["conditions"]}["SchedulerReady"] in (
+        "SchedulerNotReady", "SchedulerMissing")
+    new = wait_for(lambda: [p for p in clusters.pods("eta", "scheduler") if p.metadata.name != pod.metadata.name],
+                   timeout=30, description="replacement scheduler pod")[0]
+    make_pod_ready(kube_api, clusters.namespace, new.metadata.name, "node-1", pod_ip="10.244.0.11")
+    clusters.wait_status("eta", lambda s: s.get("phase") == "Running", description="Running again")
+
+    # Even the Deployment itself: the operator applies it again.
+    clusters.apps.delete_namespaced_deployment("eta-scheduler", clusters.namespace)
+    wait_for(lambda: clusters.apps.list_namespaced_deployment(clusters.namespace).items, timeout=30,
+             description="scheduler Deployment re-created")
+
+
+def test_deleted_worker_pod_is_replaced(operator: Any, clusters: Clusters) -> None:
+    clusters.create("theta", {"workers": {"replicas": 2, "maximum": 2}})
+    wait_for(lambda: len(clusters.worker_names("theta")) == 2, timeout=20, description="2 workers")
+    before = {p.metadata.name: p.metadata.uid for p in clusters.pods("theta", "worker")}
+    clusters.core.delete_namespaced_pod("theta-worker-0", clusters.namespace, grace_period_seconds=0)
+
+    def replaced() -> bool:
+        now = {p.metadata.name: p.metadata.uid for p in clusters.pods("theta", "worker")}
+        return len(now) == 2 and now.get("theta-worker-1") == before["theta-worker-1"] and \
+            set(now.values()) != set(before.values())
+
+    wait_for(replaced, timeout=20, description="a new pod in place of the deleted worker")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from seamless_dask_runtime.commands import scheduler_command
+from seamless_dask_runtime.commands import PARAMETERS_VARIABLE, scheduler_command
 from seamless_dask_runtime.parameters import to_status_parameters
-from seamless_dask_runtime.scheduler_preload import PARAMETERS_VARIABLE
 from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec

@@ -44,9 +44,8 @@ def scheduler_preloads(params: ClusterParameters) -> list[str]:
     import json
     import os
 
-    from ...commands import SCHEDULER_PRELOAD
+    from ...commands import PARAMETERS_VARIABLE, SCHEDULER_PRELOAD
     from ...parameters import to_status_parameters
-    from ...scheduler_preload import PARAMETERS_VARIABLE
 
     os.environ[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(params))
     return [SCHEDULER_PRELOAD]
