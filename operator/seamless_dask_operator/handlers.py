@@ -21,7 +21,7 @@ from seamless_dask_runtime.parameters import ParameterError
 
 from . import kube
 from .builders import ClusterRef, desired_children, worker_pod
-from .builders.objects import COMPONENT_LABEL, TEMPLATE_HASH, template_hash
+from .builders.objects import CLUSTER_LABEL, COMPONENT_LABEL, MANAGED_BY, TEMPLATE_HASH, template_hash
 from .builders.workers import INDEX_LABEL, worker_template
 from .resource import GROUP, PLURAL, VERSION, ClusterSpec, desired_workers, parse_spec
 from .scaling import WorkerPod, plan_workers
@@ -60,6 +60,26 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     kube.load_configuration()
 
 
+@kopf.index("pods", labels={"app.kubernetes.io/managed-by": MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
+def cluster_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Our pods by (namespace, cluster), kept current by one watch: no LIST per reconcile."""
+    pod = {
+        "metadata": {
+            "name": body["metadata"]["name"],
+            "labels": dict(labels),
+            "annotations": dict(body["metadata"].get("annotations") or {}),
+            "deletionTimestamp": body["metadata"].get("deletionTimestamp"),
+        },
+        "status": {"podIP": (body.get("status") or {}).get("podIP"),
+                   "conditions": list((body.get("status") or {}).get("conditions") or [])},
+    }
+    return {(namespace, labels[CLUSTER_LABEL]): pod}
+
+
+def _indexed_pods(index: kopf.Index[Any, Any], ref: ClusterRef) -> list[dict[str, Any]]:
+    return list(index.get((ref.namespace, ref.name), []))
+
+
 def _parse_or_fail(body: Any, meta: Any, status: Any, patch: kopf.Patch) -> ClusterSpec | None:
     """The spec, or None after writing Failed status (and one Event per generation)."""
     try:
@@ -83,7 +103,7 @@ def _api_errors_are_temporary(exc: ApiException) -> kopf.TemporaryError:
 @kopf.on.update(*RESOURCE, field="spec")
 @kopf.on.resume(*RESOURCE)
 def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-                  logger: logging.Logger, **_: Any) -> None:
+                  logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], **_: Any) -> None:
     """Scheduler Deployment + Service, then the first round of workers and status."""
     cluster = _parse_or_fail(body, meta, status, patch)
     if cluster is None:
@@ -92,7 +112,8 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
     try:
         for obj in desired_children(ref, cluster):
             kube.apply(obj)
-        _converge(body, meta, status, patch, cluster, ref, logger, children_applied=True)
+        _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref),
+                  children_applied=True)
     except ApiException as exc:
         raise _api_errors_are_temporary(exc) from exc
 
@@ -100,7 +121,7 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
 @kopf.timer(*RESOURCE, interval=SETTINGS.reconcile_interval, initial_delay=SETTINGS.reconcile_interval,
             sharp=False)
 def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-                    logger: logging.Logger, **_: Any) -> None:
+                    logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], **_: Any) -> None:
     """Follow pods and the scheduler: scale, replace, time out, report."""
     if meta.get("deletionTimestamp"):
         return
@@ -108,7 +129,8 @@ def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch
     if cluster is None:
         return
     try:
-        _converge(body, meta, status, patch, cluster, _ref(meta), logger)
+        ref = _ref(meta)
+        _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref))
     except ApiException as exc:
         raise _api_errors_are_temporary(exc) from exc
 
@@ -123,9 +145,8 @@ def delete_cluster(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
 
 
 def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-              cluster: ClusterSpec, ref: ClusterRef, logger: logging.Logger, *,
+              cluster: ClusterSpec, ref: ClusterRef, logger: logging.Logger, pods: list[dict[str, Any]], *,
               children_applied: bool = False) -> None:
-    pods = kube.list_cluster_pods(ref)
     schedulers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "scheduler"
                   and not p["metadata"].get("deletionTimestamp")]  # a terminating scheduler is gone
     workers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "worker"]

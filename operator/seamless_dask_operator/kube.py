@@ -8,7 +8,6 @@ pods are created by name and a 409 means "already there".
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kubernetes import client, config
@@ -51,14 +50,6 @@ def create_pod(pod: dict[str, Any]) -> bool:
             return False
         raise
     return True
-
-
-def list_cluster_pods(ref: ClusterRef) -> list[dict[str, Any]]:
-    """Scheduler and worker pods of one cluster, in one request."""
-    response = client.CoreV1Api().list_namespaced_pod(
-        ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}", _preload_content=False
-    )
-    return json.loads(response.data)["items"]
 
 
 def scheduler_deployment_exists(ref: ClusterRef) -> bool:
