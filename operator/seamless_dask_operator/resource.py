@@ -63,42 +63,89 @@ class ClusterSpec:
     options: KubernetesOptions
 
 
-def _pod_options(raw: Mapping[str, Any]) -> PodOptions:
-    return PodOptions(
-        resources=dict(raw.get("resources") or {}),
-        env=tuple(raw.get("env") or ()),
-        node_selector=dict(raw.get("nodeSelector") or {}),
-        tolerations=tuple(raw.get("tolerations") or ()),
-        affinity=dict(raw.get("affinity") or {}),
-    )
+class _Fields:
+    """Reads Kubernetes-only fields, collecting a FieldError for each one of the wrong type.
+
+    The CRD schema refuses these at admission; this is for API servers (or
+    edits) that let them through, so the operator reports instead of crashing.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def object(self, raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = raw.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.errors.append(FieldError(f"{where}.{key}", value, "must be an object"))
+            return {}
+        return dict(value)
+
+    def objects(self, raw: Mapping[str, Any], key: str, where: str) -> tuple[dict[str, Any], ...]:
+        value = raw.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
+            self.errors.append(FieldError(f"{where}.{key}", value, "must be a list of objects"))
+            return ()
+        return tuple(dict(item) for item in value)
+
+    def scalar(self, raw: Mapping[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
+        value = raw.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.errors.append(FieldError(f"{where}.{key}", value, f"must be a {kind.__name__}"))
+            return default
+        return value
+
+    def pod_options(self, raw: Mapping[str, Any], where: str) -> PodOptions:
+        return PodOptions(
+            resources=self.object(raw, "resources", where),
+            env=self.objects(raw, "env", where),
+            node_selector=self.object(raw, "nodeSelector", where),
+            tolerations=self.objects(raw, "tolerations", where),
+            affinity=self.object(raw, "affinity", where),
+        )
 
 
 def parse_spec(spec: Mapping[str, Any]) -> ClusterSpec:
     """Split and validate; :class:`ParameterError` names every bad ``spec.`` field."""
-    workers = dict(spec.get("workers") or {})
+    if not isinstance(spec, Mapping):
+        raise ParameterError([FieldError("spec", spec, "must be an object")])
+    fields = _Fields()
+    workers = fields.object(spec, "workers", "spec")
+    scheduler = fields.object(spec, "scheduler", "spec")
     model_raw: dict[str, Any] = {k: v for k, v in spec.items() if k in _MODEL_KEYS}
     if "maximum" in workers:
         model_raw["workers.maximum"] = workers["maximum"]
-    params = from_crd_spec(model_raw)
+    try:
+        params = from_crd_spec(model_raw)
+    except ParameterError as exc:
+        fields.errors[:0] = exc.errors
+        params = None
     options = KubernetesOptions(
-        image=spec.get("image") or DEFAULT_IMAGE,
-        image_pull_policy=spec.get("imagePullPolicy") or "IfNotPresent",
-        replicas=int(workers.get("replicas", 1)),
-        adaptive=bool(workers.get("adaptive", False)),
-        minimum=int(workers.get("minimum", 0)),
-        retire_timeout=int(workers.get("retireTimeout", 120)),
-        workers=_pod_options(workers),
-        scheduler=_pod_options(spec.get("scheduler") or {}),
-        service_type=(spec.get("scheduler") or {}).get("serviceType") or "ClusterIP",
-        volumes=tuple(spec.get("volumes") or ()),
-        volume_mounts=tuple(spec.get("volumeMounts") or ()),
-        service_account_name=spec.get("serviceAccountName"),
-        pod_labels=dict(spec.get("podLabels") or {}),
-        pod_annotations=dict(spec.get("podAnnotations") or {}),
+        image=fields.scalar(spec, "image", "spec", str, DEFAULT_IMAGE) or DEFAULT_IMAGE,
+        image_pull_policy=fields.scalar(spec, "imagePullPolicy", "spec", str, "IfNotPresent"),
+        replicas=fields.scalar(workers, "replicas", "spec.workers", int, 1),
+        adaptive=fields.scalar(workers, "adaptive", "spec.workers", bool, False),
+        minimum=fields.scalar(workers, "minimum", "spec.workers", int, 0),
+        retire_timeout=fields.scalar(workers, "retireTimeout", "spec.workers", int, 120),
+        workers=fields.pod_options(workers, "spec.workers"),
+        scheduler=fields.pod_options(scheduler, "spec.scheduler"),
+        service_type=fields.scalar(scheduler, "serviceType", "spec.scheduler", str, "ClusterIP"),
+        volumes=fields.objects(spec, "volumes", "spec"),
+        volume_mounts=fields.objects(spec, "volumeMounts", "spec"),
+        service_account_name=fields.scalar(spec, "serviceAccountName", "spec", str, None),
+        pod_labels=fields.object(spec, "podLabels", "spec"),
+        pod_annotations=fields.object(spec, "podAnnotations", "spec"),
     )
-    errors = _option_errors(params, options)
-    if errors:
-        raise ParameterError(errors)
+    if params is not None:
+        fields.errors += _option_errors(params, options)
+    if fields.errors:
+        raise ParameterError(fields.errors)
+    assert params is not None
     return ClusterSpec(params, options)
 
 

@@ -50,6 +50,9 @@ class StatusFile:
             raise StatusFileError(f"status file {self.path} does not exist") from None
         except OSError as exc:
             raise StatusFileError(f"status file {self.path} cannot be read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise StatusFileError(f"status file {self.path} is not UTF-8 text (byte {exc.start}); "
+                                  "the launcher must write a JSON object") from exc
         try:
             contents = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -82,7 +85,7 @@ class StatusFile:
         # retried until the deadline; a complete but wrong one fails at once.
         try:
             json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             return False
         return True
 
