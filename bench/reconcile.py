@@ -94,6 +94,9 @@ class Operator:
     extra_plurals: tuple[str, ...] = ()  # other custom resources of the group to poll
 
 
+OPERATOR_COMMAND: list[str | None] = [None]  # set from --operator-command
+
+
 def _venv_bin(name: str) -> str:
     here = Path(sys.executable).parent / name
     return str(here) if here.exists() else (shutil.which(name) or name)
@@ -175,7 +178,7 @@ def _operators() -> dict[str, Operator]:
         "ours": Operator(
             name="ours", group="seamless.dask.org", version="v1alpha1", plural="seamlessdaskclusters",
             crd_files=(REPO / "crds/seamlessdaskclusters.yaml",),
-            command=(_venv_bin("seamless-dask-operator"), "--liveness-port", "0"),
+            command=(OPERATOR_COMMAND[0] or _venv_bin("seamless-dask-operator"), "--liveness-port", "0"),
             body=ours_body, converged=ours_converged,
         ),
         "dask-kubernetes": Operator(
@@ -559,7 +562,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kube-up", default=os.environ.get(ks.ENV_UP_SCRIPT) or str(REPO.parent / "shared/kube/up.sh"),
                         help="up.sh of the local control plane")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (operator logs)")
+    parser.add_argument("--operator-command", default=None,
+                        help="our operator's executable, e.g. from a venv with only '.[operator]' installed "
+                             "(as in its image); default: this venv's seamless-dask-operator")
     args = parser.parse_args(argv)
+    OPERATOR_COMMAND[0] = args.operator_command
     os.environ[ks.ENV_UP_SCRIPT] = args.kube_up  # always a fresh control plane, never $KUBECONFIG's
 
     operators = _operators()

@@ -25,6 +25,7 @@ def _free_port() -> int:
 
 os.environ.setdefault("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", str(_free_port()))
 os.environ.setdefault("SEAMLESS_DASK_OPERATOR_INTERVAL", "1")
+os.environ.setdefault("SEAMLESS_DASK_OPERATOR_METRICS_PORT", str(_free_port()))
 os.environ.setdefault("SEAMLESS_THROTTLE_EPOCH_SECONDS", "1")
 # The Seamless worker pool (seamless-transformer processes) is not what these tests measure.
 os.environ.setdefault("SEAMLESS_DASK_WORKER_POOL", "0")

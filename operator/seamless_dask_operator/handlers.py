@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from seamless_dask_runtime.parameters import ParameterError
 
-from . import kube
+from . import kube, metrics
 from .builders import ClusterRef, desired_children, worker_pod
 from .builders.objects import CLUSTER_LABEL, COMPONENT_LABEL, MANAGED_BY, TEMPLATE_HASH, template_hash
 from .builders.workers import INDEX_LABEL, worker_template
@@ -57,7 +57,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
+    # Sync handlers wait on the API, not the CPU: more threads, more clusters reconciled at once.
+    settings.execution.max_workers = 32
     kube.load_configuration()
+    metrics.serve(SETTINGS.metrics_port)
 
 
 @kopf.index("pods", labels={"app.kubernetes.io/managed-by": MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
@@ -89,13 +92,17 @@ def _parse_or_fail(body: Any, meta: Any, status: Any, patch: kopf.Patch) -> Clus
         already_reported = status.get("observedGeneration") == generation and status.get("phase") == "Failed"
         if not already_reported:
             kopf.warn(body, reason="InvalidSpec", message=f"{exc}")
+            metrics.ERRORS.labels("spec", "InvalidSpec").inc()
         observed = Observed(generation=generation, spec_error=str(exc))
-        patch.status.update(status_patch(_ref(meta), observed, dict(status), _now()))
+        new_status = status_patch(_ref(meta), observed, dict(status), _now())
+        patch.status.update(new_status)
+        metrics.record_status(meta["namespace"], meta["name"], new_status)
         return None
 
 
-def _api_errors_are_temporary(exc: ApiException) -> kopf.TemporaryError:
+def _api_errors_are_temporary(exc: ApiException, handler: str) -> kopf.TemporaryError:
     # 409/429/5xx and timeouts: kopf retries with backoff; the resource keeps its state.
+    metrics.ERRORS.labels(handler, str(exc.status)).inc()
     return kopf.TemporaryError(f"Kubernetes API {exc.status}: {exc.reason}", delay=5)
 
 
@@ -105,6 +112,7 @@ def _api_errors_are_temporary(exc: ApiException) -> kopf.TemporaryError:
 def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
                   logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], **_: Any) -> None:
     """Scheduler Deployment + Service, then the first round of workers and status."""
+    metrics.RECONCILES.labels("apply").inc()
     cluster = _parse_or_fail(body, meta, status, patch)
     if cluster is None:
         return
@@ -115,7 +123,7 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
         _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref),
                   children_applied=True)
     except ApiException as exc:
-        raise _api_errors_are_temporary(exc) from exc
+        raise _api_errors_are_temporary(exc, "apply") from exc
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.reconcile_interval, initial_delay=SETTINGS.reconcile_interval,
@@ -125,6 +133,7 @@ def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch
     """Follow pods and the scheduler: scale, replace, time out, report."""
     if meta.get("deletionTimestamp"):
         return
+    metrics.RECONCILES.labels("observe").inc()
     cluster = _parse_or_fail(body, meta, status, patch)
     if cluster is None:
         return
@@ -132,16 +141,17 @@ def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch
         ref = _ref(meta)
         _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref))
     except ApiException as exc:
-        raise _api_errors_are_temporary(exc) from exc
+        raise _api_errors_are_temporary(exc, "observe") from exc
 
 
 @kopf.on.delete(*RESOURCE)
 def delete_cluster(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
     """Children go now, not when garbage collection gets to them."""
+    metrics.forget(meta["namespace"], meta["name"])
     try:
         kube.delete_children(_ref(meta))
     except ApiException as exc:
-        raise _api_errors_are_temporary(exc) from exc
+        raise _api_errors_are_temporary(exc, "delete") from exc
 
 
 def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
@@ -200,6 +210,7 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
         last_activity=last_activity,
     )
     new_status = status_patch(ref, observed, dict(status), _now())
+    metrics.record_status(ref.namespace, ref.name, new_status)
     if {k: status.get(k) for k in new_status} != new_status:
         patch.status.update(new_status)
 

@@ -12,6 +12,7 @@ class OperatorSettings:
     reconcile_interval: float
     dashboard_port: int
     health_port: int
+    metrics_port: int
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -23,6 +24,7 @@ class OperatorSettings:
             # Tests run several schedulers on one host; in a cluster each pod has 8787.
             dashboard_port=int(env.get("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", "8787")),
             health_port=int(env.get("SEAMLESS_DASK_OPERATOR_HEALTH_PORT", "8080")),
+            metrics_port=int(env.get("SEAMLESS_DASK_OPERATOR_METRICS_PORT", "9090")),
         )
 
 

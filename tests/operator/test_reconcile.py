@@ -176,3 +176,20 @@ def test_deleted_worker_pod_is_replaced(operator: Any, clusters: Clusters) -> No
             set(now.values()) != set(before.values())
 
     wait_for(replaced, timeout=20, description="a new pod in place of the deleted worker")
+
+
+def test_operator_metrics_count_reconciles_and_phases(operator: Any, clusters: Clusters) -> None:
+    import os
+    import urllib.request
+
+    clusters.create("iota", {"workers": {"replicas": 1}})
+    clusters.wait_status("iota", lambda s: s.get("phase") == "Starting")
+    port = os.environ["SEAMLESS_DASK_OPERATOR_METRICS_PORT"]
+
+    def scraped() -> str:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return text if f'cluster="iota",namespace="{clusters.namespace}",phase="Starting"}} 1.0' in text else ""
+
+    text = wait_for(scraped, timeout=20, description="metrics with the cluster's phase")
+    assert 'seamless_dask_operator_reconciles_total{handler="apply"}' in text
+    assert f'seamless_dask_operator_workers_desired{{cluster="iota",namespace="{clusters.namespace}"}} 1.0' in text
