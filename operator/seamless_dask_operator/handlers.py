@@ -118,6 +118,8 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
         return
     ref = _ref(meta)
     try:
+        if cluster.options.tls:
+            kube.ensure_tls_secret(ref)
         for obj in desired_children(ref, cluster):
             kube.apply(obj)
         _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref),
@@ -208,6 +210,7 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
         workers_ready=workers_ready,
         workers_desired=desired,
         last_activity=last_activity,
+        tls=cluster.options.tls,
     )
     new_status = status_patch(ref, observed, dict(status), _now())
     metrics.record_status(ref.namespace, ref.name, new_status)

@@ -41,6 +41,19 @@ def apply(obj: dict[str, Any]) -> None:
           _content_type="application/apply-patch+yaml")
 
 
+def ensure_tls_secret(ref: ClusterRef) -> bool:
+    """Make the cluster's certificates once; an existing Secret is kept (its certificates are in use)."""
+    from .tls import make_certificates, tls_secret
+
+    try:
+        client.CoreV1Api().create_namespaced_secret(ref.namespace, tls_secret(ref, make_certificates(ref)))
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
 def create_pod(pod: dict[str, Any]) -> bool:
     """Create a worker pod; False when a pod of that name exists already."""
     try:
@@ -76,6 +89,7 @@ def delete_children(ref: ClusterRef) -> None:
     for call in (
         lambda: apps.delete_namespaced_deployment(ref.scheduler_name, ref.namespace, propagation_policy="Background"),
         lambda: core.delete_namespaced_service(ref.scheduler_name, ref.namespace),
+        lambda: core.delete_namespaced_secret(ref.tls_secret_name, ref.namespace),
         lambda: core.delete_collection_namespaced_pod(ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}"),
     ):
         try:

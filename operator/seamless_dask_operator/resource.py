@@ -53,6 +53,7 @@ class KubernetesOptions:
     service_account_name: str | None = None
     pod_labels: dict[str, str] = field(default_factory=dict)
     pod_annotations: dict[str, str] = field(default_factory=dict)
+    tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ def parse_spec(spec: Mapping[str, Any]) -> ClusterSpec:
         service_account_name=fields.scalar(spec, "serviceAccountName", "spec", str, None),
         pod_labels=fields.object(spec, "podLabels", "spec"),
         pod_annotations=fields.object(spec, "podAnnotations", "spec"),
+        tls=fields.scalar(fields.object(spec, "tls", "spec"), "enabled", "spec.tls", bool, False),
     )
     if params is not None:
         fields.errors += _option_errors(params, options)

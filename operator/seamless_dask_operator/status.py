@@ -23,6 +23,7 @@ class Observed:
     scheduler_problem: str | None = None
     stopping: bool = False
     last_activity: str | None = None
+    tls: bool = False
 
 
 def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
@@ -39,7 +40,7 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
         phase=phase,
         scheduler_port=COMM_PORT,
         dashboard_port=DASHBOARD_PORT,
-        scheduler_address=ref.scheduler_address,
+        scheduler_address=ref.scheduler_url(observed.tls),
         dashboard_url=ref.dashboard_url,
         workers_ready=observed.workers_ready,
         workers_desired=observed.workers_desired,

@@ -193,3 +193,21 @@ def test_operator_metrics_count_reconciles_and_phases(operator: Any, clusters: C
     text = wait_for(scraped, timeout=20, description="metrics with the cluster's phase")
     assert 'seamless_dask_operator_reconciles_total{handler="apply"}' in text
     assert f'seamless_dask_operator_workers_desired{{cluster="iota",namespace="{clusters.namespace}"}} 1.0' in text
+
+
+def test_tls_certificates_are_made_once_and_kept_in_an_owned_secret(operator_factory: Any,
+                                                                      clusters: Clusters) -> None:
+    created = clusters.create("kappa", {"tls": {"enabled": True}, "workers": {"replicas": 1, "maximum": 2}})
+    with operator_factory():
+        status = clusters.wait_status("kappa", lambda s: "phase" in s)
+        assert status["schedulerAddress"].startswith("tls://")
+        secret = wait_for(lambda: clusters.core.read_namespaced_secret("kappa-tls", clusters.namespace),
+                          timeout=20, description="TLS secret")
+    assert _owned_by(secret, created["metadata"]["uid"])
+    assert set(secret.data) == {"ca.pem", "tls.crt", "tls.key"}
+    worker = wait_for(lambda: clusters.pods("kappa", "worker"), timeout=20, description="worker")[0]
+    assert any(v.secret and v.secret.secret_name == "kappa-tls" for v in worker.spec.volumes)
+    with operator_factory():  # a restarted operator keeps the certificates the pods already use
+        clusters.patch_spec("kappa", {"workers": {"replicas": 2}})
+        wait_for(lambda: len(clusters.worker_names("kappa")) == 2, timeout=20, description="2 workers")
+    assert clusters.core.read_namespaced_secret("kappa-tls", clusters.namespace).data == secret.data

@@ -33,8 +33,16 @@ class ClusterRef:
         return f"{self.name}-scheduler"
 
     @property
+    def tls_secret_name(self) -> str:
+        return f"{self.name}-tls"
+
+    @property
     def scheduler_address(self) -> str:
         return f"tcp://{self.scheduler_name}.{self.namespace}.svc:{COMM_PORT}"
+
+    def scheduler_url(self, tls: bool) -> str:
+        """``tls://`` when the cluster encrypts its comms."""
+        return self.scheduler_address.replace("tcp://", "tls://", 1) if tls else self.scheduler_address
 
     @property
     def dashboard_url(self) -> str:

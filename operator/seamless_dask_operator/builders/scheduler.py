@@ -11,7 +11,7 @@ from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
 from .objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, metadata, selector
-from .pods import base_container, env_list, pod_spec
+from .pods import base_container, env_list, pod_spec, tls_flags
 
 # The HTTP API lets the operator read the adaptive target and retire workers
 # without a Dask client; the rest are distributed's default routes.
@@ -65,6 +65,8 @@ def scheduler_container(cluster: ClusterSpec) -> dict[str, Any]:
         args = batch_scheduler_command(cluster)
     else:
         args = scheduler_command(cluster.params, port=COMM_PORT, dashboard_port=DASHBOARD_PORT)
+        if cluster.options.tls:
+            args += ["--protocol", "tls", *tls_flags()]
     container = base_container(
         cluster,
         "scheduler",
@@ -87,7 +89,7 @@ def scheduler_deployment(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any
     pod_metadata: dict[str, Any] = {"labels": metadata(ref, "", "scheduler", cluster)["labels"]}
     if cluster.options.pod_annotations:
         pod_metadata["annotations"] = dict(cluster.options.pod_annotations)
-    pod = pod_spec(cluster, cluster.options.scheduler, scheduler_container(cluster))
+    pod = pod_spec(cluster, cluster.options.scheduler, scheduler_container(cluster), ref.tls_secret_name)
     if cluster.params.cluster is not None:
         pod["volumes"].append({"name": STATUS_VOLUME, "emptyDir": {}})
     return {

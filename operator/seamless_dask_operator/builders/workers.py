@@ -13,7 +13,7 @@ from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
 from .objects import TEMPLATE_HASH, WORKER_DASHBOARD_PORT, ClusterRef, metadata, template_hash
-from .pods import base_container, env_list, pod_spec
+from .pods import base_container, env_list, pod_spec, tls_flags
 
 WORKER_NAME_VARIABLE = "DASK_WORKER_NAME"
 INDEX_LABEL = "seamless.dask.org/worker-index"
@@ -47,8 +47,10 @@ def _kubernetes_quantity(memory: str) -> str:
 
 def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     options = cluster.options.workers
-    args = worker_command(cluster.params, ref.scheduler_address, name=f"$({WORKER_NAME_VARIABLE})")
+    args = worker_command(cluster.params, ref.scheduler_url(cluster.options.tls), name=f"$({WORKER_NAME_VARIABLE})")
     args[-1:-1] = ["--dashboard-address", f":{WORKER_DASHBOARD_PORT}"]
+    if cluster.options.tls:
+        args[-1:-1] = tls_flags()
     env = [{"name": WORKER_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
     env += env_list(worker_environment_for_pod(cluster)) + list(options.env)
     container = base_container(cluster, "worker", args, env, options.resources or default_worker_resources(cluster))
@@ -63,7 +65,7 @@ def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
 
 def worker_template(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     """Pod spec without identity: what the template hash covers."""
-    return pod_spec(cluster, cluster.options.workers, worker_container(ref, cluster))
+    return pod_spec(cluster, cluster.options.workers, worker_container(ref, cluster), ref.tls_secret_name)
 
 
 def worker_pod(ref: ClusterRef, cluster: ClusterSpec, index: int) -> dict[str, Any]:
