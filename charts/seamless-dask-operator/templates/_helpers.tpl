@@ -1,0 +1,114 @@
+{{/* Chart name, truncated to 63 characters. */}}
+{{- define "sdo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name of the release's objects. */}}
+{{- define "sdo.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sdo.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels of the operator's selector (stable across upgrades). */}}
+{{- define "sdo.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sdo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every object of the release. */}}
+{{- define "sdo.labels" -}}
+helm.sh/chart: {{ include "sdo.chart" . }}
+{{ include "sdo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: seamless-dask
+{{- end }}
+
+{{- define "sdo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sdo.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The operator image: repository@digest, else repository:tag (tag defaults to appVersion). */}}
+{{- define "sdo.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* Watched namespaces, comma-separated (empty: all namespaces). */}}
+{{- define "sdo.namespacesCSV" -}}
+{{- join "," .Values.watchNamespaces }}
+{{- end }}
+
+{{/*
+RBAC: what the operator does in a namespace it serves. Keep in step with
+operator/seamless_dask_operator/kube.py and handlers.py; tests/chart/test_rbac.py
+compares these rules with the list of calls the operator makes.
+*/}}
+{{- define "sdo.namespacedRules" -}}
+# The custom resources: kopf lists/watches them, patches finalizers, annotations
+# (progress and diff-base storage) and .status; the idle timeout deletes one.
+- apiGroups: [seamless.dask.org]
+  resources: [seamlessdaskclusters]
+  verbs: [list, watch, patch, delete]
+- apiGroups: [seamless.dask.org]
+  resources: [seamlessdaskclusters/status]
+  verbs: [patch]
+# The scheduler Deployment and Service: server-side apply (patch; create when
+# absent), a get to see whether the Deployment is gone, deletion with the cluster.
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, create, patch, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [create, patch, delete]
+# Pods: one watch feeds the operator's index; worker pods are created by name,
+# deleted one by one after the scheduler retired them, all at once with the cluster.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, create, delete, deletecollection]
+# TLS (spec.tls.enabled): the certificates' Secret is created once, deleted with the cluster.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create, delete]
+# Events: kopf.warn/kopf.info post core/v1 Events.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/*
+RBAC: the cluster-scoped reads kopf 1.45 makes (measured with the API server's
+audit log, tests/chart/test_operator_rbac.py). kopf's resource observer lists
+and watches CustomResourceDefinitions (to re-scan served resources when one
+changes) in every mode; with --namespace, its namespace observer also lists
+and watches namespaces. Neither needs `get`.
+*/}}
+{{- define "sdo.clusterRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- if .Values.watchNamespaces }}
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
+{{- end }}

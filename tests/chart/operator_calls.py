@@ -1,0 +1,67 @@
+"""What the operator asks of the Kubernetes API, as data: the RBAC tests compare the chart with it.
+
+Derived from reading operator/seamless_dask_operator/kube.py and handlers.py
+and kopf 1.45's observers, then checked against the API server's audit log
+while the real operator runs under the chart's ServiceAccount
+(test_operator_rbac.py). Keys are ``(apiGroup, resource, verb)``; values say
+who makes the call.
+"""
+
+from __future__ import annotations
+
+SDC = ("seamless.dask.org", "seamlessdaskclusters")
+SDC_STATUS = ("seamless.dask.org", "seamlessdaskclusters/status")
+
+Call = tuple[str, str, str]
+
+#: Calls in each namespace the operator serves.
+OPERATOR_CALLS: dict[Call, str] = {
+    (*SDC, "list"): "kopf: initial listing of the watched resource",
+    (*SDC, "watch"): "kopf: watch stream of the watched resource",
+    (*SDC, "patch"): "kopf: finalizer, progress and diff-base annotations (handlers.configure)",
+    (*SDC, "delete"): "kube.delete_cluster: idle timeout (spec.timeout)",
+    (*SDC_STATUS, "patch"): "kopf: patch.status goes to the status subresource",
+    ("apps", "deployments", "patch"): "kube.apply: server-side apply of the scheduler Deployment",
+    ("apps", "deployments", "create"): "kube.apply: a server-side apply that creates needs create too",
+    ("apps", "deployments", "delete"): "kube.delete_children",
+    ("apps", "deployments", "get"): "kube.scheduler_deployment_exists: re-apply a deleted Deployment",
+    ("", "services", "patch"): "kube.apply: server-side apply of the scheduler Service",
+    ("", "services", "create"): "kube.apply: a server-side apply that creates needs create too",
+    ("", "services", "delete"): "kube.delete_children",
+    ("", "pods", "create"): "kube.create_pod: worker pods",
+    ("", "pods", "list"): "kopf index handlers.cluster_pods: initial listing",
+    ("", "pods", "watch"): "kopf index handlers.cluster_pods: watch stream",
+    ("", "secrets", "create"): "kube.ensure_tls_secret (spec.tls.enabled)",
+    ("", "secrets", "delete"): "kube.delete_children",
+    ("", "pods", "delete"): "kube.delete_pod: retired or unready workers",
+    ("", "pods", "deletecollection"): "kube.delete_children",
+    ("", "events", "create"): "kopf.warn / kopf.info (kopf posts core/v1 Events)",
+}
+
+#: Cluster-scoped reads of kopf's observers (every mode).
+KOPF_CLUSTER_CALLS: dict[Call, str] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"): "kopf resource observer: initial listing",
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"): "kopf resource observer: re-scan on change",
+}
+
+#: Cluster-scoped reads kopf adds when it serves a list of namespaces (--namespace).
+KOPF_NAMESPACED_MODE_CALLS: dict[Call, str] = {
+    ("", "namespaces", "list"): "kopf namespace observer: initial listing",
+    ("", "namespaces", "watch"): "kopf namespace observer: namespaces appearing/going",
+}
+
+#: Nothing is granted beyond what the code calls (least privilege).
+RESERVED: dict[Call, str] = {}
+
+
+def namespaced_grants() -> set[Call]:
+    """What the chart grants in a served namespace."""
+    return set(OPERATOR_CALLS) | set(RESERVED)
+
+
+def cluster_grants(namespaced_mode: bool) -> set[Call]:
+    """What the chart grants on cluster-scoped resources."""
+    calls = set(KOPF_CLUSTER_CALLS)
+    if namespaced_mode:
+        calls |= set(KOPF_NAMESPACED_MODE_CALLS)
+    return calls
