@@ -211,3 +211,23 @@ def test_tls_certificates_are_made_once_and_kept_in_an_owned_secret(operator_fac
         clusters.patch_spec("kappa", {"workers": {"replicas": 2}})
         wait_for(lambda: len(clusters.worker_names("kappa")) == 2, timeout=20, description="2 workers")
     assert clusters.core.read_namespaced_secret("kappa-tls", clusters.namespace).data == secret.data
+
+
+def test_cluster_pods_are_admitted_under_restricted_pod_security(operator: Any, kube_api: client.ApiClient) -> None:
+    """The API server's own PodSecurity admission, enforcing the restricted profile, lets every pod in."""
+    import uuid
+
+    core = client.CoreV1Api(kube_api)
+    name = f"restricted-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}})
+    try:
+        wait_for(lambda: core.list_namespaced_service_account(name).items, timeout=30, description="service account")
+        secured = Clusters(kube_api, name)
+        secured.create("lambda", {"tls": {"enabled": True}, "workers": {"replicas": 2, "maximum": 2}})
+        wait_for(lambda: len(secured.worker_names("lambda")) == 2, timeout=30, description="worker pods admitted")
+        wait_for(lambda: secured.pods("lambda", "scheduler"), timeout=30, description="scheduler pod admitted")
+        replica_sets = client.AppsV1Api(kube_api).list_namespaced_replica_set(name).items
+        assert all(not any(c.type == "ReplicaFailure" for c in rs.status.conditions or []) for rs in replica_sets)
+    finally:
+        core.delete_namespace(name)
