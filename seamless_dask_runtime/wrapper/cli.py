@@ -197,12 +197,13 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
             reason = supervise(cluster, timeout, stop)
     except ParameterError as exc:  # a backend found a parameter it cannot use
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
-    except Exception as exc:  # startup or supervision failed: say why in the file
+    except Exception as exc:  # startup or supervision failed: say why in the file, then clean up
         log.exception("cluster failed")
+        code = _fail(status_file, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
         if cluster is not None:
             with contextlib.suppress(Exception):
                 cluster.close()
-        return _fail(status_file, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
+        return code
     log.info("shutting down: %s", reason)
     with contextlib.suppress(Exception):
         cluster.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from seamless_dask_operator.resource import GROUP, PLURAL, VERSION
 
 from tests.operator.conftest import Clusters
 from tests.support.kube import make_pod_ready, wait_for
@@ -229,5 +230,8 @@ def test_cluster_pods_are_admitted_under_restricted_pod_security(operator: Any, 
         wait_for(lambda: secured.pods("lambda", "scheduler"), timeout=30, description="scheduler pod admitted")
         replica_sets = client.AppsV1Api(kube_api).list_namespaced_replica_set(name).items
         assert all(not any(c.type == "ReplicaFailure" for c in rs.status.conditions or []) for rs in replica_sets)
+        secured.delete("lambda")  # before the namespace, so the operator is not left writing into a dying one
+        wait_for(lambda: not secured.custom.list_namespaced_custom_object(GROUP, VERSION, name, PLURAL)["items"],
+                 timeout=30, description="cluster deleted")
     finally:
         core.delete_namespace(name)

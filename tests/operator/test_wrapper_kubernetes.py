@@ -92,7 +92,7 @@ def test_failed_resource_fails_the_status_file(operator: Any, clusters: Clusters
         deadline_status = wait_for(lambda: json.loads(path.read_text()).get("status") == "failed"
                                    and json.loads(path.read_text()), timeout=60, description="failed")
         assert "spec.unknownTaskDuration" in deadline_status["error"]
-        assert wait_for_exit(proc, 60) == 1
+        assert wait_for_exit(proc, 120) == 1  # after deleting the resource it created
         wait_for(lambda: _resource(clusters, "doomed") is None, timeout=60, description="resource cleaned up")
     finally:
         stop(proc)
