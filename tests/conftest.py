@@ -7,25 +7,19 @@ as ``.ci/run`` does) and skip with their reason otherwise.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
 
 # Operator settings are read at import; the tests run several schedulers on one
 # host, so the dashboard port the operator dials is a free one, and rounds are fast.
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-os.environ.setdefault("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", str(_free_port()))
+os.environ.setdefault("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", str(free_port()))
 os.environ.setdefault("SEAMLESS_DASK_OPERATOR_INTERVAL", "1")
-os.environ.setdefault("SEAMLESS_DASK_OPERATOR_METRICS_PORT", str(_free_port()))
+os.environ.setdefault("SEAMLESS_DASK_OPERATOR_METRICS_PORT", str(free_port()))
 os.environ.setdefault("SEAMLESS_THROTTLE_EPOCH_SECONDS", "1")
 # The Seamless worker pool (seamless-transformer processes) is not what these tests measure.
 os.environ.setdefault("SEAMLESS_DASK_WORKER_POOL", "0")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from seamless_dask_runtime.commands import PARAMETERS_VARIABLE
 from seamless_dask_runtime.jobqueue import render_job_script
 from seamless_dask_runtime.parameters import from_status_parameters
 from tests.support.pods import container_env, start_container, stop_process
+from tests.support.ports import free_port
 from tests.support.slurm import squeue_job_ids
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -40,11 +40,6 @@ def test_scheduler_pod_for_slurm_spec_makes_the_seed_job_script() -> None:
         [line for line in golden.splitlines() if line.strip()]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.mark.slurm
 def test_scheduler_pod_command_submits_real_slurm_jobs(slurm: None, tmp_path: Path) -> None:
@@ -53,7 +48,7 @@ def test_scheduler_pod_command_submits_real_slurm_jobs(slurm: None, tmp_path: Pa
         "cluster": "dask_jobqueue::SLURMCluster", "cores": 1, "memory": "1GB", "walltime": "00:10:00",
         "partition": "debug", "interactive": True, "tmpdir": str(tmp_path), "workers": {"maximum": 1},
     })
-    comm, dashboard = _free_port(), _free_port()
+    comm, dashboard = free_port(), free_port()
     status = tmp_path / "status.json"
     before = squeue_job_ids()
     # What a kubelet would run, on this host: same args and env, local ports and paths.

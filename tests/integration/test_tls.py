@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,10 @@ from seamless_dask_operator.resource import parse_spec
 from seamless_dask_operator.tls import make_certificates
 
 from tests.support.pods import start_container, stop_process
+from tests.support.ports import free_port
 
 REF = ClusterRef("secure", "science", "uid-secure")
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_tls_cluster_accepts_only_clients_with_its_certificates(tmp_path: Path) -> None:
@@ -33,7 +28,7 @@ def test_tls_cluster_accepts_only_clients_with_its_certificates(tmp_path: Path) 
 
     for name, text in make_certificates(REF).items():
         (tmp_path / name).write_text(text)
-    comm = _free_port()
+    comm = free_port()
     replace = {f"{TLS_DIRECTORY}/{name}": str(tmp_path / name) for name in ("ca.pem", "tls.crt", "tls.key")}
     replace |= {"8786": str(comm), ":8787": ":0", ":8788": ":0",
                 "tls://secure-scheduler.science.svc:8786": f"tls://127.0.0.1:{comm}"}

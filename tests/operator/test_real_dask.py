@@ -8,7 +8,6 @@ local. The operator then sees a live scheduler through its HTTP API.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from kubernetes import client
 from tests.operator.conftest import Clusters
 from tests.support.kube import make_pod_ready, wait_for
 from tests.support.pods import start_container, stop_process
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.kube
 # Workers cannot import the test package: ship this module's functions by value.
@@ -30,18 +30,13 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 DASHBOARD_PORT = os.environ["SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class LocalKubelet:
     """Starts pods' containers as processes and marks the pods Ready."""
 
     def __init__(self, api: client.ApiClient, clusters: Clusters, name: str, tmp: Path):
         self.api, self.clusters, self.name, self.tmp = api, clusters, name, tmp
-        self.comm_port = _free_port()
+        self.comm_port = free_port()
         self.processes: dict[str, Any] = {}
         ns = clusters.namespace
         self.replace = {
