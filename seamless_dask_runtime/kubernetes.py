@@ -73,7 +73,7 @@ class SeamlessDaskCluster:
     """Handle on one SeamlessDaskCluster resource (what the wrapper supervises)."""
 
     def __init__(self, params: ClusterParameters, *, scheduler_port: int, dashboard_port: int,
-                 default_name: str):
+                 default_name: str, stop: threading.Event | None = None):
         from kubernetes import client, config
 
         try:
@@ -89,6 +89,7 @@ class SeamlessDaskCluster:
         self.mode = os.environ.get(ADDRESS_VARIABLE) or ("service" if in_cluster else "port-forward")
         self._local_ports = (scheduler_port, dashboard_port)
         self._port_forward: subprocess.Popen[bytes] | None = None
+        self._stop = stop or threading.Event()
         self.status = ClusterStatus(Phase.STARTING)
         body = resource_manifest(params, self.name, self.namespace)
         try:
@@ -122,6 +123,9 @@ class SeamlessDaskCluster:
     def _wait_running(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._stop.is_set():
+                raise ClusterFailed(f"stopped by a signal while SeamlessDaskCluster {self.namespace}/{self.name} "
+                                    "was starting")
             body = self._read()
             if body is None:
                 raise ClusterFailed(f"SeamlessDaskCluster {self.namespace}/{self.name} was deleted while starting")
@@ -132,7 +136,7 @@ class SeamlessDaskCluster:
             if status.get("phase") == "Running":
                 self.status = self._reachable_status(status)
                 return
-            time.sleep(0.5)
+            self._stop.wait(0.5)
         raise ClusterFailed(f"SeamlessDaskCluster {self.namespace}/{self.name} not Running after {timeout:g} s "
                             f"(set {READY_TIMEOUT_VARIABLE} to wait longer)")
 

@@ -172,6 +172,7 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
         # Batch jobs write their output next to the launcher's log, as the original did.
         log_directory=str(Path(contents["log"]).parent) if isinstance(contents.get("log"), str) else None,
         status_path=str(status_file.path),
+        stop=stop.event,
     )
     log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)
     cluster = None

@@ -109,3 +109,18 @@ def test_api_refusal_is_a_clear_failure(kube_api: client.ApiClient, clusters: Cl
         assert "404" in status["error"] and "no-such-namespace" in status["error"]
     finally:
         stop(proc)
+
+
+def test_stop_signal_while_waiting_for_running(operator: Any, clusters: Clusters, control_plane: Any,
+                                               tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 1, "namespace": clusters.namespace, "name": "impatient"})
+    proc = _start(path, control_plane)
+    try:
+        wait_for(lambda: _resource(clusters, "impatient"), timeout=30, description="resource")
+        proc.send_signal(signal.SIGTERM)  # the scheduler never becomes Ready: no kubelet
+        assert wait_for_exit(proc, 90) == 1
+        assert json.loads(path.read_text())["status"] == "failed"  # it never ran: failed, as the original does
+        wait_for(lambda: _resource(clusters, "impatient") is None, timeout=60, description="resource removed")
+    finally:
+        stop(proc)

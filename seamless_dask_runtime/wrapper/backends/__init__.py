@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ class LaunchRequest:
     dashboard_port: int
     log_directory: str | None = None
     status_path: str | None = None
+    stop: threading.Event | None = None  # set by a stop signal; long waits give up on it
 
 
 Starter = Callable[[Any, LaunchRequest], Cluster]

@@ -22,7 +22,8 @@ def default_name(status_path: str | None) -> str:
 
 def start_seamless(cluster_class: type, request: LaunchRequest) -> SeamlessDaskCluster:
     return cluster_class(request.params, scheduler_port=request.scheduler_port,
-                         dashboard_port=request.dashboard_port, default_name=default_name(request.status_path))
+                         dashboard_port=request.dashboard_port, default_name=default_name(request.status_path),
+                         stop=request.stop)
 
 
 def kube_cluster_arguments(params: ClusterParameters, request: LaunchRequest) -> dict[str, Any]:
