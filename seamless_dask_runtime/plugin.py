@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .parameters import ClusterParameters
-from .worker_environment import worker_environment
+if TYPE_CHECKING:  # workers unpickle this module: keep pydantic off their start-up path
+    from .parameters import ClusterParameters
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class SeamlessWorkerPlugin(WorkerPlugin):
 
     @classmethod
     def for_parameters(cls, params: ClusterParameters) -> SeamlessWorkerPlugin:
+        from .worker_environment import worker_environment
+
         seamless_workers = params.cores or 1
         return cls(worker_environment(params), seamless_workers)
 

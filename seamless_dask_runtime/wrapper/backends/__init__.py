@@ -54,26 +54,43 @@ def scheduler_preloads(params: ClusterParameters) -> list[str]:
 
 
 def choose_backend(target: Any) -> tuple[str, Starter]:
-    """``(name, starter)`` for the object a cluster string resolved to."""
+    """``(name, starter)`` for the object a cluster string resolved to.
+
+    Backend modules are imported only when the target needs them: a library the
+    cluster string did not import (dask_jobqueue, dask_kubernetes) costs start-up time.
+    """
+    import sys
+
     from distributed import LocalCluster
 
     from ...kubernetes import SeamlessDaskCluster
-    from . import generic, jobqueue, kubernetes, local
 
     if isinstance(target, type) and issubclass(target, SeamlessDaskCluster):
+        from . import kubernetes
+
         return "kubernetes", kubernetes.start_seamless
-    if kubernetes.is_kube_cluster(target):
+    jobqueue_core = sys.modules.get("dask_jobqueue.core")
+    if isinstance(target, type) and jobqueue_core is not None and issubclass(target, jobqueue_core.JobQueueCluster):
+        from . import jobqueue
+
+        return "jobqueue", jobqueue.start
+    kube = sys.modules.get("dask_kubernetes.operator")
+    if isinstance(target, type) and kube is not None and issubclass(target, kube.KubeCluster):
+        from . import kubernetes
+
         return "dask-kubernetes", kubernetes.start_kube_cluster
     if isinstance(target, type) and issubclass(target, LocalCluster):
+        from . import local
+
         return "local", local.start
-    if isinstance(target, type) and jobqueue.is_jobqueue_cluster(target):
-        return "jobqueue", jobqueue.start
     if isinstance(target, LocalCluster):
         raise ValueError(
             "the cluster string names a LocalCluster instance, which cannot take the chosen ports; "
             "name the class instead, e.g. 'distributed::LocalCluster'"
         )
     if isinstance(target, Cluster) or callable(target):
+        from . import generic
+
         return "generic", generic.start
     raise ValueError(
         f"the cluster string names a {type(target).__name__}, not a Dask cluster class, function or instance"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import dask
-from dask_jobqueue.core import JobQueueCluster
 from distributed.deploy.cluster import Cluster
 
 from ... import sizing
@@ -15,10 +14,6 @@ from . import LaunchRequest, scheduler_preloads
 
 ADAPT_INTERVAL = "5s"
 ADAPT_WAIT_COUNT = 10
-
-
-def is_jobqueue_cluster(cls: type) -> bool:
-    return issubclass(cls, JobQueueCluster)
 
 
 class WorkerNameMapping:

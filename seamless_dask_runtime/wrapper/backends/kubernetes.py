@@ -48,11 +48,3 @@ def start_kube_cluster(cluster_class: type, request: LaunchRequest) -> Any:
     cluster = cluster_class(**kube_cluster_arguments(request.params, request))
     cluster.adapt(minimum=sizing.minimum_workers(request.params), maximum=request.params.maximum_jobs)
     return cluster
-
-
-def is_kube_cluster(target: Any) -> bool:
-    try:
-        from dask_kubernetes.operator import KubeCluster
-    except ImportError:
-        return False
-    return isinstance(target, type) and issubclass(target, KubeCluster)
