@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from seamless_dask_runtime.parameters import ParameterError
 
@@ -30,6 +31,8 @@ from .settings import SETTINGS
 from .status import Observed, status_patch
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+# What the API (or the way to it) can throw at a handler; all of it is worth a retry.
+API_FAILURES = (ApiException, HTTPError)
 
 
 def _now() -> str:
@@ -100,10 +103,13 @@ def _parse_or_fail(body: Any, meta: Any, status: Any, patch: kopf.Patch) -> Clus
         return None
 
 
-def _api_errors_are_temporary(exc: ApiException, handler: str) -> kopf.TemporaryError:
-    # 409/429/5xx and timeouts: kopf retries with backoff; the resource keeps its state.
-    metrics.ERRORS.labels(handler, str(exc.status)).inc()
-    return kopf.TemporaryError(f"Kubernetes API {exc.status}: {exc.reason}", delay=5)
+def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryError:
+    # 409/429/5xx, dropped connections, timeouts: kopf retries soon; the resource keeps its state.
+    if isinstance(exc, ApiException):
+        metrics.ERRORS.labels(handler, str(exc.status)).inc()
+        return kopf.TemporaryError(f"Kubernetes API {exc.status}: {exc.reason}", delay=5)
+    metrics.ERRORS.labels(handler, "connection").inc()
+    return kopf.TemporaryError(f"Kubernetes API unreachable: {exc}", delay=2)
 
 
 @kopf.on.create(*RESOURCE)
@@ -124,7 +130,7 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
             kube.apply(obj)
         _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref),
                   children_applied=True)
-    except ApiException as exc:
+    except API_FAILURES as exc:
         raise _api_errors_are_temporary(exc, "apply") from exc
 
 
@@ -142,7 +148,7 @@ def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch
     try:
         ref = _ref(meta)
         _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref))
-    except ApiException as exc:
+    except API_FAILURES as exc:
         raise _api_errors_are_temporary(exc, "observe") from exc
 
 
@@ -152,7 +158,7 @@ def delete_cluster(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
     metrics.forget(meta["namespace"], meta["name"])
     try:
         kube.delete_children(_ref(meta))
-    except ApiException as exc:
+    except API_FAILURES as exc:
         raise _api_errors_are_temporary(exc, "delete") from exc
 
 
@@ -228,26 +234,36 @@ def _batch_workers(api: SchedulerAPI | None) -> tuple[int, int]:
         return 0, 0
 
 
+_last_warned: dict[tuple[str, str, str], float] = {}
+
+
+def _warn_sparingly(body: kopf.Body, reason: str, message: str, every: float = 60.0) -> None:
+    """A condition seen on every timer round is one Event a minute, not one a second."""
+    key = (body["metadata"]["namespace"], body["metadata"]["name"], reason)
+    now = time.monotonic()
+    if now - _last_warned.get(key, -every) >= every:
+        _last_warned[key] = now
+        kopf.warn(body, reason=reason, message=message)
+
+
 def _retire_then_delete(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, count: int,
                         replace: list[str], timeout: float) -> None:
     """Results in worker memory move before any pod holding them is deleted."""
     if api is None:
-        kopf.warn(body, reason="ScaleDownWaiting",
-                  message="scheduler not ready: workers are kept until it can retire them")
+        _warn_sparingly(body, "ScaleDownWaiting", "scheduler not ready: workers are kept until it can retire them")
         return
     try:
         retired = api.retire_named(replace, timeout) if replace else api.retire(count, timeout)
     except SchedulerUnavailable as exc:
-        kopf.warn(body, reason="RetireFailed",
-                  message=f"could not retire workers within {timeout:g} s ({exc}); they keep running")
+        _warn_sparingly(body, "RetireFailed",
+                        f"could not retire workers within {timeout:g} s ({exc}); they keep running")
         return
     for name in retired:
         if name.startswith(f"{ref.name}-worker-"):
             kube.delete_pod(ref.namespace, name)
     wanted = len(replace) or count
     if len(retired) < wanted:
-        kopf.warn(body, reason="RetireIncomplete",
-                  message=f"scheduler retired {len(retired)} of {wanted} workers; retrying")
+        _warn_sparingly(body, "RetireIncomplete", f"scheduler retired {len(retired)} of {wanted} workers; retrying")
 
 
 def _enforce_idle_timeout(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,9 @@ def test_pods_form_a_working_seamless_cluster_and_scale_down_keeps_results(
 
     with Client(f"tcp://127.0.0.1:{kubelet.comm_port}", timeout=30) as dask:
         dask.wait_for_workers(2, timeout=60)
+        # The scheduler's Prometheus endpoint, on the port its Service exposes as http-dashboard.
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{DASHBOARD_PORT}/metrics", timeout=10).read().decode()
+        assert "dask_scheduler_workers" in metrics
         clusters.wait_status("live", lambda s: s.get("workersReady") == 2, description="2 ready")
         views = dask.run(_worker_view)
         assert len(views) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 from pathlib import Path
 from typing import Any
@@ -235,3 +236,22 @@ def test_cluster_pods_are_admitted_under_restricted_pod_security(operator: Any, 
                  timeout=30, description="cluster deleted")
     finally:
         core.delete_namespace(name)
+
+
+def test_worker_that_cannot_be_retired_is_reported_not_killed(operator: Any, clusters: Clusters,
+                                                               kube_api: client.ApiClient) -> None:
+    """The scheduler pod is Ready but its API does not answer (a partition): scale-down must not delete."""
+    clusters.create("nu", {"workers": {"replicas": 2, "maximum": 2, "retireTimeout": 3}})
+    scheduler = wait_for(lambda: clusters.pods("nu", "scheduler"), timeout=20, description="scheduler pod")[0]
+    make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip="127.0.0.1")
+    wait_for(lambda: len(clusters.worker_names("nu")) == 2, timeout=20, description="2 workers")
+    for name in clusters.worker_names("nu"):
+        make_pod_ready(kube_api, clusters.namespace, name, "node-1", pod_ip="127.0.0.1")
+    clusters.wait_status("nu", lambda s: s.get("workersReady") == 2)
+    clusters.patch_spec("nu", {"workers": {"replicas": 1}})
+    events = wait_for(lambda: [e for e in clusters.events("nu") if e.reason == "RetireFailed"], timeout=30,
+                      description="RetireFailed event")
+    assert "keep running" in events[0].message
+    time.sleep(5)  # several timer rounds: still one Event, still both pods
+    assert len([e for e in clusters.events("nu") if e.reason == "RetireFailed"]) == 1
+    assert clusters.worker_names("nu") == ["nu-worker-0", "nu-worker-1"]  # nothing killed behind its back
