@@ -15,6 +15,9 @@ from kubernetes.client.exceptions import ApiException
 
 from .builders.objects import CLUSTER_LABEL, ClusterRef
 from .resource import GROUP, PLURAL, VERSION
+from .settings import SETTINGS
+
+TIMEOUT = SETTINGS.request_timeout  # every call: a hung API fails the round, which kopf retries
 
 FIELD_MANAGER = "seamless-dask-operator"
 
@@ -38,7 +41,7 @@ def apply(obj: dict[str, Any]) -> None:
         "Service": client.CoreV1Api().patch_namespaced_service,
     }[obj["kind"]]
     patch(meta["name"], meta["namespace"], obj, field_manager=FIELD_MANAGER, force=True,
-          _content_type="application/apply-patch+yaml")
+          _content_type="application/apply-patch+yaml", _request_timeout=TIMEOUT)
 
 
 def ensure_tls_secret(ref: ClusterRef) -> bool:
@@ -46,7 +49,8 @@ def ensure_tls_secret(ref: ClusterRef) -> bool:
     from .tls import make_certificates, tls_secret
 
     try:
-        client.CoreV1Api().create_namespaced_secret(ref.namespace, tls_secret(ref, make_certificates(ref)))
+        client.CoreV1Api().create_namespaced_secret(ref.namespace, tls_secret(ref, make_certificates(ref)),
+                                                    _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -57,7 +61,7 @@ def ensure_tls_secret(ref: ClusterRef) -> bool:
 def create_pod(pod: dict[str, Any]) -> bool:
     """Create a worker pod; False when a pod of that name exists already."""
     try:
-        client.CoreV1Api().create_namespaced_pod(pod["metadata"]["namespace"], pod)
+        client.CoreV1Api().create_namespaced_pod(pod["metadata"]["namespace"], pod, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -67,7 +71,8 @@ def create_pod(pod: dict[str, Any]) -> bool:
 
 def scheduler_deployment_exists(ref: ClusterRef) -> bool:
     try:
-        client.AppsV1Api().read_namespaced_deployment(ref.scheduler_name, ref.namespace, _preload_content=False)
+        client.AppsV1Api().read_namespaced_deployment(ref.scheduler_name, ref.namespace, _preload_content=False,
+                                                      _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status == 404:
             return False
@@ -77,7 +82,7 @@ def scheduler_deployment_exists(ref: ClusterRef) -> bool:
 
 def delete_pod(namespace: str, name: str) -> None:
     try:
-        client.CoreV1Api().delete_namespaced_pod(name, namespace, grace_period_seconds=30)
+        client.CoreV1Api().delete_namespaced_pod(name, namespace, grace_period_seconds=30, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -87,10 +92,12 @@ def delete_children(ref: ClusterRef) -> None:
     """What garbage collection would do, done now (GC may lag on a new CRD type)."""
     core, apps = client.CoreV1Api(), client.AppsV1Api()
     for call in (
-        lambda: apps.delete_namespaced_deployment(ref.scheduler_name, ref.namespace, propagation_policy="Background"),
-        lambda: core.delete_namespaced_service(ref.scheduler_name, ref.namespace),
-        lambda: core.delete_namespaced_secret(ref.tls_secret_name, ref.namespace),
-        lambda: core.delete_collection_namespaced_pod(ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}"),
+        lambda: apps.delete_namespaced_deployment(ref.scheduler_name, ref.namespace, propagation_policy="Background",
+                                                  _request_timeout=TIMEOUT),
+        lambda: core.delete_namespaced_service(ref.scheduler_name, ref.namespace, _request_timeout=TIMEOUT),
+        lambda: core.delete_namespaced_secret(ref.tls_secret_name, ref.namespace, _request_timeout=TIMEOUT),
+        lambda: core.delete_collection_namespaced_pod(ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}",
+                                                      _request_timeout=TIMEOUT),
     ):
         try:
             call()
@@ -101,7 +108,8 @@ def delete_children(ref: ClusterRef) -> None:
 
 def delete_cluster(ref: ClusterRef) -> None:
     try:
-        client.CustomObjectsApi().delete_namespaced_custom_object(GROUP, VERSION, ref.namespace, PLURAL, ref.name)
+        client.CustomObjectsApi().delete_namespaced_custom_object(GROUP, VERSION, ref.namespace, PLURAL, ref.name,
+                                                                  _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status != 404:
             raise

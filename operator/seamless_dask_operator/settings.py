@@ -13,6 +13,7 @@ class OperatorSettings:
     dashboard_port: int
     health_port: int
     metrics_port: int
+    request_timeout: float
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -25,6 +26,8 @@ class OperatorSettings:
             dashboard_port=int(env.get("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", "8787")),
             health_port=int(env.get("SEAMLESS_DASK_OPERATOR_HEALTH_PORT", "8080")),
             metrics_port=int(env.get("SEAMLESS_DASK_OPERATOR_METRICS_PORT", "9090")),
+            # A hung API call must not hold a handler thread forever.
+            request_timeout=float(env.get("SEAMLESS_DASK_OPERATOR_REQUEST_TIMEOUT", "30")),
         )
 
 

@@ -37,7 +37,8 @@ def test_operator_survives_injected_api_faults(kube_api: client.ApiClient, clust
     faulty = FaultyAPI(server, ca, rate=0.2, seed=11).start()
     kubeconfig = faulty.kubeconfig(control_plane.kubeconfig, tmp_path / "faulty-kubeconfig")
     log = tmp_path / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SEAMLESS_DASK_OPERATOR_METRICS_PORT": "0"}
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SEAMLESS_DASK_OPERATOR_METRICS_PORT": "0",
+           "SEAMLESS_DASK_OPERATOR_REQUEST_TIMEOUT": "3"}  # the proxy's slow answers (8 s) time out
     with open(log, "wb") as out:
         proc = subprocess.Popen([OPERATOR, "--liveness-port", "0"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -62,4 +63,4 @@ def test_operator_survives_injected_api_faults(kube_api: client.ApiClient, clust
         faulty.stop()
     injected = report(faulty)["injected"]
     print("faults injected:", injected)
-    assert sum(injected.values()) >= 10 and {"410", "409", "429"} <= set(injected)  # the faults really happened
+    assert sum(injected.values()) >= 10 and {"410", "409", "429", "slow"} <= set(injected)  # the faults really happened

@@ -2,8 +2,9 @@
 
 Clients talk plain HTTP to the proxy (their bearer token passes through); the
 proxy forwards over HTTPS. A seeded fraction of requests get a fault instead:
-409 Conflict (writes), 429 Too Many Requests (with Retry-After), 500, 503, or a
-dropped connection; a fraction of watch streams end with a 410 Gone ERROR
+409 Conflict (writes), 429 Too Many Requests (with Retry-After), 500, 503, a
+dropped connection, or a response held back for ``slow_seconds`` (a timeout for
+a client that waits less); a fraction of watch streams end with a 410 Gone ERROR
 event, as an API server does when the resourceVersion expired.
 """
 
@@ -25,11 +26,13 @@ HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "acc
 
 
 class FaultyAPI:
-    def __init__(self, upstream: str, ca_file: str, rate: float, watch_rate: float = 0.5, seed: int = 1):
+    def __init__(self, upstream: str, ca_file: str, rate: float, watch_rate: float = 0.5, seed: int = 1,
+                 slow_seconds: float = 8.0):
         self.upstream = upstream.rstrip("/")
         self.ca_file = ca_file
         self.rate = rate
         self.watch_rate = watch_rate
+        self.slow_seconds = slow_seconds
         self.rng = random.Random(seed)
         self.injected: collections.Counter[str] = collections.Counter()
         self.forwarded = 0
@@ -85,7 +88,7 @@ class FaultyAPI:
     def _fault(self, request: web.Request) -> str | None:
         if self.rng.random() >= self.rate:
             return None
-        kinds = ["429", "500", "503", "drop"]
+        kinds = ["429", "500", "503", "drop", "slow"]
         if request.method in ("POST", "PUT", "PATCH"):
             kinds.append("409")
         return self.rng.choice(kinds)
@@ -95,6 +98,10 @@ class FaultyAPI:
         fault = None if watch else self._fault(request)
         if fault is not None:
             self.injected[fault] += 1
+            if fault == "slow":
+                await asyncio.sleep(self.slow_seconds)
+                fault = None
+        if fault is not None:
             if fault == "drop":
                 request.transport.close()  # type: ignore[union-attr]
                 return web.Response(status=500)
