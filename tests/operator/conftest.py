@@ -66,6 +66,23 @@ class Clusters:
     def get(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
 
+    def find(self, name: str) -> dict[str, Any] | None:
+        """The resource, or None once it is gone (finalizer cleared)."""
+        try:
+            return self.get(name)
+        except client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def children(self, name: str) -> tuple[list[str], int, int]:
+        """Worker pod names, scheduler Deployments, scheduler Services: each must exist once."""
+        deployments = [d for d in self.apps.list_namespaced_deployment(self.namespace).items
+                       if d.metadata.name == f"{name}-scheduler"]
+        services = [s for s in self.core.list_namespaced_service(self.namespace).items
+                    if s.metadata.name == f"{name}-scheduler"]
+        return self.worker_names(name), len(deployments), len(services)
+
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
 

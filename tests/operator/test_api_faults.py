@@ -20,12 +20,9 @@ pytestmark = pytest.mark.kube
 OPERATOR = str(Path(sys.executable).parent / "seamless-dask-operator")
 
 
-def _children(clusters: Clusters, name: str) -> tuple[int, int, int]:
-    deployments = [d for d in clusters.apps.list_namespaced_deployment(clusters.namespace).items
-                   if d.metadata.name == f"{name}-scheduler"]
-    services = [s for s in clusters.core.list_namespaced_service(clusters.namespace).items
-                if s.metadata.name == f"{name}-scheduler"]
-    return len(clusters.worker_names(name)), len(deployments), len(services)
+def _exactly_once(clusters: Clusters, name: str, workers: int) -> bool:
+    pods, deployments, services = clusters.children(name)
+    return len(pods) == workers and deployments == services == 1
 
 
 def test_operator_survives_injected_api_faults(kube_api: client.ApiClient, clusters: Clusters,
@@ -47,15 +44,15 @@ def test_operator_survives_injected_api_faults(kube_api: client.ApiClient, clust
             clusters.create(name, {"workers": {"replicas": replicas, "maximum": 3}})
         clusters.create("broken", {"unknownTaskDuration": "later"})
         for name, replicas in (("nu", 2), ("xi", 1), ("omicron", 3)):
-            wait_for(lambda n=name, r=replicas: _children(clusters, n) == (r, 1, 1) or None, timeout=120,
+            wait_for(lambda n=name, r=replicas: _exactly_once(clusters, n, r), timeout=120,
                      description=f"{name}: children exactly once")
             clusters.wait_status(name, lambda s, r=replicas: s.get("workersDesired") == r
                                  and s.get("phase") == "Starting", timeout=120)
         clusters.wait_status("broken", lambda s: s.get("phase") == "Failed", timeout=120)
         clusters.patch_spec("omicron", {"workers": {"replicas": 1}})
-        wait_for(lambda: _children(clusters, "omicron") == (1, 1, 1) or None, timeout=120, description="scaled down")
+        wait_for(lambda: _exactly_once(clusters, "omicron", 1), timeout=120, description="scaled down")
         clusters.delete("xi")
-        wait_for(lambda: _children(clusters, "xi") == (0, 0, 0) or None, timeout=120, description="xi cleaned up")
+        wait_for(lambda: clusters.children("xi") == ([], 0, 0) or None, timeout=120, description="xi cleaned up")
         assert proc.poll() is None, log.read_text()[-3000:]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

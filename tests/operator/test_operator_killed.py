@@ -34,14 +34,6 @@ def _kill_soon(proc: subprocess.Popen[bytes], rng: random.Random) -> None:
     proc.wait(10)
 
 
-def _children(clusters: Clusters, name: str) -> tuple[list[str], int, int]:
-    deployments = [d for d in clusters.apps.list_namespaced_deployment(clusters.namespace).items
-                   if d.metadata.name == f"{name}-scheduler"]
-    services = [s for s in clusters.core.list_namespaced_service(clusters.namespace).items
-                if s.metadata.name == f"{name}-scheduler"]
-    return clusters.worker_names(name), len(deployments), len(services)
-
-
 def test_sigkilled_operator_converges_without_duplicates_or_orphans(
     kube_api: client.ApiClient, clusters: Clusters, control_plane: Any, tmp_path: Path
 ) -> None:
@@ -56,22 +48,14 @@ def test_sigkilled_operator_converges_without_duplicates_or_orphans(
 
     proc = _start(control_plane, log)
     try:
-        wait_for(lambda: _children(clusters, "mu") == (["mu-worker-0"], 1, 1) or None, timeout=60,
+        wait_for(lambda: clusters.children("mu") == (["mu-worker-0"], 1, 1) or None, timeout=60,
                  description="one worker, one Deployment, one Service")
         clusters.wait_status("mu", lambda s: s.get("workersDesired") == 1 and s.get("phase") == "Starting")
         clusters.delete("mu")
         _kill_soon(proc, rng)  # and once more in the middle of the deletion
         proc = _start(control_plane, log)
-
-        def gone() -> bool:
-            try:
-                clusters.get("mu")
-            except client.exceptions.ApiException as exc:
-                return exc.status == 404
-            return False
-
-        wait_for(gone, timeout=60, description="resource deleted, finalizer cleared")
-        wait_for(lambda: _children(clusters, "mu") == ([], 0, 0), timeout=60, description="no child left")
+        wait_for(lambda: clusters.find("mu") is None, timeout=60, description="resource deleted, finalizer cleared")
+        wait_for(lambda: clusters.children("mu") == ([], 0, 0), timeout=60, description="no child left")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -83,15 +83,7 @@ def test_delete_removes_children_and_clears_finalizer(operator: Any, clusters: C
     wait_for(lambda: len(clusters.worker_names("eps")) == 2, timeout=20, description="workers")
     assert clusters.get("eps")["metadata"]["finalizers"] == ["seamless.dask.org/finalizer"]
     clusters.delete("eps")
-
-    def gone() -> bool:
-        try:
-            clusters.get("eps")
-        except client.exceptions.ApiException as exc:
-            return exc.status == 404
-        return False
-
-    wait_for(gone, timeout=30, description="resource gone (finalizer cleared)")
+    wait_for(lambda: clusters.find("eps") is None, timeout=30, description="resource gone (finalizer cleared)")
     wait_for(lambda: not clusters.pods("eps", "worker") and not clusters.pods("eps", "scheduler"),
              timeout=30, description="pods gone")
     deployments = clusters.apps.list_namespaced_deployment(clusters.namespace).items

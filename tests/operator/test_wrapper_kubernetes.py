@@ -23,15 +23,6 @@ def _start(path: Path, control_plane: Any) -> Any:
                                                      "SEAMLESS_DASK_K8S_ADDRESS": "service"})
 
 
-def _resource(clusters: Clusters, name: str) -> dict | None:
-    try:
-        return clusters.get(name)
-    except client.exceptions.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
 def test_status_file_to_running_resource_and_back(operator: Any, clusters: Clusters, control_plane: Any,
                                                   kube_api: client.ApiClient, tmp_path: Path) -> None:
     path = tmp_path / "daskserver-hpc-proj.json"
@@ -39,7 +30,7 @@ def test_status_file_to_running_resource_and_back(operator: Any, clusters: Clust
                                             "namespace": clusters.namespace, "timeout": 600})
     proc = _start(path, control_plane)
     try:
-        resource = wait_for(lambda: _resource(clusters, "daskserver-hpc-proj"), timeout=30, description="resource")
+        resource = wait_for(lambda: clusters.find("daskserver-hpc-proj"), timeout=30, description="resource")
         spec = resource["spec"]
         assert (spec["cores"], spec["memory"], spec["interactive"], spec["timeout"]) == (2, "2GiB", True, 600)
         assert spec["workers"] == {"adaptive": True, "minimum": 1, "maximum": 3, "replicas": 0, "retireTimeout": 120}
@@ -56,7 +47,7 @@ def test_status_file_to_running_resource_and_back(operator: Any, clusters: Clust
         proc.send_signal(signal.SIGTERM)
         assert wait_for_exit(proc, 90) == 0
         assert not path.exists()
-        assert _resource(clusters, "daskserver-hpc-proj") is None
+        assert clusters.find("daskserver-hpc-proj") is None
     finally:
         stop(proc)
 
@@ -93,7 +84,7 @@ def test_failed_resource_fails_the_status_file(operator: Any, clusters: Clusters
                                    and json.loads(path.read_text()), timeout=60, description="failed")
         assert "spec.unknownTaskDuration" in deadline_status["error"]
         assert wait_for_exit(proc, 120) == 1  # after deleting the resource it created
-        wait_for(lambda: _resource(clusters, "doomed") is None, timeout=60, description="resource cleaned up")
+        wait_for(lambda: clusters.find("doomed") is None, timeout=60, description="resource cleaned up")
     finally:
         stop(proc)
 
@@ -117,10 +108,10 @@ def test_stop_signal_while_waiting_for_running(operator: Any, clusters: Clusters
     write_launcher_status(path, {"cores": 1, "namespace": clusters.namespace, "name": "impatient"})
     proc = _start(path, control_plane)
     try:
-        wait_for(lambda: _resource(clusters, "impatient"), timeout=30, description="resource")
+        wait_for(lambda: clusters.find("impatient"), timeout=30, description="resource")
         proc.send_signal(signal.SIGTERM)  # the scheduler never becomes Ready: no kubelet
         assert wait_for_exit(proc, 90) == 1
         assert json.loads(path.read_text())["status"] == "failed"  # it never ran: failed, as the original does
-        wait_for(lambda: _resource(clusters, "impatient") is None, timeout=60, description="resource removed")
+        wait_for(lambda: clusters.find("impatient") is None, timeout=60, description="resource removed")
     finally:
         stop(proc)
