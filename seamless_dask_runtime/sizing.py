@@ -112,3 +112,12 @@ def batch_memory(memory: str) -> str:
     if match:
         return f"{match.group(1)}{match.group(2).upper()}"
     return f"{max(1, dask.utils.parse_bytes(memory) // 2**20)}M"
+
+
+def kubernetes_quantity(memory: str) -> str:
+    """Dask size -> Kubernetes quantity: ``4GiB`` -> ``4Gi``, ``54000MB`` -> ``54000M`` (same bytes)."""
+    text = memory.strip().replace(" ", "")
+    for suffix in ("iB", "B"):
+        if text.endswith(suffix) and text[: -len(suffix)][-1:].isalpha():
+            return text[: -len(suffix)] + ("i" if suffix == "iB" else "")
+    return text

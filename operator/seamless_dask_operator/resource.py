@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# One definition of the resource's identity, shared with the wrapper's Kubernetes backend.
+from seamless_dask_runtime.kubernetes import DEFAULT_IMAGE, GROUP, PLURAL, VERSION
 from seamless_dask_runtime.parameters import (
     PARAMETER_TABLE,
     ClusterParameters,
@@ -14,13 +16,11 @@ from seamless_dask_runtime.parameters import (
     from_crd_spec,
 )
 
-GROUP = "seamless.dask.org"
-VERSION = "v1alpha1"
-PLURAL = "seamlessdaskclusters"
+__all__ = ["DEFAULT_IMAGE", "GROUP", "PLURAL", "VERSION", "parse_spec"]
+
 KIND = "SeamlessDaskCluster"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-DEFAULT_IMAGE = "ghcr.io/seamless-dask/seamless-dask-runtime:0.1.0"
 _MODEL_KEYS = {p.crd_key for p in PARAMETER_TABLE}
 
 

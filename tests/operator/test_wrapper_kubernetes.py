@@ -23,6 +23,16 @@ def _start(path: Path, control_plane: Any) -> Any:
                                                      "SEAMLESS_DASK_K8S_ADDRESS": "service"})
 
 
+def _schedule_and_wait_running(clusters: Clusters, kube_api: client.ApiClient, name: str, path: Path,
+                               proc: Any, pod_ip: str) -> dict:
+    """Do the kubelet's part for the scheduler pod, then wait for the wrapper's `running`."""
+    scheduler = wait_for(lambda: clusters.pods(name, "scheduler"), timeout=30, description="scheduler pod")[0]
+    make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip=pod_ip)
+    status = wait_for_status(path, proc, timeout=60)
+    assert status["status"] == "running", status
+    return status
+
+
 def test_status_file_to_running_resource_and_back(operator: Any, clusters: Clusters, control_plane: Any,
                                                   kube_api: client.ApiClient, tmp_path: Path) -> None:
     path = tmp_path / "daskserver-hpc-proj.json"
@@ -35,11 +45,7 @@ def test_status_file_to_running_resource_and_back(operator: Any, clusters: Clust
         assert (spec["cores"], spec["memory"], spec["interactive"], spec["timeout"]) == (2, "2GiB", True, 600)
         assert spec["workers"] == {"adaptive": True, "minimum": 1, "maximum": 3, "replicas": 0, "retireTimeout": 120}
         assert json.loads(path.read_text())["status"] == "starting"  # not running before the scheduler is
-        scheduler = wait_for(lambda: clusters.pods("daskserver-hpc-proj", "scheduler"), timeout=20,
-                             description="scheduler pod")[0]
-        make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip="10.244.0.7")
-        status = wait_for_status(path, proc, timeout=60)
-        assert status["status"] == "running", status
+        status = _schedule_and_wait_running(clusters, kube_api, "daskserver-hpc-proj", path, proc, "10.244.0.7")
         assert status["scheduler_address"] == f"tcp://daskserver-hpc-proj-scheduler.{clusters.namespace}.svc:8786"
         assert (status["port"], status["dashboard_port"]) == (8786, 8787)
         assert status["parameters"] == launcher["parameters"] and status["pid"] == launcher["pid"]
@@ -59,9 +65,7 @@ def test_resource_deleted_by_operator_idle_timeout_stops_wrapper(operator: Any, 
     write_launcher_status(path, {"cores": 1, "namespace": clusters.namespace, "name": "idle"})
     proc = _start(path, control_plane)
     try:
-        scheduler = wait_for(lambda: clusters.pods("idle", "scheduler"), timeout=30, description="scheduler")[0]
-        make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip="10.244.0.8")
-        assert wait_for_status(path, proc, timeout=60)["status"] == "running"
+        _schedule_and_wait_running(clusters, kube_api, "idle", path, proc, "10.244.0.8")
         clusters.delete("idle")  # what the operator does after spec.timeout idle seconds
         assert wait_for_exit(proc, 90) == 0
         assert not path.exists()
@@ -75,9 +79,7 @@ def test_failed_resource_fails_the_status_file(operator: Any, clusters: Clusters
     write_launcher_status(path, {"cores": 1, "namespace": clusters.namespace, "name": "doomed"})
     proc = _start(path, control_plane)
     try:
-        scheduler = wait_for(lambda: clusters.pods("doomed", "scheduler"), timeout=30, description="scheduler")[0]
-        make_pod_ready(kube_api, clusters.namespace, scheduler.metadata.name, "node-1", pod_ip="10.244.0.9")
-        assert wait_for_status(path, proc, timeout=60)["status"] == "running"
+        _schedule_and_wait_running(clusters, kube_api, "doomed", path, proc, "10.244.0.9")
         # Someone breaks the running cluster's spec: the operator reports Failed with the field.
         clusters.patch_spec("doomed", {"unknownTaskDuration": "never"})
         deadline_status = wait_for(lambda: json.loads(path.read_text()).get("status") == "failed"

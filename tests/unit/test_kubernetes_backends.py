@@ -34,3 +34,14 @@ def test_kube_cluster_gets_our_worker_environment() -> None:
     assert kwargs["worker_command"] == ["dask", "worker", "--nthreads", "6"]
     assert (kwargs["name"], kwargs["n_workers"], kwargs["scheduler_forward_port"]) == ("daskserver-a", 1, 41000)
     assert kwargs["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
+
+
+def test_memory_is_a_kubernetes_quantity_on_both_kubernetes_paths() -> None:
+    from seamless_dask_operator.builders import ClusterRef, worker_pod
+    from seamless_dask_operator.resource import parse_spec
+
+    params = from_status_parameters({"cores": 1, "memory": "54000MB"})
+    request = LaunchRequest(params=params, host="0.0.0.0", scheduler_port=1, dashboard_port=2)
+    assert kube_cluster_arguments(params, request)["resources"]["requests"]["memory"] == "54000M"
+    pod = worker_pod(ClusterRef("c", "ns", "u"), parse_spec({"memory": "54000MB"}), 0)
+    assert pod["spec"]["containers"][0]["resources"]["requests"]["memory"] == "54000M"

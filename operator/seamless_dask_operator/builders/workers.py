@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from seamless_dask_runtime.commands import worker_command
+from seamless_dask_runtime.sizing import kubernetes_quantity
 from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
@@ -32,17 +33,8 @@ def default_worker_resources(cluster: ClusterSpec) -> dict[str, Any]:
     requests: dict[str, Any] = {"cpu": str(cluster.params.cores or 1)}
     limits: dict[str, Any] = {}
     if cluster.params.memory:
-        requests["memory"] = limits["memory"] = _kubernetes_quantity(cluster.params.memory)
+        requests["memory"] = limits["memory"] = kubernetes_quantity(cluster.params.memory)
     return {"requests": requests, **({"limits": limits} if limits else {})}
-
-
-def _kubernetes_quantity(memory: str) -> str:
-    # Dask: 4GB = 4e9, 4GiB = 2**32; Kubernetes: 4G and 4Gi mean the same.
-    text = memory.strip().replace(" ", "")
-    for suffix in ("iB", "B"):
-        if text.endswith(suffix) and text[:-len(suffix)][-1:].isalpha():
-            return text[: -len(suffix)] + ("i" if suffix == "iB" else "")
-    return text
 
 
 def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:

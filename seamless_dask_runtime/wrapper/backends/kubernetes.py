@@ -30,7 +30,7 @@ def kube_cluster_arguments(params: ClusterParameters, request: LaunchRequest) ->
     """dask-kubernetes ``KubeCluster`` keywords: our worker sizing and environment on its pods (pure)."""
     requests: dict[str, str] = {"cpu": str(params.cores or 1)}
     if params.memory:
-        requests["memory"] = params.memory.replace("B", "") if params.memory.endswith("iB") else params.memory
+        requests["memory"] = sizing.kubernetes_quantity(params.memory)
     return {
         "name": params.name or default_name(request.status_path),
         "namespace": params.namespace,
