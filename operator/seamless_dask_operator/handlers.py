@@ -24,6 +24,7 @@ from . import kube, metrics
 from .builders import ClusterRef, desired_children, worker_pod
 from .builders.objects import CLUSTER_LABEL, COMPONENT_LABEL, MANAGED_BY, TEMPLATE_HASH, template_hash
 from .builders.workers import INDEX_LABEL, worker_template
+from .pod_problems import PodProblem, pod_problems, summary
 from .resource import GROUP, PLURAL, VERSION, ClusterSpec, desired_workers, parse_spec
 from .scaling import WorkerPod, plan_workers
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
@@ -76,10 +77,25 @@ def cluster_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any)
             "annotations": dict(body["metadata"].get("annotations") or {}),
             "deletionTimestamp": body["metadata"].get("deletionTimestamp"),
         },
-        "status": {"podIP": (body.get("status") or {}).get("podIP"),
-                   "conditions": list((body.get("status") or {}).get("conditions") or [])},
+        "status": _pod_status_summary(body.get("status") or {}),
     }
     return {(namespace, labels[CLUSTER_LABEL]): pod}
+
+
+def _pod_status_summary(status: dict[str, Any]) -> dict[str, Any]:
+    """What readiness and pod problems are read from; the rest of a pod's status is not kept."""
+    def container(c: dict[str, Any]) -> dict[str, Any]:
+        return {key: c.get(key) for key in ("name", "ready", "restartCount", "state", "lastState")}
+
+    return {
+        "podIP": status.get("podIP"),
+        "phase": status.get("phase"),
+        "reason": status.get("reason"),
+        "message": status.get("message"),
+        "conditions": list(status.get("conditions") or []),
+        "initContainerStatuses": [container(c) for c in status.get("initContainerStatuses") or []],
+        "containerStatuses": [container(c) for c in status.get("containerStatuses") or []],
+    }
 
 
 def _indexed_pods(index: kopf.Index[Any, Any], ref: ClusterRef) -> list[dict[str, Any]]:
@@ -206,6 +222,8 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
         _retire_then_delete(body, ref, api, plan.retire_count, plan.replace, cluster.options.retire_timeout)
 
     last_activity = _enforce_idle_timeout(body, ref, cluster, api, logger)
+    problems = pod_problems([(p, p["metadata"]["labels"].get(COMPONENT_LABEL, "?")) for p in pods], time.time())
+    _announce_new_problems(body, status, problems)
     workers_ready = sum(1 for p in observed_pods if p.ready)
     if batch:
         workers_ready, desired = _batch_workers(api)
@@ -217,11 +235,24 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
         workers_desired=desired,
         last_activity=last_activity,
         tls=cluster.options.tls,
+        pod_problems=tuple(problems),
     )
     new_status = status_patch(ref, observed, dict(status), _now())
     metrics.record_status(ref.namespace, ref.name, new_status)
     if {k: status.get(k) for k in new_status} != new_status:
         patch.status.update(new_status)
+
+
+def _announce_new_problems(body: kopf.Body, status: kopf.Status, problems: list[PodProblem]) -> None:
+    """One Event when a new kind of pod problem appears (not one per round, nor per back-off)."""
+    if not problems:
+        return
+    before = next((c for c in status.get("conditions") or [] if c.get("type") == "PodsHealthy"), None)
+    already_reported = before is not None and before.get("status") == "False" \
+        and before.get("reason") == problems[0].reason
+    if not already_reported:
+        kopf.warn(body, reason=problems[0].reason, message=summary(problems))
+        metrics.ERRORS.labels("pods", problems[0].reason).inc()
 
 
 def _batch_workers(api: SchedulerAPI | None) -> tuple[int, int]:
@@ -278,7 +309,8 @@ def _enforce_idle_timeout(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec
         return _now()
     timeout = cluster.params.timeout
     if timeout is not None and time.time() - idle_since >= timeout:
-        kopf.info(body, reason="IdleTimeout", message=f"idle for {timeout:g} s: deleting the cluster")
+        # kopf.info() is filtered by the posting level (WARNING); this Event must reach the user.
+        kopf.event(body, type="Normal", reason="IdleTimeout", message=f"idle for {timeout:g} s: deleting the cluster")
         logger.warning("idle for %s s: deleting %s/%s", timeout, ref.namespace, ref.name)
         kube.delete_cluster(ref)
     return datetime.datetime.fromtimestamp(idle_since, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -46,4 +46,8 @@ def plan_workers(pods: list[WorkerPod], desired: int, current_hash: str) -> Work
         return WorkerPlan(delete_unready=[p.name for p in unready], retire_count=excess - len(unready))
     # Right count: roll outdated pods one at a time so capacity never drops by more than one.
     outdated = sorted((p for p in live if p.template_hash != current_hash), key=lambda p: (p.ready, p.index))
+    # Outdated pods that never became ready (a bad image, say) give no capacity and hold no results.
+    never_ready = [p.name for p in outdated if not p.ready]
+    if never_ready:
+        return WorkerPlan(delete_unready=never_ready)
     return WorkerPlan(replace=[outdated[0].name] if outdated else [])

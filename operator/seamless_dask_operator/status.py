@@ -8,6 +8,7 @@ from typing import Any
 from seamless_dask_runtime.status import ClusterStatus, Phase
 
 from .builders.objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, selector_string
+from .pod_problems import PodProblem, summary
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Observed:
     stopping: bool = False
     last_activity: str | None = None
     tls: bool = False
+    pod_problems: tuple[PodProblem, ...] = ()
 
 
 def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
@@ -36,6 +38,9 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
         phase, reason = Phase.RUNNING, "SchedulerReady"
     else:
         phase, reason = Phase.STARTING, "SchedulerNotReady"
+    message = observed.spec_error or observed.scheduler_problem
+    if observed.pod_problems and not observed.spec_error:
+        reason, message = observed.pod_problems[0].reason, summary(list(observed.pod_problems))
     return ClusterStatus(
         phase=phase,
         scheduler_port=COMM_PORT,
@@ -45,7 +50,7 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
         workers_ready=observed.workers_ready,
         workers_desired=observed.workers_desired,
         reason=reason,
-        message=observed.spec_error or observed.scheduler_problem,
+        message=message,
     )
 
 
@@ -64,6 +69,11 @@ def conditions(observed: Observed) -> list[dict[str, Any]]:
                    ("SchedulerNotReady" if observed.scheduler_exists else "SchedulerMissing"),
                    observed.scheduler_problem or ("scheduler answers /health" if observed.scheduler_ready
                                                   else "waiting for the scheduler pod to pass /health"),
+                   observed.generation),
+        _condition("PodsHealthy", not observed.pod_problems,
+                   observed.pod_problems[0].reason if observed.pod_problems else "NoProblems",
+                   summary(list(observed.pod_problems)) if observed.pod_problems
+                   else "no pod is failing to pull, schedule, start or stay within its memory",
                    observed.generation),
         _condition("WorkersReady", observed.workers_ready >= observed.workers_desired,
                    "AllWorkersReady" if observed.workers_ready >= observed.workers_desired else "WorkersPending",
@@ -96,6 +106,8 @@ def status_patch(ref: ClusterRef, observed: Observed, old_status: dict[str, Any]
         "workersDesired": status.workers_desired,
         "selector": selector_string(ref, "worker"),
         "observedGeneration": observed.generation,
+        "reason": status.reason,
+        "message": status.message or "",
         "conditions": merge_conditions((old_status or {}).get("conditions"), conditions(observed), now),
     }
     if observed.last_activity is not None:
