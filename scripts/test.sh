@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up .venv with everything the tests need and run them with every real part
 # this machine can run: a real kube-apiserver (../shared/kube/up.sh), a real
-# Slurm (Debian packages, root only), real helm/kubectl, real Dask processes.
+# Slurm (Debian packages, root only), a real node that runs pods (../shared/kube/node-up.sh,
+# root only; images built from our Dockerfiles), real helm/kubectl, real Dask processes.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +20,13 @@ fi
 if [ -z "${SDO_SLURM:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   export SDO_SLURM=1
 fi
-echo "control plane: ${SDO_KUBE_UP:-${KUBECONFIG:-none (Kubernetes tests skip)}}; slurm: ${SDO_SLURM:-off (Slurm tests skip)}"
+# Pods that really run (tests/e2e): the real node of ../shared/kube/node-up.sh, as root. Elsewhere the
+# same suite runs on kind when kind and Docker are there, and skips with its reason otherwise.
+if [ -z "${SDO_NODE_UP:-}" ] && [ "$(id -u)" = 0 ] && [ -x ../shared/kube/node-up.sh ] && command -v apt-get >/dev/null; then
+  bash scripts/get-node-deps.sh
+  SDO_NODE_UP="$(cd ../shared/kube && pwd)/node-up.sh"
+  export SDO_NODE_UP
+fi
+echo "control plane: ${SDO_KUBE_UP:-${KUBECONFIG:-none (Kubernetes tests skip)}}; slurm: ${SDO_SLURM:-off (Slurm tests skip)};" \
+  "node for pods: ${SDO_NODE_UP:-${KNODE_DIR:-none (e2e runs on kind if present, else skips)}}"
 exec .venv/bin/python -m pytest "$@"

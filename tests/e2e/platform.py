@@ -109,7 +109,11 @@ class KnodePlatform(Platform):
             up = os.environ.get("SDO_NODE_UP") or str(REPO.parent / "shared" / "kube" / "node-up.sh")
             return cls("knode (existing)", env=dict(os.environ), kube_dir=Path(up).parent, node_dir=node_dir)
         up = Path(os.environ["SDO_NODE_UP"]).resolve()
-        node_dir = workdir / "knode"
+        # A fixed folder, so that a node left by a killed run is found and taken down first
+        # (node-up.sh refuses to start while its bridge exists).
+        node_dir = Path(os.environ.get("SDO_NODE_DIR", "/tmp/sdo-e2e-knode"))
+        if node_dir.exists():
+            run(str(up.parent / "node-down.sh"), str(node_dir), check=False, timeout=180)
         started = time.monotonic()
         proc = run(str(up), str(node_dir), timeout=300, check=False)
         if proc.returncode != 0:

@@ -74,8 +74,9 @@ def test_kubectl_get_shows_printer_columns(operator: Any, clusters: Clusters, co
     out = subprocess.run([KUBECTL, "--kubeconfig", str(control_plane.kubeconfig), "-n", clusters.namespace,
                           "get", "sdc"], check=True, capture_output=True, text=True).stdout
     header, row = out.splitlines()[:2]
-    assert header.split() == ["NAME", "PHASE", "READY", "DESIRED", "SCHEDULER", "AGE"]
+    assert header.split() == ["NAME", "PHASE", "READY", "DESIRED", "SCHEDULER", "REASON", "AGE"]
     assert row.split()[:4] == ["delta", "Starting", "0", "1"]
+    assert row.split()[5] == "SchedulerNotReady"  # pods stay Pending on an API server without a kubelet
 
 
 def test_delete_removes_children_and_clears_finalizer(operator: Any, clusters: Clusters) -> None:

@@ -26,6 +26,12 @@ def test_outdated_pods_roll_one_at_a_time() -> None:
     assert plan.replace == ["c-worker-0"] and not plan.create
 
 
+def test_outdated_pods_that_never_became_ready_go_at_once() -> None:
+    """A fixed image: the pods stuck on the bad one give no capacity and hold no results."""
+    plan = plan_workers(pods((0, False, "bad"), (1, False, "bad"), (2, True, "bad")), 3, "fixed")
+    assert plan.delete_unready == ["c-worker-0", "c-worker-1"] and not plan.replace and not plan.retire_count
+
+
 def test_converged_plan_is_empty() -> None:
     assert plan_workers(pods((0, True, "h")), 1, "h").empty
 
