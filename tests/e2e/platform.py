@@ -79,6 +79,19 @@ def _build_arg_flags(build_args: dict[str, str] | None) -> list[str]:
     return [flag for k, v in (build_args or {}).items() for flag in ("--build-arg", f"{k}={v}")]
 
 
+def _stale_nodes(bridge: str = "knode0") -> list[Path]:
+    """Folders of nodes whose processes are gone but whose bridge is still there (a killed session's)."""
+    if subprocess.run(["ip", "link", "show", bridge], capture_output=True, check=False).returncode != 0:
+        return []
+    stale = []
+    for marker in Path(os.environ.get("TMPDIR", "/tmp")).glob("*/bridge"):
+        pid_file = marker.parent / "apiserver.pid"
+        alive = pid_file.is_file() and Path(f"/proc/{pid_file.read_text().strip()}").exists()
+        if marker.read_text().strip() == bridge and not alive:
+            stale.append(marker.parent)
+    return stale
+
+
 @dataclass
 class KnodePlatform(Platform):
     kube_dir: Path = REPO
@@ -112,8 +125,9 @@ class KnodePlatform(Platform):
         # A fixed folder, so that a node left by a killed run is found and taken down first
         # (node-up.sh refuses to start while its bridge exists).
         node_dir = Path(os.environ.get("SDO_NODE_DIR", "/tmp/sdo-e2e-knode"))
-        if node_dir.exists():
-            run(str(up.parent / "node-down.sh"), str(node_dir), check=False, timeout=180)
+        for stale in {node_dir, *_stale_nodes()}:
+            if stale.exists():
+                run(str(up.parent / "node-down.sh"), str(stale), check=False, timeout=180)
         started = time.monotonic()
         proc = run(str(up), str(node_dir), timeout=300, check=False)
         if proc.returncode != 0:
