@@ -23,15 +23,19 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from distributed import Client, LocalCluster
 
 from seamless_dask_runtime.throttle import ThrottleClient, ThrottlePlugin
-from seamless_dask_runtime.throttle.workload import WorkloadStalled, run_workload
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the workload is the tests' (not in the product)
+from tests.support.seed001_workload import WorkloadStalled, run_workload
 
 
 @contextmanager

@@ -72,10 +72,6 @@ def lifetime(params: ClusterParameters) -> str | None:
     return format_duration(remaining)
 
 
-def lifetime_stagger(params: ClusterParameters) -> str | None:
-    return params.lifetime_stagger if lifetime(params) is not None else None
-
-
 def worker_resources(params: ClusterParameters) -> dict[str, float] | None:
     """Dask resources of each worker; exclusive mode adds ``S = 1``."""
     resources = dict(params.dask_resources or {})

@@ -1,15 +1,13 @@
-"""kopf handlers: read the resource, call the pure core, write children and ``.status``.
+"""kopf handlers: observe, call :func:`decide.decide`, execute. No rule of the operator lives here.
 
-create/update/resume apply the scheduler Deployment and Service; a timer
-observes pods and the scheduler, scales workers (replicas or the scheduler's
-adaptive target, retiring before deleting), enforces the idle timeout and
-writes status. Bad specs end in a Failed phase, a condition and one Event per
-generation — never in an exception loop.
+create/update/resume and a timer run the same round (:func:`_reconcile`);
+delete removes the children at once. A bad spec ends in a Failed phase, a
+condition and one Event per generation, never in an exception loop; API
+failures become ``kopf.TemporaryError`` and are retried soon.
 """
 
 from __future__ import annotations
 
-import datetime
 import logging
 import time
 from typing import Any
@@ -18,69 +16,49 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from seamless_dask_runtime.identity import (
+    CLUSTER_LABEL,
+    FINALIZER,
+    GROUP,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PLURAL,
+    VERSION,
+    is_worker_of,
+)
 from seamless_dask_runtime.parameters import ParameterError
+from seamless_dask_runtime.status import Phase
 
 from . import kube, metrics
 from .builders import ClusterRef, desired_children, worker_pod
-from .builders.objects import CLUSTER_LABEL, COMPONENT_LABEL, MANAGED_BY, TEMPLATE_HASH, template_hash
-from .builders.workers import INDEX_LABEL, worker_template
-from .pod_problems import PodProblem, pod_problems, summary
-from .resource import GROUP, PLURAL, VERSION, ClusterSpec, desired_workers, parse_spec
-from .scaling import WorkerPod, plan_workers
+from .decide import Decision, Event, decide
+from .observation import Observation, SchedulerAnswers, pod_views
+from .resource import ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
 from .settings import SETTINGS
-from .status import Observed, status_patch
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 # What the API (or the way to it) can throw at a handler; all of it is worth a retry.
 API_FAILURES = (ApiException, HTTPError)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ref(meta: Any) -> ClusterRef:
-    return ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
-
-
-def _is_ready(pod: dict[str, Any]) -> bool:
-    if pod["metadata"].get("deletionTimestamp"):
-        return False
-    conditions = (pod.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # Events for problems, not for every log line
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.watching.server_timeout = 300
-    settings.networking.request_timeout = 30
-    # Sync handlers wait on the API, not the CPU: more threads, more clusters reconciled at once.
-    settings.execution.max_workers = 32
+    settings.networking.request_timeout = SETTINGS.request_timeout
+    # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
+    settings.execution.max_workers = SETTINGS.handler_threads
     kube.load_configuration()
     metrics.serve(SETTINGS.metrics_port)
 
 
-@kopf.index("pods", labels={"app.kubernetes.io/managed-by": MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
-def cluster_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    """Our pods by (namespace, cluster), kept current by one watch: no LIST per reconcile."""
-    pod = {
-        "metadata": {
-            "name": body["metadata"]["name"],
-            "labels": dict(labels),
-            "annotations": dict(body["metadata"].get("annotations") or {}),
-            "deletionTimestamp": body["metadata"].get("deletionTimestamp"),
-        },
-        "status": _pod_status_summary(body.get("status") or {}),
-    }
-    return {(namespace, labels[CLUSTER_LABEL]): pod}
-
+# -- observe ------------------------------------------------------------------
 
 def _pod_status_summary(status: dict[str, Any]) -> dict[str, Any]:
     """What readiness and pod problems are read from; the rest of a pod's status is not kept."""
@@ -98,25 +76,114 @@ def _pod_status_summary(status: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _indexed_pods(index: kopf.Index[Any, Any], ref: ClusterRef) -> list[dict[str, Any]]:
-    return list(index.get((ref.namespace, ref.name), []))
+@kopf.index("pods", labels={MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
+def cluster_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Our pods by (namespace, cluster), kept current by one watch: no LIST per reconcile."""
+    pod = {
+        "metadata": {
+            "name": body["metadata"]["name"],
+            "labels": dict(labels),
+            "annotations": dict(body["metadata"].get("annotations") or {}),
+            "deletionTimestamp": body["metadata"].get("deletionTimestamp"),
+        },
+        "status": _pod_status_summary(body.get("status") or {}),
+    }
+    return {(namespace, labels[CLUSTER_LABEL]): pod}
 
 
-def _parse_or_fail(body: Any, meta: Any, status: Any, patch: kopf.Patch) -> ClusterSpec | None:
-    """The spec, or None after writing Failed status (and one Event per generation)."""
+def _scheduler_api(observation_pods: Observation) -> SchedulerAPI | None:
+    ready = observation_pods.ready_scheduler
+    return SchedulerAPI(f"http://{ready.ip}:{SETTINGS.dashboard_port}") if ready is not None else None
+
+
+def _ask_scheduler(api: SchedulerAPI | None, cluster: ClusterSpec, logger: logging.Logger) -> SchedulerAnswers:
+    """The questions this cluster's round needs answered; an unanswered one stays None."""
+    if api is None:
+        return SchedulerAnswers()
+    batch = cluster.params.cluster is not None
+    answers: dict[str, Any] = {"reachable": True}
     try:
-        return parse_spec(body.get("spec") or {})
-    except ParameterError as exc:
-        generation = meta.get("generation", 0)
-        already_reported = status.get("observedGeneration") == generation and status.get("phase") == "Failed"
-        if not already_reported:
-            kopf.warn(body, reason="InvalidSpec", message=f"{exc}")
-            metrics.ERRORS.labels("spec", "InvalidSpec").inc()
-        observed = Observed(generation=generation, spec_error=str(exc))
-        new_status = status_patch(_ref(meta), observed, dict(status), _now())
-        patch.status.update(new_status)
-        metrics.record_status(meta["namespace"], meta["name"], new_status)
-        return None
+        if cluster.options.adaptive or batch:
+            answers["adaptive_target"] = api.adaptive_target()
+        if batch:
+            answers["worker_names"] = tuple(api.worker_names())
+        idle_since = api.idle_since()
+        answers["busy"] = idle_since is None
+        answers["idle_since"] = idle_since
+    except SchedulerUnavailable as exc:
+        logger.info("scheduler did not answer: %s", exc)
+        answers["reachable"] = False
+    return SchedulerAnswers(**answers)
+
+
+def _observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, pods: list[dict[str, Any]],
+             logger: logging.Logger, *, spec_changed: bool) -> tuple[Observation, SchedulerAPI | None]:
+    seen = Observation(pods=pod_views(pods, time.time()))
+    if isinstance(cluster, ParameterError):
+        return seen, None
+    # Only a round that will not apply the children anyway needs to know whether the Deployment is there.
+    deployment_exists = True if seen.schedulers or spec_changed else kube.scheduler_deployment_exists(ref)
+    api = _scheduler_api(seen)
+    return Observation(pods=seen.pods, scheduler_deployment_exists=deployment_exists,
+                       scheduler=_ask_scheduler(api, cluster, logger)), api
+
+
+# -- act ----------------------------------------------------------------------
+
+def _post(body: kopf.Body, event: Event, memo: kopf.Memo) -> None:
+    if event.at_most_every is not None:
+        last_posted: dict[str, float] = memo.setdefault("last_posted", {})
+        now = time.monotonic()
+        if now - last_posted.get(event.reason, -event.at_most_every) < event.at_most_every:
+            return
+        last_posted[event.reason] = now
+    # kopf.event, not kopf.info/warn: those are filtered by the posting level, and these Events are for users.
+    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+    if event.type == "Warning":
+        metrics.ERRORS.labels("cluster", event.reason).inc()
+
+
+def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision: Decision, memo: kopf.Memo) -> None:
+    retire = decision.retire
+    if retire is None or api is None:
+        return
+    try:
+        retired = api.retire_named(list(retire.names), retire.timeout) if retire.names \
+            else api.retire(retire.count, retire.timeout)
+    except SchedulerUnavailable as exc:
+        _post(body, Event("Warning", "RetireFailed", f"could not retire workers within {retire.timeout:g} s "
+                                                     f"({exc}); they keep running", 60.0), memo)
+        return
+    for name in retired:
+        if is_worker_of(ref.name, name):  # the scheduler may know workers that are not our pods
+            kube.delete_pod(ref.namespace, name)
+    wanted = len(retire.names) or retire.count
+    if len(retired) < wanted:
+        _post(body, Event("Warning", "RetireIncomplete",
+                          f"scheduler retired {len(retired)} of {wanted} workers; retrying", 60.0), memo)
+
+
+def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterError, decision: Decision,
+             api: SchedulerAPI | None, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger) -> None:
+    if isinstance(cluster, ClusterSpec):
+        if decision.apply_children:
+            if cluster.options.tls:
+                kube.ensure_tls_secret(ref)
+            for obj in desired_children(ref, cluster):
+                kube.apply(obj)
+        for index in decision.create_workers:
+            kube.create_pod(worker_pod(ref, cluster, index))
+    for name in decision.delete_workers:
+        kube.delete_pod(ref.namespace, name)
+    _retire(body, ref, api, decision, memo)
+    for event in decision.events:
+        _post(body, event, memo)
+    if decision.delete_cluster:
+        logger.warning("deleting idle cluster %s/%s", ref.namespace, ref.name)
+        kube.delete_cluster(ref)
+    metrics.record_status(ref.namespace, ref.name, decision.status)
+    if decision.write_status:
+        patch.status.update(decision.status)
 
 
 def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryError:
@@ -128,189 +195,51 @@ def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryErr
     return kopf.TemporaryError(f"Kubernetes API unreachable: {exc}", delay=2)
 
 
+def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
+               memo: kopf.Memo, logger: logging.Logger, index: kopf.Index[Any, Any], *, spec_changed: bool) -> None:
+    metrics.RECONCILES.labels(handler).inc()
+    ref = ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    cluster: ClusterSpec | ParameterError
+    try:
+        cluster = parse_spec(body.get("spec") or {})
+    except ParameterError as exc:
+        cluster = exc
+    try:
+        observation, api = _observe(ref, cluster, list(index.get((ref.namespace, ref.name), [])), logger,
+                                    spec_changed=spec_changed)
+        decision = decide(ref, cluster, observation, dict(status), meta.get("generation", 0), time.time(),
+                          spec_changed=spec_changed)
+        _execute(body, ref, cluster, decision, api, patch, memo, logger)
+    except API_FAILURES as exc:
+        raise _api_errors_are_temporary(exc, handler) from exc
+
+
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
 @kopf.on.resume(*RESOURCE)
-def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
+def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
                   logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], **_: Any) -> None:
-    """Scheduler Deployment + Service, then the first round of workers and status."""
-    metrics.RECONCILES.labels("apply").inc()
-    cluster = _parse_or_fail(body, meta, status, patch)
-    if cluster is None:
-        return
-    ref = _ref(meta)
-    try:
-        if cluster.options.tls:
-            kube.ensure_tls_secret(ref)
-        for obj in desired_children(ref, cluster):
-            kube.apply(obj)
-        _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref),
-                  children_applied=True)
-    except API_FAILURES as exc:
-        raise _api_errors_are_temporary(exc, "apply") from exc
+    """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
+    _reconcile("apply", body, meta, status, patch, memo, logger, cluster_pods, spec_changed=True)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.reconcile_interval, initial_delay=SETTINGS.reconcile_interval,
             sharp=False)
-def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
+def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
                     logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], **_: Any) -> None:
     """Follow pods and the scheduler: scale, replace, time out, report."""
     if meta.get("deletionTimestamp"):
         return
-    metrics.RECONCILES.labels("observe").inc()
-    cluster = _parse_or_fail(body, meta, status, patch)
-    if cluster is None:
-        return
-    try:
-        ref = _ref(meta)
-        _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref))
-    except API_FAILURES as exc:
-        raise _api_errors_are_temporary(exc, "observe") from exc
+    _reconcile("observe", body, meta, status, patch, memo, logger, cluster_pods, spec_changed=False)
 
 
 @kopf.on.delete(*RESOURCE)
-def delete_cluster(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
-    """Children go now, not when garbage collection gets to them."""
+def delete_cluster(meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
+    """Children go now, not when garbage collection gets to them; meanwhile the phase says Stopping."""
+    patch.status.update({"phase": Phase.STOPPING.value, "reason": "Deleting",
+                         "message": "deleting the scheduler, its Service and the workers"})
     metrics.forget(meta["namespace"], meta["name"])
     try:
-        kube.delete_children(_ref(meta))
+        kube.delete_children(ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]))
     except API_FAILURES as exc:
         raise _api_errors_are_temporary(exc, "delete") from exc
-
-
-def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-              cluster: ClusterSpec, ref: ClusterRef, logger: logging.Logger, pods: list[dict[str, Any]], *,
-              children_applied: bool = False) -> None:
-    schedulers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "scheduler"
-                  and not p["metadata"].get("deletionTimestamp")]  # a terminating scheduler is gone
-    workers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "worker"]
-    if not schedulers and not children_applied and not kube.scheduler_deployment_exists(ref):
-        # The Deployment makes its pod; if the Deployment itself was deleted, apply again.
-        for obj in desired_children(ref, cluster):
-            kube.apply(obj)
-    ready_scheduler = next((p for p in schedulers if _is_ready(p)), None)
-    api = None
-    if ready_scheduler is not None and ready_scheduler.get("status", {}).get("podIP"):
-        api = SchedulerAPI(f"http://{ready_scheduler['status']['podIP']}:{SETTINGS.dashboard_port}")
-
-    adaptive_target = None
-    if api is not None and cluster.options.adaptive:
-        try:
-            adaptive_target = api.adaptive_target()
-        except SchedulerUnavailable as exc:
-            logger.info("adaptive target unavailable: %s", exc)
-    batch = cluster.params.cluster is not None  # workers are batch jobs the scheduler pod submits
-    desired = 0 if batch else desired_workers(cluster, adaptive_target)
-
-    current_hash = template_hash(worker_template(ref, cluster))
-    observed_pods = [
-        WorkerPod(
-            name=p["metadata"]["name"],
-            index=int(p["metadata"]["labels"].get(INDEX_LABEL, "0")),
-            ready=_is_ready(p),
-            template_hash=(p["metadata"].get("annotations") or {}).get(TEMPLATE_HASH),
-            terminating=bool(p["metadata"].get("deletionTimestamp")),
-        )
-        for p in workers
-    ]
-    plan = plan_workers(observed_pods, desired, current_hash)
-    for index in plan.create:
-        kube.create_pod(worker_pod(ref, cluster, index))
-    for name in plan.delete_unready:
-        kube.delete_pod(ref.namespace, name)
-    if plan.retire_count or plan.replace:
-        _retire_then_delete(body, ref, api, plan.retire_count, plan.replace, cluster.options.retire_timeout)
-
-    last_activity = _enforce_idle_timeout(body, ref, cluster, api, logger)
-    problems = pod_problems([(p, p["metadata"]["labels"].get(COMPONENT_LABEL, "?")) for p in pods], time.time())
-    _announce_new_problems(body, status, problems)
-    workers_ready = sum(1 for p in observed_pods if p.ready)
-    if batch:
-        workers_ready, desired = _batch_workers(api)
-    observed = Observed(
-        generation=meta.get("generation", 0),
-        scheduler_exists=bool(schedulers),
-        scheduler_ready=ready_scheduler is not None,
-        workers_ready=workers_ready,
-        workers_desired=desired,
-        last_activity=last_activity,
-        tls=cluster.options.tls,
-        pod_problems=tuple(problems),
-    )
-    new_status = status_patch(ref, observed, dict(status), _now())
-    metrics.record_status(ref.namespace, ref.name, new_status)
-    if {k: status.get(k) for k in new_status} != new_status:
-        patch.status.update(new_status)
-
-
-def _announce_new_problems(body: kopf.Body, status: kopf.Status, problems: list[PodProblem]) -> None:
-    """One Event when a new kind of pod problem appears (not one per round, nor per back-off)."""
-    if not problems:
-        return
-    before = next((c for c in status.get("conditions") or [] if c.get("type") == "PodsHealthy"), None)
-    already_reported = before is not None and before.get("status") == "False" \
-        and before.get("reason") == problems[0].reason
-    if not already_reported:
-        kopf.warn(body, reason=problems[0].reason, message=summary(problems))
-        metrics.ERRORS.labels("pods", problems[0].reason).inc()
-
-
-def _batch_workers(api: SchedulerAPI | None) -> tuple[int, int]:
-    """Connected batch-job workers and the scheduler's adaptive target (0, 0 while unreachable)."""
-    if api is None:
-        return 0, 0
-    try:
-        return len(api.worker_names()), api.adaptive_target()
-    except SchedulerUnavailable:
-        return 0, 0
-
-
-_last_warned: dict[tuple[str, str, str], float] = {}
-
-
-def _warn_sparingly(body: kopf.Body, reason: str, message: str, every: float = 60.0) -> None:
-    """A condition seen on every timer round is one Event a minute, not one a second."""
-    key = (body["metadata"]["namespace"], body["metadata"]["name"], reason)
-    now = time.monotonic()
-    if now - _last_warned.get(key, -every) >= every:
-        _last_warned[key] = now
-        kopf.warn(body, reason=reason, message=message)
-
-
-def _retire_then_delete(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, count: int,
-                        replace: list[str], timeout: float) -> None:
-    """Results in worker memory move before any pod holding them is deleted."""
-    if api is None:
-        _warn_sparingly(body, "ScaleDownWaiting", "scheduler not ready: workers are kept until it can retire them")
-        return
-    try:
-        retired = api.retire_named(replace, timeout) if replace else api.retire(count, timeout)
-    except SchedulerUnavailable as exc:
-        _warn_sparingly(body, "RetireFailed",
-                        f"could not retire workers within {timeout:g} s ({exc}); they keep running")
-        return
-    for name in retired:
-        if name.startswith(f"{ref.name}-worker-"):
-            kube.delete_pod(ref.namespace, name)
-    wanted = len(replace) or count
-    if len(retired) < wanted:
-        _warn_sparingly(body, "RetireIncomplete", f"scheduler retired {len(retired)} of {wanted} workers; retrying")
-
-
-def _enforce_idle_timeout(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec,
-                          api: SchedulerAPI | None, logger: logging.Logger) -> str | None:
-    if api is None:
-        return None
-    try:
-        idle_since = api.idle_since()
-    except SchedulerUnavailable:
-        return None
-    if idle_since is None:
-        return _now()
-    timeout = cluster.params.timeout
-    if timeout is not None and time.time() - idle_since >= timeout:
-        # kopf.info() is filtered by the posting level (WARNING); this Event must reach the user.
-        kopf.event(body, type="Normal", reason="IdleTimeout", message=f"idle for {timeout:g} s: deleting the cluster")
-        logger.warning("idle for %s s: deleting %s/%s", timeout, ref.namespace, ref.name)
-        kube.delete_cluster(ref)
-    return datetime.datetime.fromtimestamp(idle_since, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,8 +13,9 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from .builders.objects import CLUSTER_LABEL, ClusterRef
-from .resource import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.identity import CLUSTER_LABEL, GROUP, PLURAL, VERSION
+
+from .builders.objects import ClusterRef
 from .settings import SETTINGS
 
 TIMEOUT = SETTINGS.request_timeout  # every call: a hung API fails the round, which kopf retries
@@ -27,10 +28,6 @@ def load_configuration() -> None:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-
-
-def _api() -> client.ApiClient:
-    return client.ApiClient()
 
 
 def apply(obj: dict[str, Any]) -> None:

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# One definition of the resource's identity, shared with the wrapper's Kubernetes backend.
-from seamless_dask_runtime.kubernetes import DEFAULT_IMAGE, GROUP, PLURAL, VERSION
+from seamless_dask_runtime.identity import DEFAULT_IMAGE
 from seamless_dask_runtime.parameters import (
     PARAMETER_TABLE,
     ClusterParameters,
@@ -16,10 +15,7 @@ from seamless_dask_runtime.parameters import (
     from_crd_spec,
 )
 
-__all__ = ["DEFAULT_IMAGE", "GROUP", "PLURAL", "VERSION", "parse_spec"]
-
-KIND = "SeamlessDaskCluster"
-API_VERSION = f"{GROUP}/{VERSION}"
+__all__ = ["ClusterSpec", "desired_workers", "parse_spec"]
 
 _MODEL_KEYS = {p.crd_key for p in PARAMETER_TABLE}
 

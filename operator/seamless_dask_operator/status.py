@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, WORKER
 from seamless_dask_runtime.status import ClusterStatus, Phase
 
-from .builders.objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, selector_string
+from .builders.objects import ClusterRef, selector_string
 from .pod_problems import PodProblem, summary
 
 
@@ -21,8 +22,6 @@ class Observed:
     workers_ready: int = 0
     workers_desired: int = 0
     spec_error: str | None = None
-    scheduler_problem: str | None = None
-    stopping: bool = False
     last_activity: str | None = None
     tls: bool = False
     pod_problems: tuple[PodProblem, ...] = ()
@@ -30,15 +29,13 @@ class Observed:
 
 def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
     """Running means the scheduler pod passes its ``/health`` readiness probe."""
-    if observed.stopping:
-        phase, reason = Phase.STOPPING, "Deleting"
-    elif observed.spec_error:
+    if observed.spec_error:
         phase, reason = Phase.FAILED, "InvalidSpec"
     elif observed.scheduler_ready:
         phase, reason = Phase.RUNNING, "SchedulerReady"
     else:
         phase, reason = Phase.STARTING, "SchedulerNotReady"
-    message = observed.spec_error or observed.scheduler_problem
+    message = observed.spec_error
     if observed.pod_problems and not observed.spec_error:
         reason, message = observed.pod_problems[0].reason, summary(list(observed.pod_problems))
     return ClusterStatus(
@@ -67,8 +64,8 @@ def conditions(observed: Observed) -> list[dict[str, Any]]:
         _condition("SchedulerReady", observed.scheduler_ready,
                    "HealthCheckPassing" if observed.scheduler_ready else
                    ("SchedulerNotReady" if observed.scheduler_exists else "SchedulerMissing"),
-                   observed.scheduler_problem or ("scheduler answers /health" if observed.scheduler_ready
-                                                  else "waiting for the scheduler pod to pass /health"),
+                   "scheduler answers /health" if observed.scheduler_ready
+                   else "waiting for the scheduler pod to pass /health",
                    observed.generation),
         _condition("PodsHealthy", not observed.pod_problems,
                    observed.pod_problems[0].reason if observed.pod_problems else "NoProblems",
@@ -104,7 +101,7 @@ def status_patch(ref: ClusterRef, observed: Observed, old_status: dict[str, Any]
         "dashboardUrl": status.dashboard_url,
         "workersReady": status.workers_ready,
         "workersDesired": status.workers_desired,
-        "selector": selector_string(ref, "worker"),
+        "selector": selector_string(ref, WORKER),
         "observedGeneration": observed.generation,
         "reason": status.reason,
         "message": status.message or "",

@@ -18,13 +18,6 @@ class Phase(str, Enum):
     def status_word(self) -> str:
         return self.value.lower()
 
-    @classmethod
-    def from_status_word(cls, word: str) -> Phase:
-        for phase in cls:
-            if phase.status_word == word:
-                return phase
-        raise ValueError(f"unknown status {word!r}")
-
 
 @dataclass(frozen=True)
 class ClusterStatus:

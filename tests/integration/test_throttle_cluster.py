@@ -29,7 +29,7 @@ from seamless_dask_runtime.throttle import (
     ThrottlePlugin,
     install,
 )
-from seamless_dask_runtime.throttle.workload import (
+from tests.support.seed001_workload import (
     WorkloadStalled,
     aggregation,
     param_ids,

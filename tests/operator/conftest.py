@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from seamless_dask_operator.resource import GROUP, PLURAL, VERSION
 
+from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
 from tests.support.kube import use_kubeconfig, wait_for
 
 OPERATOR_ARGS = ["run", "--standalone", "--all-namespaces", "-m", "seamless_dask_operator.handlers"]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from seamless_dask_operator.resource import GROUP, PLURAL, VERSION
 
+from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
 from tests.operator.conftest import Clusters
 from tests.support.kube import make_pod_ready, wait_for
 

@@ -7,17 +7,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..resource import API_VERSION, KIND, ClusterSpec
+from seamless_dask_runtime import identity
+from seamless_dask_runtime.identity import (
+    API_VERSION,
+    CLUSTER_LABEL,
+    COMM_PORT,
+    COMPONENT_LABEL,
+    DASHBOARD_PORT,
+    KIND,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+)
 
-# dask-kubernetes conventions, so its tooling and dashboards recognise our pods.
-CLUSTER_LABEL = "dask.org/cluster-name"
-COMPONENT_LABEL = "dask.org/component"
-TEMPLATE_HASH = "seamless.dask.org/template-hash"
-MANAGED_BY = "seamless-dask-operator"
-
-COMM_PORT = 8786
-DASHBOARD_PORT = 8787
-WORKER_DASHBOARD_PORT = 8788
+from ..resource import ClusterSpec
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,11 @@ class ClusterRef:
 
     @property
     def scheduler_name(self) -> str:
-        return f"{self.name}-scheduler"
+        return identity.scheduler_name(self.name)
 
     @property
     def tls_secret_name(self) -> str:
-        return f"{self.name}-tls"
+        return identity.tls_secret_name(self.name)
 
     @property
     def scheduler_address(self) -> str:
@@ -65,7 +67,7 @@ def labels(ref: ClusterRef, component: str, cluster: ClusterSpec | None = None) 
         "app.kubernetes.io/name": "seamless-dask",
         "app.kubernetes.io/instance": ref.name,
         "app.kubernetes.io/component": component,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
+        MANAGED_BY_LABEL: MANAGED_BY,
         CLUSTER_LABEL: ref.name,
         COMPONENT_LABEL: component,
     }
@@ -95,10 +97,3 @@ def template_hash(obj: Any) -> str:
     """Short stable hash of what a pod is built from: a change means replace it."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
-
-def desired_children(ref: ClusterRef, cluster: ClusterSpec) -> list[dict[str, Any]]:
-    """The scheduler Deployment and Service (workers are scaled separately)."""
-    from .scheduler import scheduler_deployment
-    from .service import scheduler_service
-
-    return [scheduler_deployment(ref, cluster), scheduler_service(ref, cluster)]

@@ -6,11 +6,12 @@ import json
 from typing import Any
 
 from seamless_dask_runtime.commands import PARAMETERS_VARIABLE, scheduler_command
+from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, SCHEDULER
 from seamless_dask_runtime.parameters import to_status_parameters
 from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
-from .objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, metadata, selector
+from .objects import ClusterRef, metadata, selector
 from .pods import base_container, env_list, pod_spec, tls_flags
 
 # The HTTP API lets the operator read the adaptive target and retire workers
@@ -86,7 +87,7 @@ def scheduler_container(cluster: ClusterSpec) -> dict[str, Any]:
 
 
 def scheduler_deployment(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
-    pod_metadata: dict[str, Any] = {"labels": metadata(ref, "", "scheduler", cluster)["labels"]}
+    pod_metadata: dict[str, Any] = {"labels": metadata(ref, "", SCHEDULER, cluster)["labels"]}
     if cluster.options.pod_annotations:
         pod_metadata["annotations"] = dict(cluster.options.pod_annotations)
     pod = pod_spec(cluster, cluster.options.scheduler, scheduler_container(cluster), ref.tls_secret_name)
@@ -95,11 +96,11 @@ def scheduler_deployment(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(ref, ref.scheduler_name, "scheduler"),
+        "metadata": metadata(ref, ref.scheduler_name, SCHEDULER),
         "spec": {
             "replicas": 1,
             "strategy": {"type": "Recreate"},  # never two schedulers for one cluster
-            "selector": {"matchLabels": selector(ref, "scheduler")},
+            "selector": {"matchLabels": selector(ref, SCHEDULER)},
             "template": {"metadata": pod_metadata, "spec": pod},
         },
     }

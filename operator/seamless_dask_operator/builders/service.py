@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, SCHEDULER
+
 from ..resource import ClusterSpec
-from .objects import COMM_PORT, DASHBOARD_PORT, ClusterRef, metadata, selector
+from .objects import ClusterRef, metadata, selector
 
 
 def scheduler_service(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata(ref, ref.scheduler_name, "scheduler"),
+        "metadata": metadata(ref, ref.scheduler_name, SCHEDULER),
         "spec": {
             "type": cluster.options.service_type,
-            "selector": selector(ref, "scheduler"),
+            "selector": selector(ref, SCHEDULER),
             "ports": [
                 {"name": "tcp-comm", "port": COMM_PORT, "targetPort": "tcp-comm", "protocol": "TCP"},
                 {"name": "http-dashboard", "port": DASHBOARD_PORT, "targetPort": "http-dashboard",

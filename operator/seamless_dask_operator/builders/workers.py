@@ -9,19 +9,25 @@ from __future__ import annotations
 from typing import Any
 
 from seamless_dask_runtime.commands import worker_command
+from seamless_dask_runtime.identity import (
+    TEMPLATE_HASH_ANNOTATION,
+    WORKER,
+    WORKER_DASHBOARD_PORT,
+    WORKER_INDEX_LABEL,
+    worker_name,
+)
 from seamless_dask_runtime.sizing import kubernetes_quantity
 from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
-from .objects import TEMPLATE_HASH, WORKER_DASHBOARD_PORT, ClusterRef, metadata, template_hash
+from .objects import ClusterRef, metadata, template_hash
 from .pods import base_container, env_list, pod_spec, tls_flags
 
 WORKER_NAME_VARIABLE = "DASK_WORKER_NAME"
-INDEX_LABEL = "seamless.dask.org/worker-index"
 
 
 def worker_pod_name(ref: ClusterRef, index: int) -> str:
-    return f"{ref.name}-worker-{index}"
+    return worker_name(ref.name, index)
 
 
 def worker_environment_for_pod(cluster: ClusterSpec) -> dict[str, str]:
@@ -62,7 +68,7 @@ def worker_template(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
 
 def worker_pod(ref: ClusterRef, cluster: ClusterSpec, index: int) -> dict[str, Any]:
     spec = worker_template(ref, cluster)
-    meta = metadata(ref, worker_pod_name(ref, index), "worker", cluster)
-    meta["labels"][INDEX_LABEL] = str(index)
-    meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH: template_hash(spec)}
+    meta = metadata(ref, worker_pod_name(ref, index), WORKER, cluster)
+    meta["labels"][WORKER_INDEX_LABEL] = str(index)
+    meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH_ANNOTATION: template_hash(spec)}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}

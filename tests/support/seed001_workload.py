@@ -1,7 +1,8 @@
 """The seed-001 workload in miniature, for the throttle's tests and benchmark.
 
-Why here and not in a test file: Dask workers must import these functions
-(tasks submit them again from inside tasks), so they live in the package.
+Why a module and not a test file: Dask workers must import these functions
+(tasks submit them again from inside tasks); the test suite and
+bench/throttle.py share it. Not part of the product.
 
 Shape: ``n_params`` aggregations; each aggregation needs ``n_reps``
 replicate simulations; each simulation needs one "kernel". As in Seamless,

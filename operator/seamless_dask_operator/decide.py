@@ -1,0 +1,146 @@
+"""One reconcile round, decided without I/O: (spec, observation, old status) -> what to do and what to report.
+
+``handlers`` observe (kopf's pod index, the scheduler's HTTP API), call
+:func:`decide`, and execute the :class:`Decision`: apply children, create or
+delete worker pods, retire workers through the scheduler, delete an idle
+cluster, post Events and patch ``.status``. Every rule of the operator lives
+here and is table-tested in tests/unit/test_decide.py.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from seamless_dask_runtime.parameters import ParameterError
+
+from .builders.objects import ClusterRef, template_hash
+from .builders.workers import worker_template
+from .observation import Observation
+from .pod_problems import PodProblem, summary
+from .resource import ClusterSpec, desired_workers
+from .scaling import WorkerPod, plan_workers
+from .status import Observed, status_patch
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+    # A condition seen every round is posted at most once per this many seconds (None: post it).
+    at_most_every: float | None = None
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Ask the scheduler to retire workers (their results move first); delete the pods it retired."""
+
+    count: int = 0
+    names: tuple[str, ...] = ()
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: dict[str, Any]
+    write_status: bool
+    apply_children: bool = False
+    create_workers: tuple[int, ...] = ()
+    delete_workers: tuple[str, ...] = ()
+    retire: Retire | None = None
+    delete_cluster: bool = False
+    events: tuple[Event, ...] = field(default_factory=tuple)
+
+
+def timestamp(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return {k: old.get(k) for k in new} != dict(new)
+
+
+def _spec_error(ref: ClusterRef, error: ParameterError, old_status: Mapping[str, Any], generation: int,
+                now: float) -> Decision:
+    already_reported = old_status.get("observedGeneration") == generation and old_status.get("phase") == "Failed"
+    status = status_patch(ref, Observed(generation=generation, spec_error=str(error)), dict(old_status),
+                          timestamp(now))
+    events = () if already_reported else (Event("Warning", "InvalidSpec", str(error)),)
+    return Decision(status=status, write_status=_changed(old_status, status), events=events)
+
+
+def _problem_events(problems: list[PodProblem], old_status: Mapping[str, Any]) -> tuple[Event, ...]:
+    """One Event when a new kind of pod problem appears, not one per round nor per kubelet back-off."""
+    if not problems:
+        return ()
+    before = next((c for c in old_status.get("conditions") or [] if c.get("type") == "PodsHealthy"), None)
+    if before is not None and before.get("status") == "False" and before.get("reason") == problems[0].reason:
+        return ()
+    return (Event("Warning", problems[0].reason, summary(problems)),)
+
+
+def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
+           old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False) -> Decision:
+    """Everything one round does, from what it saw. ``spec_changed``: a create/update/resume round."""
+    if isinstance(cluster, ParameterError):
+        return _spec_error(ref, cluster, old_status, generation, now)
+    params, options = cluster.params, cluster.options
+    answers = observation.scheduler
+    events: list[Event] = []
+
+    # The Deployment makes the scheduler pod; a Deployment deleted by hand is applied again.
+    apply_children = spec_changed or (not observation.schedulers and not observation.scheduler_deployment_exists)
+    ready_scheduler = observation.ready_scheduler
+
+    batch = params.cluster is not None  # workers are batch jobs the scheduler pod submits, not pods
+    desired = 0 if batch else desired_workers(cluster, answers.adaptive_target if options.adaptive else None)
+    current_hash = template_hash(worker_template(ref, cluster))
+    plan = plan_workers([WorkerPod(name=p.name, index=p.index, ready=p.ready, template_hash=p.template_hash,
+                                   terminating=p.terminating) for p in observation.workers], desired, current_hash)
+    retire = None
+    if plan.retire_count or plan.replace:
+        if ready_scheduler is None:
+            events.append(Event("Warning", "ScaleDownWaiting",
+                                "scheduler not ready: workers are kept until it can retire them", 60.0))
+        else:
+            retire = Retire(count=plan.retire_count, names=tuple(plan.replace), timeout=options.retire_timeout)
+
+    last_activity, delete_cluster = None, False
+    if answers.busy:
+        last_activity = timestamp(now)
+    elif answers.idle_since is not None:
+        last_activity = timestamp(answers.idle_since)
+        if params.timeout is not None and now - answers.idle_since >= params.timeout:
+            delete_cluster = True
+            events.append(Event("Normal", "IdleTimeout", f"idle for {params.timeout:g} s: deleting the cluster"))
+
+    workers_ready = sum(1 for p in observation.workers if p.ready)
+    if batch:
+        workers_ready = len(answers.worker_names or ())
+        desired = answers.adaptive_target or 0
+    problems = observation.problems
+    events.extend(_problem_events(problems, old_status))
+    observed = Observed(
+        generation=generation,
+        scheduler_exists=bool(observation.schedulers),
+        scheduler_ready=ready_scheduler is not None,
+        workers_ready=workers_ready,
+        workers_desired=desired,
+        last_activity=last_activity,
+        tls=options.tls,
+        pod_problems=tuple(problems),
+    )
+    status = status_patch(ref, observed, dict(old_status), timestamp(now))
+    return Decision(
+        status=status,
+        write_status=_changed(old_status, status),
+        apply_children=apply_children,
+        create_workers=tuple(plan.create),
+        delete_workers=tuple(plan.delete_unready),
+        retire=retire,
+        delete_cluster=delete_cluster,
+        events=tuple(events),
+    )

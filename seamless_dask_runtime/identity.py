@@ -1,0 +1,53 @@
+"""Names and numbers every part agrees on: the resource's identity, ports, labels, child names, variables.
+
+The operator, the wrapper's Kubernetes backend, the chart's tests and the
+CRD (checked by a test) all read them from here; nothing restates them.
+"""
+
+from __future__ import annotations
+
+# -- the custom resource ----------------------------------------------------
+GROUP = "seamless.dask.org"
+VERSION = "v1alpha1"
+PLURAL = "seamlessdaskclusters"
+KIND = "SeamlessDaskCluster"
+API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = f"{GROUP}/finalizer"
+DEFAULT_IMAGE = "ghcr.io/seamless-dask/seamless-dask-runtime:0.1.0"
+
+# -- Dask ports (in a pod every process has its own IP, so they are fixed) ---
+COMM_PORT = 8786
+DASHBOARD_PORT = 8787
+WORKER_DASHBOARD_PORT = 8788
+
+# -- labels and annotations on children (dask-kubernetes' label names, so its tooling recognises our pods) --
+CLUSTER_LABEL = "dask.org/cluster-name"
+COMPONENT_LABEL = "dask.org/component"
+MANAGED_BY = "seamless-dask-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+WORKER_INDEX_LABEL = f"{GROUP}/worker-index"
+TEMPLATE_HASH_ANNOTATION = f"{GROUP}/template-hash"
+SCHEDULER, WORKER = "scheduler", "worker"
+
+# -- environment variables ----------------------------------------------------
+THROTTLE_VARIABLE = "SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"
+PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
+
+
+def scheduler_name(cluster: str) -> str:
+    """The scheduler Deployment and its Service."""
+    return f"{cluster}-scheduler"
+
+
+def worker_name(cluster: str, index: int) -> str:
+    """A worker pod, which is also its Dask worker name."""
+    return f"{cluster}-worker-{index}"
+
+
+def is_worker_of(cluster: str, name: str) -> bool:
+    prefix = f"{cluster}-worker-"
+    return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
+def tls_secret_name(cluster: str) -> str:
+    return f"{cluster}-tls"

@@ -1,0 +1,137 @@
+"""The operator's rules, one round at a time, without I/O: (spec, observation, old status) -> decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from seamless_dask_operator.builders.objects import ClusterRef, template_hash
+from seamless_dask_operator.builders.workers import worker_template
+from seamless_dask_operator.decide import Decision, Retire, decide
+from seamless_dask_operator.observation import Observation, PodView, SchedulerAnswers
+from seamless_dask_operator.pod_problems import PodProblem
+from seamless_dask_operator.resource import parse_spec
+
+from seamless_dask_runtime.parameters import ParameterError
+
+REF = ClusterRef("c", "ns", "uid-1")
+NOW = 1_800_000_000.0
+SPEC: dict[str, Any] = {"cores": 1, "workers": {"replicas": 2, "maximum": 4}}
+HASH = template_hash(worker_template(REF, parse_spec(SPEC)))
+
+
+def scheduler(ready: bool = True) -> PodView:
+    return PodView("c-scheduler-abc", "scheduler", 0, ready, False, None, "10.0.0.2" if ready else None)
+
+
+def worker(index: int, ready: bool = True, template: str = HASH, terminating: bool = False) -> PodView:
+    return PodView(f"c-worker-{index}", "worker", index, ready, terminating, template, "10.0.0.9")
+
+
+IDLE = SchedulerAnswers(reachable=True, busy=False, idle_since=NOW - 30)
+BUSY = SchedulerAnswers(reachable=True, busy=True)
+
+
+def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAnswers = IDLE,
+        old: dict[str, Any] | None = None, deployment: bool = True, spec_changed: bool = False,
+        generation: int = 1) -> Decision:
+    try:
+        cluster: Any = parse_spec(SPEC if spec is None else spec)
+    except ParameterError as exc:
+        cluster = exc
+    observation = Observation(pods=pods, scheduler_deployment_exists=deployment, scheduler=answers)
+    return decide(REF, cluster, observation, old or {}, generation, NOW, spec_changed=spec_changed)
+
+
+def acts(decision: Decision) -> dict[str, Any]:
+    """The actions only, for compact expectations."""
+    return {k: v for k, v in {
+        "apply": decision.apply_children, "create": decision.create_workers, "delete": decision.delete_workers,
+        "retire": decision.retire, "delete_cluster": decision.delete_cluster,
+        "events": tuple(e.reason for e in decision.events)}.items() if v}
+
+
+ROUNDS = [
+    ("new resource: children, then the workers",
+     dict(spec_changed=True, answers=SchedulerAnswers()), (),
+     {"apply": True, "create": (0, 1)}),
+    ("converged: nothing to do", {}, (scheduler(), worker(0), worker(1)), {}),
+    ("Deployment deleted by hand: applied again", dict(deployment=False, answers=SchedulerAnswers()), (),
+     {"apply": True, "create": (0, 1)}),
+    ("scheduler pod restarting: the Deployment is there, nothing re-applied", {}, (worker(0), worker(1)), {}),
+    ("scale down: the scheduler retires (results move first)", dict(spec={**SPEC, "workers": {"replicas": 1}}),
+     (scheduler(), worker(0), worker(1)), {"retire": Retire(count=1, timeout=120)}),
+    ("scale down without a ready scheduler: wait, say so", dict(spec={**SPEC, "workers": {"replicas": 1}},
+                                                               answers=SchedulerAnswers()),
+     (scheduler(ready=False), worker(0), worker(1)), {"events": ("ScaleDownWaiting",)}),
+    ("scale down: a never-ready pod goes without retiring", dict(spec={**SPEC, "workers": {"replicas": 1}}),
+     (scheduler(), worker(0), worker(1, ready=False)), {"delete": ("c-worker-1",)}),
+    ("a new template: ready pods roll one at a time through retirement", {},
+     (scheduler(), worker(0, template="old"), worker(1, template="old")),
+     {"retire": Retire(names=("c-worker-0",), timeout=120)}),
+    ("a terminating pod's name is not reused", {}, (scheduler(), worker(0), worker(1, terminating=True)),
+     {"create": (2,)}),
+    ("adaptive: the scheduler's target, capped at maximum",
+     dict(spec={"cores": 1, "workers": {"adaptive": True, "maximum": 3}},
+          answers=SchedulerAnswers(reachable=True, adaptive_target=7, busy=True)), (scheduler(),),
+     {"create": (0, 1, 2)}),
+    ("adaptive, scheduler silent: keep the floor, never guess up",
+     dict(spec={"cores": 1, "interactive": True, "workers": {"adaptive": True, "maximum": 3}},
+          answers=SchedulerAnswers()), (scheduler(ready=False),), {"create": (0,)}),
+    ("idle past the timeout: the cluster deletes itself, once said",
+     dict(spec={**SPEC, "timeout": 20}), (scheduler(), worker(0), worker(1)),
+     {"delete_cluster": True, "events": ("IdleTimeout",)}),
+    ("idle, but not for long enough", dict(spec={**SPEC, "timeout": 60}), (scheduler(), worker(0), worker(1)), {}),
+    ("busy: never idle", dict(spec={**SPEC, "timeout": 1}, answers=BUSY), (scheduler(), worker(0), worker(1)), {}),
+    ("batch backend: no worker pods; the scheduler's jobs are the workers",
+     dict(spec={"cluster": "dask_jobqueue::SLURMCluster", "workers": {"maximum": 2}},
+          answers=SchedulerAnswers(reachable=True, adaptive_target=2, worker_names=("w1",), busy=True)),
+     (scheduler(),), {}),
+]
+
+
+@pytest.mark.parametrize(("case", "kwargs", "pods", "expected"), ROUNDS, ids=[r[0] for r in ROUNDS])
+def test_round(case: str, kwargs: dict[str, Any], pods: tuple[PodView, ...], expected: dict[str, Any]) -> None:
+    assert acts(run(kwargs.pop("spec", None), *pods, **kwargs)) == expected
+
+
+def test_running_only_with_a_ready_scheduler() -> None:
+    starting = run(None, scheduler(ready=False), worker(0), worker(1), answers=SchedulerAnswers())
+    running = run(None, scheduler(), worker(0), worker(1))
+    assert (starting.status["phase"], running.status["phase"]) == ("Starting", "Running")
+    assert (running.status["workersReady"], running.status["workersDesired"]) == (2, 2)
+    assert running.status["lastActivity"] == "2027-01-15T07:59:30Z"  # idle since 30 s before NOW
+
+
+def test_batch_counts_the_schedulers_workers() -> None:
+    decision = run({"cluster": "dask_jobqueue::SLURMCluster", "workers": {"maximum": 2}}, scheduler(),
+                   answers=SchedulerAnswers(reachable=True, adaptive_target=2, worker_names=("w1",), busy=True))
+    assert (decision.status["workersReady"], decision.status["workersDesired"]) == (1, 2)
+
+
+def test_nothing_written_when_nothing_changed() -> None:
+    first = run(None, scheduler(), worker(0), worker(1))
+    assert first.write_status
+    assert not run(None, scheduler(), worker(0), worker(1), old=first.status).write_status
+
+
+def test_bad_spec_fails_with_one_event_per_generation() -> None:
+    bad = {"cores": -1}
+    first = run(bad, generation=3)
+    assert first.status["phase"] == "Failed" and "spec.cores" in first.status["message"]
+    assert acts(first) == {"events": ("InvalidSpec",)}
+    again = run(bad, old=first.status, generation=3)
+    assert acts(again) == {} and not again.write_status
+    assert acts(run(bad, old=first.status, generation=4)) == {"events": ("InvalidSpec",)}
+
+
+def test_pod_problem_is_one_event_until_it_changes() -> None:
+    pull = PodProblem("c-worker-0", "worker", "ImagePullBackOff", "no such image")
+    stuck = PodView("c-worker-0", "worker", 0, False, False, HASH, None, problem=pull)
+    first = run(None, scheduler(), stuck, worker(1))
+    assert acts(first)["events"] == ("ImagePullBackOff",)
+    assert first.status["reason"] == "ImagePullBackOff"
+    assert "events" not in acts(run(None, scheduler(), stuck, worker(1), old=first.status))
+    crash = PodView("c-worker-0", "worker", 0, False, False, HASH, None,
+                    problem=PodProblem("c-worker-0", "worker", "CrashLoopBackOff", "exit 1"))
+    assert acts(run(None, scheduler(), crash, worker(1), old=first.status))["events"] == ("CrashLoopBackOff",)
