@@ -38,12 +38,12 @@ def parse_duration(value: str | int | float) -> timedelta:
             raise ValueError(f"{value!r} has minutes or seconds of 60 or more")
         return timedelta(days=int(days or 0), hours=hours, minutes=minutes, seconds=seconds)
     try:
-        seconds = dask.utils.parse_timedelta(text, default="seconds")
+        total = dask.utils.parse_timedelta(text, default="seconds")
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{value!r} is not a duration") from exc
-    if seconds is None or seconds < 0:
+    if total is None or total < 0:
         raise ValueError(f"{value!r} is not a positive duration")
-    return timedelta(seconds=float(seconds))
+    return timedelta(seconds=float(total))
 
 
 def format_duration(delta: timedelta) -> str:

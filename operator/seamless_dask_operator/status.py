@@ -84,8 +84,8 @@ def merge_conditions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]
     merged = []
     for condition in new:
         before = previous.get(condition["type"])
-        changed = before is None or before.get("status") != condition["status"]
-        stamp = now if changed else before.get("lastTransitionTime", now)
+        stamp = now if before is None or before.get("status") != condition["status"] \
+            else before.get("lastTransitionTime", now)
         merged.append({**condition, "lastTransitionTime": stamp})
     return merged
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from distributed import Client, get_client, worker_client
 
-from .client import ThrottleClient
+from seamless_dask_runtime.throttle.client import ThrottleClient
 
 MODES = ("throttled", "nested", "secede", "flat")
 
