@@ -103,7 +103,7 @@ def _venv_bin(name: str) -> str:
 
 
 def ours_body(name: str) -> dict[str, Any]:
-    from seamless_dask_operator.resource import API_VERSION, KIND
+    from seamless_dask_runtime.identity import API_VERSION, KIND
 
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
             "spec": {"workers": {"replicas": 1, "maximum": 2}}}

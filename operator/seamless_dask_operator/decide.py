@@ -100,13 +100,18 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     current_hash = template_hash(worker_template(ref, cluster))
     plan = plan_workers([WorkerPod(name=p.name, index=p.index, ready=p.ready, template_hash=p.template_hash,
                                    terminating=p.terminating) for p in observation.workers], desired, current_hash)
+    # A pod that is not Ready may still be a worker holding results (a busy one misses its probe):
+    # whatever the scheduler knows is retired, never just deleted.
+    known = set(answers.worker_names or ())
+    delete_now = tuple(n for n in plan.delete_unready if n not in known)
+    retire_names = tuple(plan.replace) + tuple(n for n in plan.delete_unready if n in known)
     retire = None
-    if plan.retire_count or plan.replace:
+    if plan.retire_count or retire_names:
         if ready_scheduler is None:
             events.append(Event("Warning", "ScaleDownWaiting",
                                 "scheduler not ready: workers are kept until it can retire them", 60.0))
         else:
-            retire = Retire(count=plan.retire_count, names=tuple(plan.replace), timeout=options.retire_timeout)
+            retire = Retire(count=plan.retire_count, names=retire_names, timeout=options.retire_timeout)
 
     last_activity, delete_cluster = None, False
     if answers.busy:
@@ -139,7 +144,7 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         write_status=_changed(old_status, status),
         apply_children=apply_children,
         create_workers=tuple(plan.create),
-        delete_workers=tuple(plan.delete_unready),
+        delete_workers=delete_now,
         retire=retire,
         delete_cluster=delete_cluster,
         events=tuple(events),

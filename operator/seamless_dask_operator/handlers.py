@@ -105,8 +105,7 @@ def _ask_scheduler(api: SchedulerAPI | None, cluster: ClusterSpec, logger: loggi
     try:
         if cluster.options.adaptive or batch:
             answers["adaptive_target"] = api.adaptive_target()
-        if batch:
-            answers["worker_names"] = tuple(api.worker_names())
+        answers["worker_names"] = tuple(api.worker_names())
         idle_since = api.idle_since()
         answers["busy"] = idle_since is None
         answers["idle_since"] = idle_since
@@ -148,8 +147,9 @@ def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision
     if retire is None or api is None:
         return
     try:
-        retired = api.retire_named(list(retire.names), retire.timeout) if retire.names \
-            else api.retire(retire.count, retire.timeout)
+        retired = api.retire_named(list(retire.names), retire.timeout) if retire.names else []
+        if retire.count:
+            retired += api.retire(retire.count, retire.timeout)
     except SchedulerUnavailable as exc:
         _post(body, Event("Warning", "RetireFailed", f"could not retire workers within {retire.timeout:g} s "
                                                      f"({exc}); they keep running", 60.0), memo)
@@ -157,7 +157,7 @@ def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision
     for name in retired:
         if is_worker_of(ref.name, name):  # the scheduler may know workers that are not our pods
             kube.delete_pod(ref.namespace, name)
-    wanted = len(retire.names) or retire.count
+    wanted = len(retire.names) + retire.count
     if len(retired) < wanted:
         _post(body, Event("Warning", "RetireIncomplete",
                           f"scheduler retired {len(retired)} of {wanted} workers; retrying", 60.0), memo)

@@ -39,7 +39,7 @@ class SchedulerAnswers:
 
     reachable: bool = False
     adaptive_target: int | None = None
-    worker_names: tuple[str, ...] | None = None
+    worker_names: tuple[str, ...] | None = None  # Dask names = pod names (batch: job names)
     busy: bool | None = None
     idle_since: float | None = None
 

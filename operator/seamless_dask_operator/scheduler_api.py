@@ -55,5 +55,6 @@ class SchedulerAPI:
         return [str(info.get("name")) for info in retired.values()]
 
     def idle_since(self) -> float | None:
-        value = self._call("/api/v1/check_idle").get("idle_since")
+        """Since when no client is connected and no task alive (None: busy), by the wrapper's rule."""
+        value = self._call("/api/v1/seamless/idle").get("idle_since")
         return None if value is None else float(value)

@@ -24,6 +24,7 @@ HTTP_ROUTES = [
     "distributed.http.proxy",
     "distributed.http.statics",
     "distributed.http.scheduler.api",
+    "seamless_dask_runtime.http_routes",  # idleness by the wrapper's rule (clients count)
 ]
 
 

@@ -1,0 +1,44 @@
+"""Scheduler HTTP route ``/api/v1/seamless/idle``: idleness by the wrapper's rule, for the operator.
+
+Dask's own ``/api/v1/check_idle`` ignores connected clients, so a client
+holding futures in worker memory looked idle and its cluster was deleted.
+This route applies :mod:`seamless_dask_runtime.wrapper.activity`'s rule (no
+client connected and no task alive), the same on both paths: the wrapper and
+the operator shut a cluster down for the same reason. The idle clock lives
+in the scheduler, so an operator restart does not reset it.
+
+Enabled by listing this module in ``distributed.scheduler.http.routes``
+(the operator's scheduler pods do).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from distributed.http.utils import RequestHandler
+
+from .wrapper.activity import IdleTracker, scheduler_activity
+
+_TRACKER_ATTRIBUTE = "_seamless_idle_tracker"
+
+
+def idle_report(scheduler: Any, now: float) -> dict[str, Any]:
+    """Activity now, and since when the scheduler has been idle (None: it is not)."""
+    tracker = getattr(scheduler, _TRACKER_ATTRIBUTE, None)
+    if tracker is None:
+        tracker = IdleTracker(timeout=None)
+        setattr(scheduler, _TRACKER_ATTRIBUTE, tracker)
+    activity = scheduler_activity(scheduler, monitor_id="")
+    tracker.observe(activity, now)
+    return {**activity, "idle_since": tracker.idle_since}
+
+
+class IdleHandler(RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps(idle_report(self.server, time.time())))
+
+
+routes: list[tuple[str, type, dict[str, Any]]] = [("/api/v1/seamless/idle", IdleHandler, {})]
