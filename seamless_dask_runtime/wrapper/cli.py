@@ -175,12 +175,11 @@ def _timeout(args: argparse.Namespace, params: ClusterParameters) -> float | Non
     return float(args.timeout)
 
 
-def _choose_ports(args: argparse.Namespace, address: str, exclude: tuple[int, ...] = ()) -> tuple[int, int]:
+def _choose_ports(args: argparse.Namespace, address: str) -> tuple[int, int]:
     start, end = args.port_range
-    scheduler_port = args.scheduler_port or pick_free_port(address, start, end, purpose="scheduler",
-                                                           exclude=exclude)
+    scheduler_port = args.scheduler_port or pick_free_port(address, start, end, purpose="scheduler")
     dashboard_port = args.dashboard_port or pick_free_port(address, start, end, purpose="dashboard",
-                                                           exclude=(*exclude, scheduler_port))
+                                                           exclude=(scheduler_port,))
     return scheduler_port, dashboard_port
 
 
@@ -215,7 +214,6 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
 
     log_path = contents.get("log")
     cluster = None
-    taken: tuple[int, ...] = ()
     try:
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
             request = LaunchRequest(
@@ -240,10 +238,10 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
                 with contextlib.suppress(Exception):
                     cluster.close()
                 cluster = None
-            taken = (*taken, scheduler_port, dashboard_port)
             log.warning("ports %d/%d were taken by another process while starting (attempt %d of %d); "
                         "trying other ports", scheduler_port, dashboard_port, attempt, LAUNCH_ATTEMPTS)
-            scheduler_port, dashboard_port = _choose_ports(args, address, exclude=taken)
+            # Ports another process now holds fail the probe: the range itself says whether any are left.
+            scheduler_port, dashboard_port = _choose_ports(args, address)
         if cluster is None:
             start, end = args.port_range
             raise PortError(f"--port-range {start} {end}: ports kept being taken by other processes between "
