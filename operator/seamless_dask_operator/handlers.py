@@ -33,6 +33,10 @@ from .status import Observed, status_patch
 RESOURCE = (GROUP, VERSION, PLURAL)
 # What the API (or the way to it) can throw at a handler; all of it is worth a retry.
 API_FAILURES = (ApiException, HTTPError)
+# Clusters whose deletion began (uids; a few bytes each, never reused). kopf runs
+# on-delete handlers while a timer may still be finishing: that timer must not
+# create again what the delete handler removes.
+_DELETING: set[str] = set()
 
 
 def _now() -> str:
@@ -127,6 +131,8 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
         if cluster.options.tls:
             kube.ensure_tls_secret(ref)
         for obj in desired_children(ref, cluster):
+            if ref.uid in _DELETING:
+                return
             kube.apply(obj)
         _converge(body, meta, status, patch, cluster, ref, logger, _indexed_pods(cluster_pods, ref),
                   children_applied=True)
@@ -154,12 +160,15 @@ def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch
 
 @kopf.on.delete(*RESOURCE)
 def delete_cluster(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
-    """Children go now, not when garbage collection gets to them."""
+    """Children go now, not when garbage collection gets to them; the resource goes after them."""
+    _DELETING.add(meta["uid"])
     metrics.forget(meta["namespace"], meta["name"])
     try:
-        kube.delete_children(_ref(meta))
+        left = kube.delete_children_until_gone(_ref(meta))
     except API_FAILURES as exc:
         raise _api_errors_are_temporary(exc, "delete") from exc
+    if left:
+        raise kopf.TemporaryError(f"children keep coming back: {', '.join(left)}", delay=2)
 
 
 def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
@@ -168,6 +177,8 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
     schedulers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "scheduler"
                   and not p["metadata"].get("deletionTimestamp")]  # a terminating scheduler is gone
     workers = [p for p in pods if p["metadata"]["labels"].get(COMPONENT_LABEL) == "worker"]
+    if ref.uid in _DELETING:
+        return
     if not schedulers and not children_applied and not kube.scheduler_deployment_exists(ref):
         # The Deployment makes its pod; if the Deployment itself was deleted, apply again.
         for obj in desired_children(ref, cluster):
@@ -199,6 +210,8 @@ def _converge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf
     ]
     plan = plan_workers(observed_pods, desired, current_hash)
     for index in plan.create:
+        if ref.uid in _DELETING:  # deleted while this round ran
+            return
         kube.create_pod(worker_pod(ref, cluster, index))
     for name in plan.delete_unready:
         kube.delete_pod(ref.namespace, name)
