@@ -74,9 +74,10 @@ def pick_free_port(address: str, start: int, end: int, *, purpose: str, exclude:
     excluded = set(exclude)
     candidates = [p for p in range(start, end + 1) if p not in excluded]
     random.shuffle(candidates)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     for port in candidates:
         try:
-            with socket.create_server((address, port), reuse_port=False):
+            with socket.create_server((address, port), family=family, reuse_port=False):
                 return port
         except OSError:
             continue
