@@ -26,7 +26,14 @@ from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFi
 from .activity import IdleTracker, scheduler_activity
 from .backends import LaunchRequest, choose_backend
 from .cluster_string import ClusterStringError, resolve
-from .ports import PortError, address_in_use, bind_address, check_port_range, pick_free_port
+from .ports import (
+    PortError,
+    address_in_use,
+    bind_address,
+    check_explicit_port,
+    check_port_range,
+    pick_free_port,
+)
 
 STATUS_FILE_WAIT = 20.0
 LAUNCH_ATTEMPTS = 3  # fresh ports after another process took the chosen ones
@@ -206,6 +213,8 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     stop = _StopSignal()
 
     try:
+        check_explicit_port("--scheduler-port", args.scheduler_port)
+        check_explicit_port("--dashboard-port", args.dashboard_port)
         check_port_range(*args.port_range, needed=2 - bool(args.scheduler_port) - bool(args.dashboard_port))
         address = bind_address(args.host)
         scheduler_port, dashboard_port = _choose_ports(args, address)

@@ -20,13 +20,24 @@ class PortError(ValueError):
 
 
 def check_port_range(start: int, end: int, needed: int) -> None:
-    """``needed`` distinct ports must fit in ``[start, end]``, all of them real ports (never 0)."""
+    """``needed`` distinct ports must fit in ``[start, end]``, all of them real ports (never 0).
+
+    With ``needed == 0`` (both ports given explicitly) the range is not used, so not checked.
+    """
+    if needed <= 0:
+        return
     if not 1 <= start <= end <= 65535:
         raise PortError(f"--port-range {start} {end}: need 1 <= START <= END <= 65535 "
                         "(port 0 is not a port a launcher can connect to)")
     if end - start + 1 < needed:
         raise PortError(f"--port-range {start} {end} holds {end - start + 1} port(s) but the scheduler "
                         f"and dashboard need {needed}; widen --port-range")
+
+
+def check_explicit_port(option: str, port: int | None) -> None:
+    """``--scheduler-port`` / ``--dashboard-port``, when given, must be a real port."""
+    if port is not None and not 1 <= port <= 65535:
+        raise PortError(f"{option} {port}: need 1 <= PORT <= 65535")
 
 
 def bind_address(host: str, timeout: float = NAME_LOOKUP_TIMEOUT) -> str:
