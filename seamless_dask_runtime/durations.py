@@ -15,6 +15,13 @@ def parse_duration(value: str | int | float) -> timedelta:
 
     Raises ``ValueError`` with the offending value on anything else.
     """
+    try:
+        return _parse_duration(value)
+    except OverflowError:
+        raise ValueError(f"{value!r} is longer than any duration this can hold") from None
+
+
+def _parse_duration(value: str | int | float) -> timedelta:
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
     if isinstance(value, (int, float)):

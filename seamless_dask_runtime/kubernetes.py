@@ -12,10 +12,17 @@ scheduler is ``SEAMLESS_DASK_K8S_ADDRESS``:
 
 Idleness is the operator's business (``spec.timeout``): when it deletes the
 resource, the wrapper stops and deletes the status file.
+
+A wrapper killed with SIGKILL leaves its resource behind. The resource carries
+the identity of the status file it serves (annotation ``OWNER_ANNOTATION``:
+host and absolute path), so the next wrapper for the same file takes the live
+cluster over, as seed 003 reuses a live scheduler; a resource of anyone else
+is never touched, and the error says how to free the name.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -30,6 +37,7 @@ from .status import ClusterStatus, Phase
 GROUP, VERSION, PLURAL = "seamless.dask.org", "v1alpha1", "seamlessdaskclusters"
 DEFAULT_IMAGE = "ghcr.io/seamless-dask/seamless-dask-runtime:0.1.0"
 ADDRESS_VARIABLE = "SEAMLESS_DASK_K8S_ADDRESS"
+OWNER_ANNOTATION = f"{GROUP}/status-file"
 READY_TIMEOUT_VARIABLE = "SEAMLESS_DASK_K8S_TIMEOUT"
 
 
@@ -42,7 +50,13 @@ def default_namespace() -> str:
         return "default"
 
 
-def resource_manifest(params: ClusterParameters, name: str, namespace: str) -> dict[str, Any]:
+def status_file_identity(status_path: str, host: str | None = None) -> str:
+    """``HOST:/absolute/path`` of the status file a wrapper serves."""
+    return f"{host or socket.gethostname()}:{os.path.abspath(status_path)}"
+
+
+def resource_manifest(params: ClusterParameters, name: str, namespace: str,
+                      owner: str | None = None) -> dict[str, Any]:
     """The SeamlessDaskCluster for these parameters (pure).
 
     The wrapper's scaling is adaptive between ``interactive`` (0 or 1) and
@@ -60,7 +74,8 @@ def resource_manifest(params: ClusterParameters, name: str, namespace: str) -> d
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "SeamlessDaskCluster",
         "metadata": {"name": name, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/created-by": "seamless-dask-wrapper"}},
+                     "labels": {"app.kubernetes.io/created-by": "seamless-dask-wrapper"},
+                     **({"annotations": {OWNER_ANNOTATION: owner}} if owner else {})},
         "spec": spec,
     }
 
@@ -73,7 +88,7 @@ class SeamlessDaskCluster:
     """Handle on one SeamlessDaskCluster resource (what the wrapper supervises)."""
 
     def __init__(self, params: ClusterParameters, *, scheduler_port: int, dashboard_port: int,
-                 default_name: str, stop: threading.Event | None = None):
+                 default_name: str, stop: threading.Event | None = None, owner: str | None = None):
         from kubernetes import client, config
 
         try:
@@ -91,17 +106,51 @@ class SeamlessDaskCluster:
         self._port_forward: subprocess.Popen[bytes] | None = None
         self._stop = stop or threading.Event()
         self.status = ClusterStatus(Phase.STARTING)
-        body = resource_manifest(params, self.name, self.namespace)
-        try:
-            self._custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
-        except self._api_exception as exc:
-            raise ClusterFailed(f"creating SeamlessDaskCluster {self.namespace}/{self.name}: "
-                                f"{exc.status} {_api_message(exc)}") from None
+        self.reused = False
+        self._create_or_take_over(resource_manifest(params, self.name, self.namespace, owner))
         try:
             self._wait_running(float(os.environ.get(READY_TIMEOUT_VARIABLE, "600")))
         except BaseException:
             self.close()
             raise
+
+    def _create_or_take_over(self, body: dict[str, Any], timeout: float = 60) -> None:
+        """Create the resource; one left by a killed wrapper of the same status file is taken over."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+                return
+            except self._api_exception as exc:
+                if exc.status != 409:
+                    raise ClusterFailed(f"creating SeamlessDaskCluster {self.namespace}/{self.name}: "
+                                        f"{exc.status} {_api_message(exc)}") from None
+            existing = self._read()
+            if existing is None:
+                continue  # it went between our create and our read
+            if not _same_owner(existing, body):
+                raise ClusterFailed(_name_taken_message(existing, body))
+            if existing["metadata"].get("deletionTimestamp") is None:
+                if (existing.get("status") or {}).get("phase") != "Failed":
+                    self._take_over(existing, body)
+                    return
+                self._custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name)
+            if time.monotonic() > deadline:  # a Failed or deleted leftover of ours that does not go
+                raise ClusterFailed(f"SeamlessDaskCluster {self.namespace}/{self.name} left by an earlier wrapper "
+                                    f"is still being deleted after {timeout:g} s; free the name with "
+                                    f"`kubectl delete sdc {self.name} -n {self.namespace}`")
+            self._stop.wait(0.5)
+
+    def _take_over(self, existing: dict[str, Any], body: dict[str, Any]) -> None:
+        """The live cluster of a killed wrapper: keep its scheduler, give it today's spec."""
+        self.reused = True
+        logging.getLogger("seamless-dask-wrapper").info(
+            "taking over SeamlessDaskCluster %s/%s left running by an earlier wrapper of this status file",
+            self.namespace, self.name)
+        if existing.get("spec") != body["spec"]:
+            existing["spec"] = body["spec"]
+            self._custom.replace_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name,
+                                                          existing)
 
     # -- what the wrapper reads ------------------------------------------
     @property
@@ -189,6 +238,22 @@ class SeamlessDaskCluster:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self._read() is not None:
             time.sleep(0.5)
+
+
+def _same_owner(existing: dict[str, Any], body: dict[str, Any]) -> bool:
+    mine = (body["metadata"].get("annotations") or {}).get(OWNER_ANNOTATION)
+    theirs = (existing["metadata"].get("annotations") or {}).get(OWNER_ANNOTATION)
+    return mine is not None and theirs == mine
+
+
+def _name_taken_message(existing: dict[str, Any], body: dict[str, Any]) -> str:
+    meta = existing["metadata"]
+    theirs = (meta.get("annotations") or {}).get(OWNER_ANNOTATION)
+    whose = f"the wrapper of status file {theirs}" if theirs else "someone else (no wrapper status file recorded)"
+    return (f"SeamlessDaskCluster {meta['namespace']}/{meta['name']} already exists and belongs to {whose}, "
+            f"not to {(body['metadata'].get('annotations') or {}).get(OWNER_ANNOTATION) or 'this wrapper'}; "
+            "free the name with "
+            f"`kubectl delete sdc {meta['name']} -n {meta['namespace']}`, or set parameters.name to another name")
 
 
 def _failure_message(status: dict[str, Any]) -> str:

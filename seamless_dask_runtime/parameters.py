@@ -46,9 +46,14 @@ class Parameter:
 
 PARAMETER_TABLE: tuple[Parameter, ...] = (
     Parameter("cluster", "cluster", "cluster", "a cluster string MODULE::SYMBOL"),
-    Parameter("walltime", "walltime", "walltime", "a duration such as '01:00:00' or '55m'"),
+    Parameter(
+        "walltime",
+        "walltime",
+        "walltime",
+        "a duration such as '01:00:00', '1-00:00:00', '55m' or '1h' (a bare number means seconds)",
+    ),
     Parameter("cores", "cores", "cores", "a positive integer"),
-    Parameter("memory", "memory", "memory", "a size such as '54000MB' or '4GiB'"),
+    Parameter("memory", "memory", "memory", "a size such as '54000MB' or '4GiB', or a number of bytes"),
     Parameter("tmpdir", "tmpdir", "tmpdir", "an absolute directory path"),
     Parameter("partition", "partition", "partition", "a queue/partition name"),
     Parameter("project", "project", "project", "an accounting project name"),
@@ -171,6 +176,22 @@ def _flag(value: Any) -> Any:
     raise ValueError("is not a boolean")
 
 
+def _number_as_text(value: Any) -> Any:
+    # A JSON number is a duration in seconds; keep it as text like every other spelling.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _bytes_as_text(value: Any) -> Any:
+    # The original wrapper handed a JSON number straight to dask_jobqueue, which reads it as bytes.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("a number of bytes must be a whole number")
+        return str(int(value))
+    return value
+
+
 Count = Annotated[int, BeforeValidator(_count), Field(gt=0)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
@@ -181,9 +202,9 @@ class ClusterParameters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cluster: str | None = None
-    walltime: str | None = None
+    walltime: Annotated[str | None, BeforeValidator(_number_as_text)] = None
     cores: Count | None = None
-    memory: str | None = None
+    memory: Annotated[str | None, BeforeValidator(_bytes_as_text)] = None
     tmpdir: str = DEFAULT_TMPDIR
     partition: str | None = None
     project: str | None = None
@@ -200,7 +221,7 @@ class ClusterParameters(BaseModel):
     interactive: Flag = False
     maximum_jobs: Count = 1
     extra_dask_config: dict[str, Any] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     pure_dask: Flag = False
     job_cores: Count | None = None
     processes: Count | None = None
@@ -229,7 +250,7 @@ class ClusterParameters(BaseModel):
             parse_duration(value)
         return value
 
-    @field_validator("lifetime")
+    @field_validator("lifetime", "walltime")
     @classmethod
     def _positive_duration(cls, value: str | None) -> str | None:
         if value is not None and parse_duration(value).total_seconds() <= 0:

@@ -67,7 +67,11 @@ def kube_api(control_plane: object) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def slurm() -> None:
-    from tests.support.slurm import require_slurm
+def slurm() -> Iterator[None]:
+    """A usable Slurm; one this session started is stopped at its end (``SDO_SLURM_KEEP=1`` keeps it)."""
+    from tests.support.slurm import keep_running, require_slurm, stop_slurm
 
-    require_slurm()
+    started = require_slurm()
+    yield
+    if started and not keep_running():
+        stop_slurm()

@@ -165,13 +165,21 @@ def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision
 
 def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterError, decision: Decision,
              api: SchedulerAPI | None, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger) -> None:
+    # kopf runs the delete handler while a round may still be under way: that round creates nothing more.
+    def deleting() -> bool:
+        return bool(memo.get("deleting"))
+
     if isinstance(cluster, ClusterSpec):
         if decision.apply_children:
-            if cluster.options.tls:
+            if cluster.options.tls and not deleting():
                 kube.ensure_tls_secret(ref)
             for obj in desired_children(ref, cluster):
+                if deleting():
+                    return
                 kube.apply(obj)
         for index in decision.create_workers:
+            if deleting():
+                return
             kube.create_pod(worker_pod(ref, cluster, index))
     for name in decision.delete_workers:
         kube.delete_pod(ref.namespace, name)
@@ -234,12 +242,19 @@ def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch
 
 
 @kopf.on.delete(*RESOURCE)
-def delete_cluster(meta: kopf.Meta, patch: kopf.Patch, **_: Any) -> None:
-    """Children go now, not when garbage collection gets to them; meanwhile the phase says Stopping."""
+def delete_cluster(meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Children go now, not when garbage collection gets to them; the resource goes after them.
+
+    Meanwhile the phase says Stopping.
+    """
+    memo["deleting"] = True
     patch.status.update({"phase": Phase.STOPPING.value, "reason": "Deleting",
                          "message": "deleting the scheduler, its Service and the workers"})
     metrics.forget(meta["namespace"], meta["name"])
     try:
-        kube.delete_children(ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]))
+        left = kube.delete_children_until_gone(ClusterRef(name=meta["name"], namespace=meta["namespace"],
+                                                          uid=meta["uid"]))
     except API_FAILURES as exc:
         raise _api_errors_are_temporary(exc, "delete") from exc
+    if left:
+        raise kopf.TemporaryError(f"children keep coming back: {', '.join(left)}", delay=2)

@@ -8,6 +8,7 @@ pods are created by name and a 409 means "already there".
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kubernetes import client, config
@@ -85,22 +86,52 @@ def delete_pod(namespace: str, name: str) -> None:
             raise
 
 
-def delete_children(ref: ClusterRef) -> None:
-    """What garbage collection would do, done now (GC may lag on a new CRD type)."""
+def delete_children(ref: ClusterRef) -> list[str]:
+    """What garbage collection would do, done now (GC may lag on a new CRD type).
+
+    Returns what was still there; an empty list means everything is gone
+    (pods already terminating count as gone: their kubelet finishes them).
+    """
     core, apps = client.CoreV1Api(), client.AppsV1Api()
-    for call in (
-        lambda: apps.delete_namespaced_deployment(ref.scheduler_name, ref.namespace, propagation_policy="Background",
-                                                  _request_timeout=TIMEOUT),
-        lambda: core.delete_namespaced_service(ref.scheduler_name, ref.namespace, _request_timeout=TIMEOUT),
-        lambda: core.delete_namespaced_secret(ref.tls_secret_name, ref.namespace, _request_timeout=TIMEOUT),
-        lambda: core.delete_collection_namespaced_pod(ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}",
-                                                      _request_timeout=TIMEOUT),
+    found: list[str] = []
+    for kind, call in (
+        ("Deployment", lambda: apps.delete_namespaced_deployment(
+            ref.scheduler_name, ref.namespace, propagation_policy="Background", _request_timeout=TIMEOUT)),
+        ("Service", lambda: core.delete_namespaced_service(ref.scheduler_name, ref.namespace,
+                                                           _request_timeout=TIMEOUT)),
+        ("Secret", lambda: core.delete_namespaced_secret(ref.tls_secret_name, ref.namespace,
+                                                         _request_timeout=TIMEOUT)),
     ):
         try:
             call()
         except ApiException as exc:
             if exc.status != 404:
                 raise
+        else:
+            found.append(kind)
+    selector = f"{CLUSTER_LABEL}={ref.name}"
+    pods = [p.metadata.name for p in core.list_namespaced_pod(ref.namespace, label_selector=selector,
+                                                               _request_timeout=TIMEOUT).items
+            if p.metadata.deletion_timestamp is None]
+    if pods:
+        core.delete_collection_namespaced_pod(ref.namespace, label_selector=selector, _request_timeout=TIMEOUT)
+        found += [f"pod {name}" for name in pods]
+    return found
+
+
+def delete_children_until_gone(ref: ClusterRef, settle: float = 0.5, limit: float = 30.0) -> list[str]:
+    """Delete the children until a round finds none; returns what is still there after ``limit`` seconds.
+
+    A reconcile already in flight when the deletion began (kopf runs on-delete
+    handlers while timers finish) may create a child after the first round;
+    the next round deletes it, instead of leaving it to garbage collection.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        found = delete_children(ref)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(settle)
 
 
 def delete_cluster(ref: ClusterRef) -> None:

@@ -14,6 +14,7 @@ from ..commands import worker_arguments
 from ..parameters import ClusterParameters, FieldError, ParameterError
 from ..worker_environment import export_lines, worker_environment
 from .jobs import JOB_CLASSES
+from .walltime import batch_walltime
 
 BATCH_SYSTEMS = tuple(JOB_CLASSES)
 PLACEHOLDER_SCHEDULER = "tcp://<scheduler_ip>:<scheduler_port>"
@@ -74,7 +75,7 @@ def jobqueue_arguments(params: ClusterParameters, system: str) -> dict[str, Any]
         kwargs["disk"] = params.memory
     else:
         if params.walltime is not None:
-            kwargs["walltime"] = params.walltime
+            kwargs["walltime"] = batch_walltime(params.walltime, system)
         if params.partition is not None:
             kwargs["queue"] = params.partition
         if params.project is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import signal
 import sys
 import threading
@@ -25,9 +26,17 @@ from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFi
 from .activity import IdleTracker, scheduler_activity
 from .backends import LaunchRequest, choose_backend
 from .cluster_string import ClusterStringError, resolve
-from .ports import pick_free_port
+from .ports import (
+    PortError,
+    address_in_use,
+    bind_address,
+    check_explicit_port,
+    check_port_range,
+    pick_free_port,
+)
 
 STATUS_FILE_WAIT = 20.0
+LAUNCH_ATTEMPTS = 3  # fresh ports after another process took the chosen ones
 ACTIVITY_INTERVAL = 1.0
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -52,22 +61,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LogFile(logging.FileHandler):
+    """The launcher's log file: on a full disk a record is lost, not turned into a traceback on stderr."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def _configure_logging(contents: dict[str, Any]) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     log_path = contents.get("log")
     if isinstance(log_path, str) and log_path:
         with contextlib.suppress(OSError):
-            handlers.append(logging.FileHandler(log_path, encoding="utf-8"))
+            handlers.append(_LogFile(log_path, encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
 
 
 def _fail(status_file: StatusFile, message: str, code: int) -> int:
-    log.error("startup failed: %s", message)
+    """Tell the launcher through the file; where the file cannot be written, in one stderr line."""
     try:
-        status_file.write_status(ClusterStatus(Phase.FAILED, message=message))
-    except OSError as exc:
-        log.error("could not write the failure to %s: %s", status_file.path, exc)
+        status_file.write_failure(ClusterStatus(Phase.FAILED, message=message))
+    except StatusFileError as exc:
+        log.error("startup failed: %s; the failure could not be written either: %s", message, exc)
+    else:
+        log.error("startup failed: %s", message)
+    return code
+
+
+def _say(message: object, code: int) -> int:
+    """Before logging is set up: one line on stderr, no traceback."""
+    print(f"seamless-dask-wrapper: {message}", file=sys.stderr)
     return code
 
 
@@ -126,33 +150,61 @@ def _parameters(contents: dict[str, Any], cluster_string: str) -> ClusterParamet
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     status_file = StatusFile(args.status_file)
-    if args.parameters_from_env and not status_file.path.exists():
-        _create_status_file(status_file, args.parameters_from_env)
     try:
+        if args.parameters_from_env and not status_file.path.exists():
+            _create_status_file(status_file, args.parameters_from_env)
         contents = status_file.wait(STATUS_FILE_WAIT)
     except StatusFileError as exc:
-        print(f"seamless-dask-wrapper: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _say(exc, EXIT_BAD_INPUT)
+    except OSError as exc:
+        return _say(f"cannot create status file {status_file.path}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    _configure_logging(contents)
     try:
         status_file.acquire()
-    except StatusFileLocked as exc:
-        print(f"seamless-dask-wrapper: {exc}", file=sys.stderr)
+    except StatusFileLocked as exc:  # the file is another wrapper's: never write into it
+        log.error("%s", exc)
         return EXIT_FAILED
-    _configure_logging(contents)
+    except StatusFileError as exc:
+        return _fail(status_file, str(exc), EXIT_FAILED)
     try:
         return _run(args, contents, status_file)
     finally:
         status_file.release()
 
 
+def _timeout(args: argparse.Namespace, params: ClusterParameters) -> float | None:
+    """``--timeout`` over ``parameters.timeout``; NaN, infinite or non-positive is refused."""
+    if args.timeout is None:
+        return params.timeout
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ValueError(f"--timeout {args.timeout}: give a finite number of idle seconds > 0, "
+                         "or leave --timeout out to never stop when idle")
+    return float(args.timeout)
+
+
+def _choose_ports(args: argparse.Namespace, address: str) -> tuple[int, int]:
+    start, end = args.port_range
+    scheduler_port = args.scheduler_port or pick_free_port(address, start, end, purpose="scheduler")
+    dashboard_port = args.dashboard_port or pick_free_port(address, start, end, purpose="dashboard",
+                                                           exclude=(scheduler_port,))
+    return scheduler_port, dashboard_port
+
+
+def _port_of(url: str | None) -> int | None:
+    from urllib.parse import urlparse
+
+    try:
+        return urlparse(url or "").port
+    except ValueError:
+        return None
+
+
 def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile) -> int:
     try:
         params = _parameters(contents, args.cluster)
-    except ParameterError as exc:
+        timeout = _timeout(args, params)
+    except ValueError as exc:  # ParameterError is a ValueError
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
-    timeout = args.timeout if args.timeout is not None else params.timeout
-    if timeout is not None and timeout <= 0:
-        return _fail(status_file, f"--timeout: {timeout:g} is not a positive number of seconds", EXIT_BAD_INPUT)
     try:
         name, starter = choose_backend(resolve(args.cluster))
     except (ClusterStringError, ValueError) as exc:
@@ -160,24 +212,50 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     # After the backend imports: importing dask_jobqueue replaces the SIGINT handler.
     stop = _StopSignal()
 
-    start, end = args.port_range
     try:
-        scheduler_port = args.scheduler_port or pick_free_port(args.host, start, end)
-        dashboard_port = args.dashboard_port or pick_free_port(args.host, start, end, exclude=(scheduler_port,))
-    except (ValueError, RuntimeError) as exc:
+        check_explicit_port("--scheduler-port", args.scheduler_port)
+        check_explicit_port("--dashboard-port", args.dashboard_port)
+        check_port_range(*args.port_range, needed=2 - bool(args.scheduler_port) - bool(args.dashboard_port))
+        address = bind_address(args.host)
+        scheduler_port, dashboard_port = _choose_ports(args, address)
+    except PortError as exc:
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
 
-    request = LaunchRequest(
-        params=params, host=args.host, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
-        # Batch jobs write their output next to the launcher's log, as the original did.
-        log_directory=str(Path(contents["log"]).parent) if isinstance(contents.get("log"), str) else None,
-        status_path=str(status_file.path),
-        stop=stop.event,
-    )
-    log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)
+    log_path = contents.get("log")
     cluster = None
     try:
-        cluster = starter(resolve(args.cluster), request)
+        for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+            request = LaunchRequest(
+                params=params, host=args.host, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
+                # Batch jobs write their output next to the launcher's log, as the original did.
+                log_directory=str(Path(log_path).parent) if isinstance(log_path, str) else None,
+                status_path=str(status_file.path),
+                stop=stop.event,
+            )
+            log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)
+            try:
+                cluster = starter(resolve(args.cluster), request)
+            except Exception as exc:
+                if not address_in_use(exc) or attempt == LAUNCH_ATTEMPTS:
+                    raise
+                cluster = None
+            else:
+                # Dask moves a dashboard whose port is taken elsewhere, outside the range: not ours to report.
+                actual = _port_of(getattr(cluster, "dashboard_link", None))
+                if name not in ("local", "jobqueue") or actual in (None, dashboard_port):
+                    break
+                with contextlib.suppress(Exception):
+                    cluster.close()
+                cluster = None
+            log.warning("ports %d/%d were taken by another process while starting (attempt %d of %d); "
+                        "trying other ports", scheduler_port, dashboard_port, attempt, LAUNCH_ATTEMPTS)
+            # Ports another process now holds fail the probe: the range itself says whether any are left.
+            scheduler_port, dashboard_port = _choose_ports(args, address)
+        if cluster is None:
+            start, end = args.port_range
+            raise PortError(f"--port-range {start} {end}: ports kept being taken by other processes between "
+                            f"choosing and binding them ({LAUNCH_ATTEMPTS} attempts); another wrapper is probably "
+                            "using the same range: give each wrapper its own, or a wider, --port-range")
         if name in ("generic", "dask-kubernetes"):  # a scheduler we did not start: inject through a client
             _inject_runtime(cluster, params)
         running = getattr(cluster, "status", None)
@@ -196,20 +274,31 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
             reason = cluster.supervise(stop.event)
         else:
             reason = supervise(cluster, timeout, stop)
-    except ParameterError as exc:  # a backend found a parameter it cannot use
+    except (ParameterError, PortError) as exc:  # a backend found a parameter it cannot use; ports raced away
+        _close(cluster)
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
+    except StatusFileError as exc:  # the status file became unwritable or was replaced
+        _close(cluster)
+        return _fail(status_file, str(exc), EXIT_FAILED)
     except Exception as exc:  # startup or supervision failed: say why in the file, then clean up
         log.exception("cluster failed")
         code = _fail(status_file, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
+        _close(cluster)
         return code
     log.info("shutting down: %s", reason)
-    with contextlib.suppress(Exception):
-        cluster.close()
-    status_file.delete()
+    _close(cluster)
+    if status_file.delete():
+        log.info("deleted status file %s", status_file.path)
+    else:
+        log.info("left status file %s alone: it is no longer this wrapper's (rewritten by the launcher, "
+                 "replaced or removed)", status_file.path)
     return EXIT_OK
+
+
+def _close(cluster: Any) -> None:
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close()
 
 
 def _inject_runtime(cluster: Any, params: ClusterParameters) -> None:

@@ -43,3 +43,22 @@ def test_launcher_reports_our_failure() -> None:
     assert result["error"].startswith("LauncherError"), result
     assert result["seconds_to_error"] < 60  # "failed" is read at once, not after the launcher's timeout
     assert "parameters.cores" in result["log"]  # the service log says which field and why
+
+
+@pytest.mark.parametrize(
+    ("parameters", "field"),
+    [({"cores": 1, "memory": "1GB", "walltime": "soon"}, "parameters.walltime"),
+     ({"cores": 1, "memory": 1.5}, "parameters.memory"),
+     ({"cores": 1, "memory": "1GB", "timeout": float("nan")}, "parameters.timeout")],
+)
+def test_launcher_hears_a_bad_input_at_once(parameters: dict, field: str) -> None:
+    result = drive({"parameters": parameters})
+    assert result["error"].startswith("LauncherError"), result
+    assert result["seconds_to_error"] < 60, result  # the launcher is not left waiting for its timeout
+    assert field in result["log"] and "Traceback" not in result["log"]
+
+
+def test_launcher_runs_memory_given_as_a_json_number() -> None:
+    result = drive({"parameters": {"cores": 1, "memory": 2_000_000_000, "walltime": 3600}})
+    assert result["error"] is None, result
+    assert result["sum"] == 42 and result["stop_returncode"] == 0 and result["status_file_exists"] is False

@@ -78,3 +78,29 @@ def test_missing_memory_for_slurm_is_a_named_error(slurm: None, tmp_path: Path) 
         assert json.loads(path.read_text())["parameters"] == {"cores": 1, "walltime": "00:10:00"}
     finally:
         stop(proc)
+
+
+@pytest.mark.parametrize(("walltime", "limit"), [("55m", "55:00"), (3600, "1:00:00"), ("1h", "1:00:00")])
+def test_walltime_spellings_reach_slurm_as_the_same_duration(slurm: None, tmp_path: Path, walltime: object,
+                                                            limit: str) -> None:
+    """sbatch rejects --time=55m and reads a bare 3600 as minutes: the wrapper converts both."""
+    tmp_path.chmod(0o777)
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 1, "memory": "1GB", "walltime": walltime, "interactive": True,
+                                 "maximum_jobs": 2, "tmpdir": str(tmp_path)})
+    before = squeue_job_ids()
+    proc = start_wrapper(path, cluster="dask_jobqueue::SLURMCluster")
+    try:
+        status = wait_for_status(path, proc, timeout=120)
+        assert status["status"] == "running", status.get("error")
+        jobs = _job_ids_after(before)
+        assert len(jobs) == 1
+        shown = subprocess.run(["squeue", "-h", "-j", next(iter(jobs)), "-o", "%l"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        assert shown == limit
+        proc.send_signal(signal.SIGTERM)
+        assert wait_for_exit(proc, 90) == 0
+    finally:
+        stop(proc)
+        for job in squeue_job_ids() - before:
+            subprocess.run(["scancel", job], check=False)

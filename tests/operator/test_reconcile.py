@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from seamless_dask_operator.builders import ClusterRef, worker_pod
+from seamless_dask_operator.resource import parse_spec
 
 from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
 from tests.operator.conftest import Clusters
@@ -90,6 +92,28 @@ def test_delete_removes_children_and_clears_finalizer(operator: Any, clusters: C
     deployments = clusters.apps.list_namespaced_deployment(clusters.namespace).items
     services = clusters.core.list_namespaced_service(clusters.namespace).items
     assert not deployments and not services
+
+
+def test_child_created_while_deleting_goes_before_the_resource(operator: Any, clusters: Clusters) -> None:
+    """A reconcile in flight when the delete began creates one more worker pod (kopf runs both at once).
+
+    The operator deletes it itself, and the resource goes only after it: "deleting
+    the resource removes everything" must not wait for garbage collection, which
+    on a freshly installed CRD takes 30 s or more to notice the owner is gone.
+    """
+    spec = {"workers": {"replicas": 1, "maximum": 1}}
+    uid = clusters.create("zeta", spec)["metadata"]["uid"]
+    wait_for(lambda: clusters.worker_names("zeta") and clusters.apps.list_namespaced_deployment(
+        clusters.namespace).items, timeout=20, description="worker and scheduler Deployment")
+    clusters.delete("zeta")
+    wait_for(lambda: not clusters.apps.list_namespaced_deployment(clusters.namespace).items
+             and not clusters.pods("zeta", "worker"), timeout=20, interval=0.02,
+             description="the delete handler's first round (Deployment, then pods)")
+    # Exactly what the in-flight reconcile would create: the operator's own worker pod builder.
+    late = worker_pod(ClusterRef("zeta", clusters.namespace, uid), parse_spec(spec), 7)
+    clusters.core.create_namespaced_pod(clusters.namespace, late)
+    wait_for(lambda: clusters.find("zeta") is None, timeout=30, interval=0.02, description="resource gone")
+    assert clusters.worker_names("zeta") == [], "the resource went before its late child"
 
 
 def test_invalid_spec_gives_condition_and_event_and_operator_survives(operator: Any, clusters: Clusters) -> None:

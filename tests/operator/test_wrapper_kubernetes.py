@@ -117,3 +117,47 @@ def test_stop_signal_while_waiting_for_running(operator: Any, clusters: Clusters
         wait_for(lambda: clusters.find("impatient") is None, timeout=60, description="resource removed")
     finally:
         stop(proc)
+
+
+def test_relaunch_after_sigkill_takes_over_its_live_cluster(operator: Any, clusters: Clusters, control_plane: Any,
+                                                            kube_api: client.ApiClient, tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    parameters = {"cores": 1, "namespace": clusters.namespace, "name": "phoenix", "timeout": 600}
+    write_launcher_status(path, parameters)
+    first = _start(path, control_plane)
+    second = None
+    try:
+        _schedule_and_wait_running(clusters, kube_api, "phoenix", path, first, "10.244.0.10")
+        uid = clusters.get("phoenix")["metadata"]["uid"]
+        stop(first)  # SIGKILL: the resource stays behind
+        relaunch = write_launcher_status(path, parameters)  # what the launcher writes for the next wrapper
+        second = _start(path, control_plane)
+        status = wait_for_status(path, second, timeout=60)
+        assert status["status"] == "running", status.get("error")
+        assert status["pid"] == relaunch["pid"]
+        assert clusters.get("phoenix")["metadata"]["uid"] == uid  # the same live cluster, not a new one
+        second.send_signal(signal.SIGTERM)
+        assert wait_for_exit(second, 90) == 0
+        assert not path.exists()
+        wait_for(lambda: clusters.find("phoenix") is None, timeout=60, description="resource removed")
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+
+
+def test_name_taken_by_someone_else_says_how_to_free_it(operator: Any, clusters: Clusters, control_plane: Any,
+                                                        tmp_path: Path) -> None:
+    clusters.create("taken", {"cores": 1})  # a user's own cluster, no wrapper behind it
+    path = tmp_path / "status.json"
+    write_launcher_status(path, {"cores": 1, "namespace": clusters.namespace, "name": "taken"})
+    proc = _start(path, control_plane)
+    try:
+        status = wait_for_status(path, proc, timeout=60)
+        assert wait_for_exit(proc, 60) == 1
+        assert status["status"] == "failed"
+        assert f"kubectl delete sdc taken -n {clusters.namespace}" in status["error"]
+        assert "already exists" in status["error"]
+        assert clusters.find("taken") is not None  # not ours: untouched
+    finally:
+        stop(proc)

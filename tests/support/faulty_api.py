@@ -34,6 +34,9 @@ class FaultyAPI:
         self.watch_rate = watch_rate
         self.slow_seconds = slow_seconds
         self.rng = random.Random(seed)
+        # Watch faults draw from their own sequence: how many other requests the
+        # operator happens to make must not decide whether any watch sees a 410.
+        self.watch_rng = random.Random(seed + 1)
         self.injected: collections.Counter[str] = collections.Counter()
         self.forwarded = 0
         self.port = 0
@@ -120,7 +123,8 @@ class FaultyAPI:
             response = web.StreamResponse(status=upstream.status, headers={
                 k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS})
             await response.prepare(request)
-            gone_after = self.rng.randint(1, 3) if watch and self.rng.random() < self.watch_rate else None
+            gone_after = (self.watch_rng.randint(1, 3) if watch and self.watch_rng.random() < self.watch_rate
+                          else None)
             events = 0
             async for line in upstream.content:
                 await response.write(line)

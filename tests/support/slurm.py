@@ -5,17 +5,24 @@ Slurm 22.05 + munge, one node with 16 advertised CPUs in partition ``debug``).
 
 Policy:
 
-* If ``SDO_SLURM=1`` is set, :func:`ensure_slurm` runs ``up.sh`` (idempotent;
-  ~0.3 s when already up, needs root, installs packages via apt if missing).
-* Otherwise, if ``sinfo`` already reports a usable node, that cluster is used
-  as is (``up.sh`` is *not* run, so a foreign ``/etc/slurm`` is never touched).
+* If ``sinfo`` already reports a usable node, that cluster is used as is
+  (``up.sh`` is *not* run, so a foreign ``/etc/slurm`` is never touched) and
+  left running at the end.
+* Otherwise, if ``SDO_SLURM=1`` is set, :func:`ensure_slurm` runs ``up.sh``
+  (needs root, installs packages via apt if missing) and the session stops
+  munged, slurmctld and slurmd again at its end (``down.sh``), unless
+  ``SDO_SLURM_KEEP=1``: then they stay up and the next run reuses them
+  (saves the ~6 s start; stop them with ``scripts/slurm/down.sh``).
 * Otherwise Slurm tests are skipped with a reason.
 
 Typical session fixture::
 
     @pytest.fixture(scope="session")
-    def slurm() -> None:
-        require_slurm()
+    def slurm() -> Iterator[None]:
+        started = require_slurm()
+        yield
+        if started and not keep_running():
+            stop_slurm()
 
 or, without the pytest convenience wrapper::
 
@@ -40,14 +47,20 @@ __all__ = [
     "SlurmUnavailableError",
     "default_state_dir",
     "ensure_slurm",
+    "keep_running",
     "require_slurm",
     "sinfo_ready",
     "slurm_available",
+    "slurm_daemons",
     "squeue_job_ids",
+    "stop_slurm",
 ]
 
 ENV_VAR = "SDO_SLURM"
 """Set to ``1`` to let tests start the local Slurm via ``up.sh``."""
+
+KEEP_ENV_VAR = "SDO_SLURM_KEEP"
+"""Set to ``1`` to leave a Slurm the tests started running after the session, for the next run."""
 
 STATE_DIR_ENV_VAR = "SDO_SLURM_STATE_DIR"
 """Optional override of the state/spool/log directory used by ``up.sh``."""
@@ -72,8 +85,17 @@ def default_state_dir() -> Path:
     return Path(os.environ.get(STATE_DIR_ENV_VAR, "/tmp/sdo-slurm"))
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _enabled() -> bool:
-    return os.environ.get(ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+    return _flag(ENV_VAR)
+
+
+def keep_running() -> bool:
+    """Whether a Slurm this session started stays up for the next run (``SDO_SLURM_KEEP=1``)."""
+    return _flag(KEEP_ENV_VAR)
 
 
 def sinfo_ready(timeout: float = 10.0) -> tuple[bool, str]:
@@ -137,20 +159,20 @@ def slurm_available() -> tuple[bool, str]:
     return True, ""
 
 
-def ensure_slurm(state_dir: str | os.PathLike[str] | None = None) -> None:
-    """Make sure a usable Slurm cluster is running.
+def ensure_slurm(state_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Make sure a usable Slurm cluster is running; return whether this call started it.
 
-    With ``SDO_SLURM=1`` this runs ``up.sh STATE_DIR`` (idempotent, fast when
-    already up). Without it, an already-working cluster is accepted as is.
+    A cluster that already answers is used as is. Otherwise, with
+    ``SDO_SLURM=1``, ``up.sh STATE_DIR`` starts one.
 
     Raises:
         SlurmUnavailableError: with ``up.sh``'s output (incl. daemon log
             tails) when the cluster cannot be brought up.
     """
+    ready, why_not = sinfo_ready()
+    if ready:
+        return False
     if not _enabled():
-        ready, why_not = sinfo_ready()
-        if ready:
-            return
         raise SlurmUnavailableError(f"no running Slurm ({why_not}) and {ENV_VAR}=1 not set")
     target = Path(state_dir) if state_dir is not None else default_state_dir()
     try:
@@ -170,10 +192,17 @@ def ensure_slurm(state_dir: str | os.PathLike[str] | None = None) -> None:
     ready, why_not = sinfo_ready()
     if not ready:
         raise SlurmUnavailableError(f"{UP_SCRIPT} succeeded but {why_not}")
+    return True
 
 
-def require_slurm(state_dir: str | os.PathLike[str] | None = None) -> None:
-    """Pytest helper: skip if Slurm is unavailable, else :func:`ensure_slurm`.
+def stop_slurm(state_dir: str | os.PathLike[str] | None = None) -> None:
+    """Stop munged, slurmctld and slurmd as ``down.sh`` does (cancels jobs first)."""
+    target = Path(state_dir) if state_dir is not None else default_state_dir()
+    subprocess.run(["bash", str(DOWN_SCRIPT), str(target)], capture_output=True, timeout=120, check=False)
+
+
+def require_slurm(state_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Pytest helper: skip if Slurm is unavailable, else :func:`ensure_slurm` (returns whether it started it).
 
     A failure of ``up.sh`` after ``SDO_SLURM=1`` was requested is an error,
     not a skip, so a broken setup is not silently ignored.
@@ -183,7 +212,22 @@ def require_slurm(state_dir: str | os.PathLike[str] | None = None) -> None:
     ok, reason = slurm_available()
     if not ok:
         pytest.skip(reason)
-    ensure_slurm(state_dir)
+    return ensure_slurm(state_dir)
+
+
+def slurm_daemons() -> set[str]:
+    """Which of munged, slurmctld, slurmd run on this machine now (zombies excluded)."""
+    found: set[str] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)
+            name = fields[0].split("(", 1)[1]
+            state = fields[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if name in ("munged", "slurmctld", "slurmd") and state not in ("Z", "X"):
+            found.add(name)
+    return found
 
 
 def squeue_job_ids(user: str | None = None) -> set[str]:

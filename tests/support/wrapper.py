@@ -35,12 +35,13 @@ def start_wrapper(
     status_path: Path,
     cluster: str = "distributed::LocalCluster",
     *,
-    timeout: float | None = None,
+    timeout: float | str | None = None,
     port_range: tuple[int, int] = (40000, 49999),
     env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> subprocess.Popen[str]:
     command = [WRAPPER, cluster, "--port-range", str(port_range[0]), str(port_range[1]),
-               "--host", "127.0.0.1", "--status-file", str(status_path)]
+               "--host", host, "--status-file", str(status_path)]
     if timeout is not None:
         command += ["--timeout", str(timeout)]
     return subprocess.Popen(

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import string
+import tempfile
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from seamless_dask_operator.builders import ClusterRef, scheduler_deployment, worker_pod
 from seamless_dask_operator.resource import parse_spec
 
+from seamless_dask_runtime.durations import parse_duration
 from seamless_dask_runtime.jobqueue import BATCH_SYSTEMS, render_job_script
 from seamless_dask_runtime.parameters import PARAMETER_TABLE, ParameterError, from_status_parameters
-from seamless_dask_runtime.status import ClusterStatus, Phase, StatusFile
+from seamless_dask_runtime.status import ClusterStatus, Phase, StatusFile, StatusFileError
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False) | \
     st.text(string.printable, max_size=12)
@@ -20,7 +26,8 @@ JSON = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3) |
                     st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
 PLAUSIBLE = {
     "cores": st.integers(-2, 64), "memory": st.sampled_from(["1GB", "54000MB", "4GiB", "lots", "0", "-1GB"]),
-    "walltime": st.sampled_from(["01:00:00", "00:04:00", "1-00:00:00", "55m", "soon", "99:99:99"]),
+    "walltime": st.sampled_from(["01:00:00", "00:04:00", "1-00:00:00", "55m", "1h", "3600", 3600, "soon",
+                                 "99:99:99", "0"]),
     "maximum_jobs": st.integers(-1, 20), "interactive": st.sampled_from([True, False, "yes", 3]),
     "pure_dask": st.booleans(), "exclusive": st.booleans(), "transformation_throttle": st.integers(-1, 8),
     "internal-port-range": st.sampled_from(["60000:60100", "9:8", [1, 2], "x"]),
@@ -87,3 +94,86 @@ def test_corrupt_status_file_never_loses_the_launchers_keys(tmp_path_factory, ga
     after = json.loads(path.read_text())
     if isinstance(after, dict) and "pid" in after:
         assert after["pid"] == 7 and after["status"] == "failed"
+
+
+def _spellings(seconds: int) -> st.SearchStrategy[str | int]:
+    """Every way the status file may write ``seconds`` of walltime."""
+    hours, rest = divmod(seconds, 3600)
+    clock = f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    days = f"{hours // 24}-{hours % 24:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    options: list[str | int] = [clock, days, f"{seconds}s", str(seconds), seconds]
+    if seconds % 60 == 0:
+        options.append(f"{seconds // 60}m")
+    if seconds % 3600 == 0:
+        options.append(f"{seconds // 3600}h")
+    return st.sampled_from(options)
+
+
+def _batch_seconds(text: str, system: str) -> int:
+    """How the batch system itself reads its walltime directive (an independent oracle)."""
+    days, _, clock = text.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    if system == "lsf":
+        parts.append(0)  # bsub -W is [hours:]minutes
+    hours, minutes, seconds = parts
+    return int(days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 30 * 86400).flatmap(lambda s: st.tuples(st.just(s), _spellings(s))))
+def test_every_walltime_spelling_means_the_same_everywhere(case: tuple[int, str | int]) -> None:
+    from seamless_dask_runtime.jobqueue.walltime import WALLTIME_FORMATS, batch_walltime
+    from seamless_dask_runtime.sizing import lifetime
+
+    seconds, spelling = case
+    params = from_status_parameters({"cores": 1, "memory": "1GB", "walltime": spelling, "maximum_jobs": 2})
+    for system in WALLTIME_FORMATS:
+        granted = _batch_seconds(batch_walltime(params.walltime, system) or "", system)
+        assert granted == (-(-seconds // 60) * 60 if system == "lsf" else seconds), (spelling, system)
+    if seconds > 300:  # walltime - 4 min stagger - 1 min grace
+        assert parse_duration(lifetime(params) or "").total_seconds() == seconds - 300
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(string.printable, max_size=10), st.integers(-10**12, 10**40),
+                 st.floats(allow_nan=True, allow_infinity=True), st.booleans()))
+def test_any_walltime_translates_or_names_the_field(walltime: object) -> None:
+    try:
+        params = from_status_parameters({"cores": 1, "memory": "1GB", "walltime": walltime})
+    except ParameterError as exc:
+        assert [e.field for e in exc.errors] == ["parameters.walltime"]
+        return
+    for system in BATCH_SYSTEMS:
+        if system != "oar":
+            assert "dask worker" in render_job_script(params, system)
+
+
+LOCK_FAULTS = [errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EMFILE,
+               errno.ENOLCK]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["open", "flock", "ftruncate", "write"]), st.sampled_from(LOCK_FAULTS))
+def test_lock_faults_are_one_clear_error_and_the_failure_still_reaches_the_file(
+    tmp_path_factory, operation: str, fault: int,  # type: ignore[no-untyped-def]
+) -> None:
+    path = tmp_path_factory.mktemp("lock") / "status.json"
+    path.write_text(json.dumps({"pid": 7, "status": "starting", "parameters": {}}))
+    status_file = StatusFile(path)
+    status_file.read()
+    target = fcntl if operation == "flock" else os
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(fault, os.strerror(fault))
+
+    with mock.patch.object(target, operation, broken):
+        try:
+            status_file.acquire()
+        except StatusFileError as exc:
+            assert str(status_file.lock_path) in str(exc) and os.strerror(fault) in str(exc)
+        else:  # pragma: no cover - every path through acquire uses the broken call
+            raise AssertionError(f"acquire succeeded although os.{operation} failed")
+    with mock.patch.object(tempfile, "mkstemp", broken):  # the same fault hits the status file's directory
+        status_file.write_failure(ClusterStatus(Phase.FAILED, message="lock"))
+    assert json.loads(path.read_text()) == {"pid": 7, "status": "failed", "parameters": {}, "error": "lock"}
+    status_file.release()

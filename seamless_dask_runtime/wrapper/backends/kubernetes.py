@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import sizing
-from ...kubernetes import DEFAULT_IMAGE, SeamlessDaskCluster
+from ...kubernetes import DEFAULT_IMAGE, SeamlessDaskCluster, status_file_identity
 from ...parameters import ClusterParameters
 from ...worker_environment import worker_environment
 from . import LaunchRequest
@@ -21,9 +21,10 @@ def default_name(status_path: str | None) -> str:
 
 
 def start_seamless(cluster_class: type, request: LaunchRequest) -> SeamlessDaskCluster:
+    owner = status_file_identity(request.status_path) if request.status_path else None
     return cluster_class(request.params, scheduler_port=request.scheduler_port,
                          dashboard_port=request.dashboard_port, default_name=default_name(request.status_path),
-                         stop=request.stop)
+                         stop=request.stop, owner=owner)
 
 
 def kube_cluster_arguments(params: ClusterParameters, request: LaunchRequest) -> dict[str, Any]:
