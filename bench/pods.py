@@ -1,11 +1,11 @@
 """Benchmark on a node that runs pods: apply -> first result, N at once, scale, operator cost (not a timed test).
 
-Needs a Kubernetes cluster whose pods really run, with the runtime image
-loaded (``seamless-dask-runtime:dev``, nothing is pulled) and the host able to
-reach pod IPs, e.g. the single node of ``../shared/kube/node-up.sh``::
+Run with KUBECONFIG pointing at a cluster that runs pods, e.g.
+``../shared/kube/node-up.sh`` (its runtime image ``seamless-dask-runtime:dev``
+loaded, nothing is pulled; the host must reach pod IPs)::
 
-    export KUBECONFIG=...          # a cluster that runs pods (node-up.sh prints the export lines)
     .venv/bin/python bench/pods.py [--rounds 5] [--n 5 10] [--only ours|dask-kubernetes|floor]
+        [--pure-dask] [--ours-interval S] [--keep-logs]
 
 Three ways to get a Dask scheduler + one worker, each in a namespace of its
 own (``bench-pods-*``, created and deleted here), all with the same image and
@@ -37,11 +37,13 @@ Measured (one run, figures printed, nothing asserted):
    ``kubectl scale daskworkergroup NAME-default --replicas=3``; floor: two
    more worker pods): time until the first new worker, and both, are
    connected, polled through the Client (``Client.nthreads()`` every 50 ms).
-3. N clusters created at once (``--n``): time until every one is phase
-   Running with one worker pod Ready (ours: ``.status.phase == Running`` and
-   ``.status.workersReady >= 1``, i.e. its worker passed its readiness probe;
-   dask-kubernetes: phase Running and a worker pod Ready; its workers have no
-   readiness probe, so Ready = container started).
+3. N clusters created at once (``--n``), two ends: "status", every resource
+   says phase Running with one worker pod Ready (ours: ``.status.phase ==
+   Running`` and ``.status.workersReady >= 1``, i.e. its worker passed its
+   readiness probe; dask-kubernetes: phase Running, which it writes once the
+   Service exists, and a worker pod Ready; its workers have no readiness
+   probe, so Ready = container started); "connected", every scheduler pod
+   Ready and its ``/json/counts.json`` (a default route) counting a worker.
 4. Each operator process: CPU seconds (user+sys) per part and in total, peak
    RSS (VmHWM) and final RSS.
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from . import sizing
 from .dask_config import port_range_string
+from .identity import COMM_PORT, DASHBOARD_PORT
 from .parameters import ClusterParameters
 
-SCHEDULER_PORT = 8786
-DASHBOARD_PORT = 8787
 SCHEDULER_PRELOAD = "seamless_dask_runtime.scheduler_preload"
-# The preload reads the status-file parameters (JSON) from this variable.
-PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
 
 
 def worker_arguments(params: ClusterParameters, *, name: str | None = None) -> list[str]:
@@ -42,7 +39,7 @@ def worker_command(params: ClusterParameters, scheduler_address: str, *, name: s
 def scheduler_command(
     params: ClusterParameters,
     *,
-    port: int = SCHEDULER_PORT,
+    port: int = COMM_PORT,
     dashboard_port: int = DASHBOARD_PORT,
     host: str | None = None,
 ) -> list[str]:

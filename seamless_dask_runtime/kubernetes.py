@@ -31,11 +31,21 @@ import threading
 import time
 from typing import Any
 
+from .identity import (
+    API_VERSION,
+    COMM_PORT,
+    DASHBOARD_PORT,
+    DEFAULT_IMAGE,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    scheduler_name,
+)
 from .parameters import ClusterParameters, to_crd_spec
 from .status import ClusterStatus, Phase
 
-GROUP, VERSION, PLURAL = "seamless.dask.org", "v1alpha1", "seamlessdaskclusters"
-DEFAULT_IMAGE = "ghcr.io/seamless-dask/seamless-dask-runtime:0.1.0"
+__all__ = ["DEFAULT_IMAGE", "SeamlessDaskCluster", "resource_manifest"]
 ADDRESS_VARIABLE = "SEAMLESS_DASK_K8S_ADDRESS"
 OWNER_ANNOTATION = f"{GROUP}/status-file"
 READY_TIMEOUT_VARIABLE = "SEAMLESS_DASK_K8S_TIMEOUT"
@@ -71,8 +81,8 @@ def resource_manifest(params: ClusterParameters, name: str, namespace: str,
     spec["workers"] = {"adaptive": True, "minimum": 1 if params.interactive else 0,
                        "maximum": params.maximum_jobs, "replicas": 0}
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "SeamlessDaskCluster",
+        "apiVersion": API_VERSION,
+        "kind": KIND,
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {"app.kubernetes.io/created-by": "seamless-dask-wrapper"},
                      **({"annotations": {OWNER_ANNOTATION: owner}} if owner else {})},
@@ -203,7 +213,7 @@ class SeamlessDaskCluster:
             raise ClusterFailed(f"port-forward needs kubectl on PATH (or set {ADDRESS_VARIABLE}=service)")
         self._port_forward = subprocess.Popen(
             [kubectl, "port-forward", "-n", self.namespace, "--address", "127.0.0.1",
-             f"svc/{self.name}-scheduler", f"{scheduler_port}:8786", f"{dashboard_port}:8787"],
+             f"svc/{scheduler_name(self.name)}", f"{scheduler_port}:{COMM_PORT}", f"{dashboard_port}:{DASHBOARD_PORT}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_port(scheduler_port, self._port_forward)
         return ClusterStatus(Phase.RUNNING, scheduler_port=scheduler_port, dashboard_port=dashboard_port,

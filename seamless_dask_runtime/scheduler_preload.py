@@ -14,7 +14,7 @@ from typing import Any
 
 from distributed.protocol.pickle import dumps
 
-from .commands import PARAMETERS_VARIABLE
+from .identity import PARAMETERS_VARIABLE
 from .injection import install_throttle
 from .parameters import from_status_parameters
 from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin

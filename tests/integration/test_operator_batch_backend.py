@@ -11,7 +11,7 @@ from distributed import Client
 from seamless_dask_operator.builders import ClusterRef, scheduler_deployment
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.commands import PARAMETERS_VARIABLE
+from seamless_dask_runtime.identity import PARAMETERS_VARIABLE
 from seamless_dask_runtime.jobqueue import render_job_script
 from seamless_dask_runtime.parameters import from_status_parameters
 from tests.support.pods import container_env, start_container, stop_process

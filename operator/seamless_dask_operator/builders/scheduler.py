@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from seamless_dask_runtime.commands import PARAMETERS_VARIABLE, scheduler_command
-from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, SCHEDULER
+from seamless_dask_runtime.commands import scheduler_command
+from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, PARAMETERS_VARIABLE, SCHEDULER
 from seamless_dask_runtime.parameters import to_status_parameters
 from seamless_dask_runtime.worker_environment import worker_environment
 
@@ -82,7 +82,9 @@ def scheduler_container(cluster: ClusterSpec) -> dict[str, Any]:
         {"name": "tcp-comm", "containerPort": COMM_PORT, "protocol": "TCP"},
         {"name": "http-dashboard", "containerPort": DASHBOARD_PORT, "protocol": "TCP"},
     ]
-    container["readinessProbe"] = _probe(2, 5)
+    # `dask scheduler` listens 2-3 s after its container starts: probe every second so Running (and the
+    # Service's endpoint) follow within a second, not at the next 5 s period.
+    container["readinessProbe"] = _probe(1, 1)
     container["livenessProbe"] = {**_probe(15, 10), "failureThreshold": 6}
     return container
 

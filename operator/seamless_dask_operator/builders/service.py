@@ -18,6 +18,9 @@ def scheduler_service(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
         "spec": {
             "type": cluster.options.service_type,
             "selector": selector(ref, SCHEDULER),
+            # Workers dial the Service name as soon as they start: let them reach the scheduler the moment it
+            # listens instead of after its first passed probe (one scheduler pod; Dask clients retry anyway).
+            "publishNotReadyAddresses": True,
             "ports": [
                 {"name": "tcp-comm", "port": COMM_PORT, "targetPort": "tcp-comm", "protocol": "TCP"},
                 {"name": "http-dashboard", "port": DASHBOARD_PORT, "targetPort": "http-dashboard",

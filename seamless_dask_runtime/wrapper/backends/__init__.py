@@ -46,7 +46,8 @@ def scheduler_preloads(params: ClusterParameters) -> list[str]:
     import json
     import os
 
-    from ...commands import PARAMETERS_VARIABLE, SCHEDULER_PRELOAD
+    from ...commands import SCHEDULER_PRELOAD
+    from ...identity import PARAMETERS_VARIABLE
     from ...parameters import to_status_parameters
 
     os.environ[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(params))
