@@ -82,7 +82,7 @@ from kubernetes import watch
 
 KINDS = ("floor", "ours", "dask-kubernetes")
 NAMESPACES = {"floor": "bench-pods-floor", "ours": "bench-pods-ours", "dask-kubernetes": "bench-pods-dk"}
-IMAGE = "seamless-dask-runtime:dev"
+IMAGE = os.environ.get("SDO_BENCH_IMAGE", "seamless-dask-runtime:dev")  # --image sets it
 REQUESTS = {"cpu": "50m", "memory": "128Mi"}
 CLUSTER_LABEL, COMPONENT_LABEL = "dask.org/cluster-name", "dask.org/component"
 OURS = ("seamless.dask.org", "v1alpha1", "seamlessdaskclusters")
@@ -734,8 +734,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pure-dask", action="store_true", help="ours with pureDask: true (no scheduler preload)")
     parser.add_argument("--ours-interval", type=float, default=None,
                         help="SEAMLESS_DASK_OPERATOR_INTERVAL for our operator (default: its own, 5 s)")
+    parser.add_argument("--image", default=None, help=f"runtime image of every pod (default {IMAGE})")
     parser.add_argument("--keep-logs", action="store_true", help="keep the operators' logs")
     args = parser.parse_args(argv)
+    if args.image:
+        globals()["IMAGE"] = args.image
     kinds = [k for k in KINDS if not args.only or k in args.only]
 
     import logging
