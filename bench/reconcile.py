@@ -66,7 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support import kube as ks  # noqa: E402
+from tests.support import audit, control_plane, waiting  # noqa: E402
 
 NAMESPACE = "bench"
 OPERATOR_NS, OPERATOR_SA = "bench-operator", "operator"
@@ -218,22 +218,22 @@ def install_crds(api: k8s.ApiClient, op: Operator, timeout: float = 60) -> None:
                 return False
         return True
 
-    ks.wait_for(established, timeout, 0.1, description=f"CRDs {names} established")
+    waiting.wait_for(established, timeout, 0.1, description=f"CRDs {names} established")
     # ...and served by discovery, which is what kopf scans at start-up.
     wanted = {op.plural, *op.extra_plurals}
-    ks.wait_for(lambda: wanted <= {r.name for r in k8s.CustomObjectsApi(api).get_api_resources(
+    waiting.wait_for(lambda: wanted <= {r.name for r in k8s.CustomObjectsApi(api).get_api_resources(
         op.group, op.version).resources}, timeout, 0.1, description="CRDs in discovery", ignore=(Exception,))
     # ...and listable: right after creation the API server answers 429 "storage is (re)initializing".
     co = k8s.CustomObjectsApi(api)
     for plural in wanted:
-        ks.wait_for(lambda p=plural: co.list_cluster_custom_object(op.group, op.version, p) is not None,
+        waiting.wait_for(lambda p=plural: co.list_cluster_custom_object(op.group, op.version, p) is not None,
                     timeout, 0.1, description=f"{plural} listable", ignore=(Exception,))
 
 
 def make_namespace(api: k8s.ApiClient, name: str) -> None:
     core = k8s.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": name}})
-    ks.wait_for(lambda: core.list_namespaced_service_account(name).items, 30, 0.1,
+    waiting.wait_for(lambda: core.list_namespaced_service_account(name).items, 30, 0.1,
                 description=f"default ServiceAccount in {name}")
 
 
@@ -299,7 +299,7 @@ def wait_operator_up(proc: subprocess.Popen[bytes], audit_log: Path, op: Operato
     while time.monotonic() - t0 < timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"{op.name} operator exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
-        now_watched = {res for (verb, res), _ in ks.count_requests(audit_log, user=OPERATOR_USER).items()
+        now_watched = {res for (verb, res), _ in audit.count_requests(audit_log, user=OPERATOR_USER).items()
                        if verb == "watch"}
         if now_watched != watched:
             watched, changed = now_watched, time.monotonic()
@@ -346,7 +346,7 @@ def _user(event: dict[str, Any]) -> str:
 
 
 def operator_events(audit_log: Path) -> list[tuple[float, dict[str, Any]]]:
-    return [(_ts(e), e) for e in ks.read_audit_events(audit_log) if _user(e) == OPERATOR_USER]
+    return [(_ts(e), e) for e in audit.read_audit_events(audit_log) if _user(e) == OPERATOR_USER]
 
 
 def tally(events: Iterable[tuple[float, dict[str, Any]]], t0: float, t1: float,
@@ -409,7 +409,7 @@ def run_one(op: Operator, n: int, scratch: Path, timeout: float, idle: float) ->
     result = Result(op.name, n)
     workdir = scratch / f"{op.name}-{n}"
     workdir.mkdir(parents=True)
-    cp = ks.start_control_plane(workdir / "kube", audit=True, audit_dir=workdir / "audit")
+    cp = control_plane.start_control_plane(workdir / "kube", audit=True, audit_dir=workdir / "audit")
     assert cp.audit_log is not None
     proc: subprocess.Popen[bytes] | None = None
     log = workdir / "operator.log"
@@ -417,7 +417,7 @@ def run_one(op: Operator, n: int, scratch: Path, timeout: float, idle: float) ->
         api = admin_client(cp.kubeconfig)
         install_crds(api, op)
         make_namespace(api, NAMESPACE)
-        kubeconfig = ks.make_service_account_kubeconfig(api, cp.kubeconfig, OPERATOR_NS, OPERATOR_SA,
+        kubeconfig = audit.make_service_account_kubeconfig(api, cp.kubeconfig, OPERATOR_NS, OPERATOR_SA,
                                                         workdir / "operator.kubeconfig")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_DASK_OPERATOR_")}
         env["KUBECONFIG"] = str(kubeconfig)
@@ -559,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("ours", "dask-kubernetes", "both"), default="both")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per run to converge (default 120)")
     parser.add_argument("--idle", type=float, default=12, help="seconds watched after convergence (default 12)")
-    parser.add_argument("--kube-up", default=os.environ.get(ks.ENV_UP_SCRIPT) or str(REPO.parent / "shared/kube/up.sh"),
+    parser.add_argument("--kube-up",
+                        default=os.environ.get(control_plane.ENV_UP_SCRIPT) or str(REPO.parent / "shared/kube/up.sh"),
                         help="up.sh of the local control plane")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (operator logs)")
     parser.add_argument("--operator-command", default=None,
@@ -567,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
                              "(as in its image); default: this venv's seamless-dask-operator")
     args = parser.parse_args(argv)
     OPERATOR_COMMAND[0] = args.operator_command
-    os.environ[ks.ENV_UP_SCRIPT] = args.kube_up  # always a fresh control plane, never $KUBECONFIG's
+    os.environ[control_plane.ENV_UP_SCRIPT] = args.kube_up  # always a fresh control plane, never $KUBECONFIG's
 
     operators = _operators()
     kinds = ["ours", "dask-kubernetes"] if args.only == "both" else [args.only]

@@ -31,7 +31,7 @@ CRD = Path(__file__).parent.parent / "crds" / "seamlessdaskclusters.yaml"
 
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from tests.support.kube import ControlPlaneUnavailable, start_control_plane
+    from tests.support.control_plane import ControlPlaneUnavailable, start_control_plane
 
     try:
         plane = start_control_plane(tmp_path_factory.mktemp("kube"))
@@ -47,7 +47,8 @@ def kube_api(control_plane: object) -> Iterator[object]:
     import yaml
     from kubernetes import client
 
-    from tests.support.kube import make_node_ready, wait_for
+    from tests.support.kubelet import make_node_ready
+    from tests.support.waiting import wait_for
 
     api = control_plane.api_client()  # type: ignore[attr-defined]
     extensions = client.ApiextensionsV1Api(api)

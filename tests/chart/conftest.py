@@ -3,7 +3,7 @@
 * ``helm`` / ``kubectl``: the binaries (PATH, else beside the running python,
   where ``scripts/get-k8s-tools.sh`` installs them); tests skip with the reason
   when one is missing.
-* ``control_plane``: a real kube-apiserver (``tests/support/kube.py``), started
+* ``control_plane``: a real kube-apiserver (``tests/support/control_plane.py``), started
   when ``SDO_KUBE_UP`` points at ``shared/kube/up.sh`` or borrowed from
   ``KUBECONFIG``; the tests that need it skip otherwise. It is defined here
   (overriding any session-wide ``control_plane``) because the RBAC test reads
@@ -22,12 +22,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.kube import (
-    ControlPlane,
-    ControlPlaneUnavailable,
-    start_control_plane,
-    wait_for,
-)
+from tests.support.control_plane import ControlPlane, ControlPlaneUnavailable, start_control_plane
+from tests.support.waiting import wait_for
 
 from ._helm import CRD, find_tool, run
 

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.kube import ControlPlane
+from tests.support.control_plane import ControlPlane
 
 from ._helm import EXAMPLES, load_examples, run
 

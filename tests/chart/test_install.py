@@ -9,7 +9,8 @@ from collections.abc import Callable
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.kube import ControlPlane, wait_for
+from tests.support.control_plane import ControlPlane
+from tests.support.waiting import wait_for
 
 from ._helm import CHART, run, set_args
 

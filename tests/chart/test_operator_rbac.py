@@ -34,12 +34,9 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.kube import (
-    ControlPlane,
-    make_service_account_kubeconfig,
-    read_audit_events,
-    wait_for,
-)
+from tests.support.audit import make_service_account_kubeconfig, read_audit_events
+from tests.support.control_plane import ControlPlane
+from tests.support.waiting import wait_for
 
 from ._helm import CHART, hook_test_pod, load_examples, operator_container, render, run, set_args
 from .operator_calls import KOPF_CLUSTER_CALLS, KOPF_NAMESPACED_MODE_CALLS, OPERATOR_CALLS

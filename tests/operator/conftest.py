@@ -11,7 +11,8 @@ import pytest
 from kubernetes import client
 
 from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
-from tests.support.kube import use_kubeconfig, wait_for
+from tests.support.control_plane import use_kubeconfig
+from tests.support.waiting import wait_for
 
 OPERATOR_ARGS = ["run", "--standalone", "--all-namespaces", "-m", "seamless_dask_operator.handlers"]
 

@@ -14,7 +14,7 @@ from kubernetes import client
 
 from tests.operator.conftest import Clusters
 from tests.support.faulty_api import FaultyAPI, report
-from tests.support.kube import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kube
 OPERATOR = str(Path(sys.executable).parent / "seamless-dask-operator")

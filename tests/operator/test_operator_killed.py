@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.operator.conftest import Clusters
-from tests.support.kube import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kube
 OPERATOR = str(Path(sys.executable).parent / "seamless-dask-operator")

@@ -21,9 +21,10 @@ from distributed import Client
 from kubernetes import client
 
 from tests.operator.conftest import Clusters
-from tests.support.kube import make_pod_ready, wait_for
+from tests.support.kubelet import make_pod_ready
 from tests.support.pods import start_container, stop_process
 from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kube
 # Workers cannot import the test package: ship this module's functions by value.

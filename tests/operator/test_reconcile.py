@@ -15,7 +15,8 @@ from seamless_dask_operator.resource import parse_spec
 
 from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
 from tests.operator.conftest import Clusters
-from tests.support.kube import make_pod_ready, wait_for
+from tests.support.kubelet import make_pod_ready
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kube
 

@@ -11,7 +11,8 @@ import pytest
 from kubernetes import client
 
 from tests.operator.conftest import Clusters
-from tests.support.kube import make_pod_ready, wait_for
+from tests.support.kubelet import make_pod_ready
+from tests.support.waiting import wait_for
 from tests.support.wrapper import start_wrapper, stop, wait_for_exit, wait_for_status, write_launcher_status
 
 pytestmark = pytest.mark.kube
