@@ -120,11 +120,14 @@ def install(scheduler: Any, *, default_target_duration: float, exclusive: bool) 
     """
     import dask.utils
 
+    last = {"target": 0}
+
     def seamless_adaptive_target(target_duration: Any = None) -> int:
         seconds = default_target_duration if target_duration is None else dask.utils.parse_timedelta(target_duration)
         backlog = scheduler_backlog(scheduler)
         target = adaptive_target(backlog, target_duration=seconds, exclusive=exclusive)
-        if backlog.waiting or backlog.processing:
+        if target != last["target"]:  # callers ask every few seconds: log changes, not every answer
+            last["target"] = target
             log.info("adaptive target %d: waiting %s, processing %s, target duration %gs", target,
                      _summary(backlog, backlog.waiting), _summary(backlog, backlog.processing), seconds)
         return target

@@ -26,7 +26,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 if TYPE_CHECKING:  # workers unpickle this module: keep pydantic off their start-up path
     from .parameters import ClusterParameters
 
-log = logging.getLogger(__name__)
+# A worker process logs through Dask's handlers only (the wrapper's log gets them): use Dask's worker logger.
+log = logging.getLogger("distributed.worker")
 
 PLUGIN_NAME = "seamless-worker"
 SEAMLESS_POOL_PLUGIN = "seamless-worker-setup"  # the name seamless-dask's client registers its plugin under

@@ -21,6 +21,7 @@ from tests.support.seamless_stack import (
     make_home,
     missing_stack,
     pool_processes,
+    service_log,
     stop_services,
     wrapper_script,
 )
@@ -52,6 +53,7 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seamless
         yield home, report, pool_processes(home)
     finally:
         stop_services(home)
+        print(service_log(home, "daskserver"))  # shown when a test failed
 
 
 def workload(report: dict[str, Any], name: str) -> dict[str, Any]:
@@ -93,3 +95,17 @@ def test_a_new_process_is_served_from_cache_without_dask_tasks(session: tuple) -
     rerun = workload(run_driver(home, "rerun"), "rerun")
     assert rerun["result"] == [42, sum(i * i for i in range(20)), [0, 10, 20]]
     assert rerun["transitions"] == 0, f"the scheduler ran tasks for cached work: {rerun}"
+
+
+def test_the_wrapper_log_tells_what_happened_once(session: tuple) -> None:
+    home, _report, _pool = session
+    log = service_log(home, "daskserver")
+    for line in ("Seamless environment set in Dask worker",  # ours, on each worker
+                 "Set remote clients inside Dask worker",  # seamless-dask's plugin, on each worker
+                 "Spawned Seamless workers inside Dask worker",
+                 "distributed.scheduler - INFO - Register worker",
+                 "seamless-dask-wrapper INFO running: scheduler"):
+        assert line in log, f"{line!r} missing from the wrapper's log:\n{log[-3000:]}"
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert sum("seamless-dask-wrapper INFO running: scheduler" in line for line in lines) == 1, log[-3000:]
+    assert "scheduler_activity" not in log  # the idle monitor's once-a-second poll is not news

@@ -178,3 +178,11 @@ def pool_processes(home: SeamlessHome) -> dict[int, bool]:
             if b"spawn_main" in cmdline:  # multiprocessing children, not its resource tracker
                 pool[pid] = any(item.startswith(b"SEAMLESS_REMOTE_CLIENTS=") for item in environ)
     return pool
+
+
+def service_log(home: SeamlessHome, service: str) -> str:
+    """What a service wrote to the log the launcher gave it (its stdout and stderr)."""
+    for status in (home.launcher_state / "server").glob(f"{service}-*.json"):
+        log = Path(json.loads(status.read_text())["log"])
+        return log.read_text(errors="replace") if log.exists() else ""
+    return ""
