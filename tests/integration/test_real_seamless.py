@@ -90,6 +90,16 @@ def test_every_pool_process_started_with_the_remote_clients(session: tuple) -> N
     assert all(pool.values()), f"pool processes without SEAMLESS_REMOTE_CLIENTS: {pool}"
 
 
+def test_seamless_asks_its_own_permission_manager_never_ours(session: tuple) -> None:
+    _home, report, _pool = session
+    throttles = report["throttles"]
+    # seamless-dask's manager lives in each Dask worker: throttle 3 x 2 Seamless workers.
+    assert throttles["seamless"] == [6], throttles
+    # Ours (on the scheduler, for plain Dask clients) saw none of the nested or parallel work.
+    ours = throttles["ours"]
+    assert ours["granted_total"] == ours["denied_total"] == ours["in_flight"] == 0, ours
+
+
 def test_a_new_process_is_served_from_cache_without_dask_tasks(session: tuple) -> None:
     home, _report, _pool = session
     rerun = workload(run_driver(home, "rerun"), "rerun")

@@ -112,7 +112,24 @@ def main(names: list[str]) -> dict[str, Any]:
         after, prefixes = _scheduler_transitions(dask_client)
         out["workloads"][name] = {"result": result, "error": error, "seconds": seconds,
                                   "transitions": after - before, "prefixes": prefixes}
+    out["throttles"] = _throttles(dask_client)
     return out
+
+
+def _seamless_permission_capacity() -> int | None:
+    """On a worker: capacity of seamless-dask's own permission manager (None: not configured)."""
+    from seamless_dask import permissions
+
+    manager = permissions._manager
+    return None if manager is None else manager.capacity
+
+
+def _throttles(dask_client: Any) -> dict[str, Any]:
+    """Which permission manager the work asked: seamless-dask's per worker, or ours on the scheduler."""
+    from seamless_dask_runtime.throttle import ThrottleClient
+
+    return {"ours": ThrottleClient(dask_client).stats(),
+            "seamless": list(dask_client.run(_seamless_permission_capacity).values())}
 
 
 if __name__ == "__main__":
