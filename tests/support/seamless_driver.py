@@ -126,10 +126,13 @@ def _seamless_permission_capacity() -> int | None:
 
 def _throttles(dask_client: Any) -> dict[str, Any]:
     """Which permission manager the work asked: seamless-dask's per worker, or ours on the scheduler."""
-    from seamless_dask_runtime.throttle import ThrottleClient
+    from seamless_dask_runtime.throttle import ThrottleClient, ThrottleNotInstalledError
 
-    return {"ours": ThrottleClient(dask_client).stats(),
-            "seamless": list(dask_client.run(_seamless_permission_capacity).values())}
+    try:
+        ours = ThrottleClient(dask_client).stats()
+    except ThrottleNotInstalledError:  # the original wrapper has none
+        ours = None
+    return {"ours": ours, "seamless": list(dask_client.run(_seamless_permission_capacity).values())}
 
 
 if __name__ == "__main__":

@@ -52,13 +52,17 @@ class SeamlessHome:
         return self.home / ".remote-http-launcher"
 
 
-def _clusters(root: Path, *, cores: int, maximum_jobs: int) -> dict:
+def _clusters(root: Path, *, cores: int, maximum_jobs: int, slurm_partition: str | None) -> dict:
+    queue_extra: dict = {}
+    if slurm_partition is not None:  # workers are Slurm jobs on this machine
+        queue_extra = {"partition": slurm_partition, "tmpdir": str(root / "tmp")}
     return {
-        "local_cluster": CLUSTER,
+        "local_cluster": CLUSTER,  # the launcher runs services here, without SSH
         CLUSTER: {
-            "type": "local",
+            "type": "local" if slurm_partition is None else "slurm",
             "workers": cores,
             "frontends": [{
+                "hostname": "localhost",
                 "hashserver": {"bufferdir": str(root / "buffers"), "conda": CONDA_ENV,
                                "network_interface": "127.0.0.1", "port_start": 62000, "port_end": 62999},
                 "database": {"database_dir": str(root / "database"), "conda": CONDA_ENV,
@@ -68,20 +72,25 @@ def _clusters(root: Path, *, cores: int, maximum_jobs: int) -> dict:
             "queues": {"default": {
                 "conda": CONDA_ENV, "walltime": "01:00:00", "cores": cores, "memory": "2GB",
                 "maximum_jobs": maximum_jobs, "unknown_task_duration": "1m", "target_duration": "10m",
+                **queue_extra,
             }},
             "default_queue": "default",
         },
     }
 
 
-def make_home(root: Path, venv_bin: Path, *, cores: int = 2, maximum_jobs: int = 1) -> SeamlessHome:
-    """Write the user's files under ``root``; services run from ``venv_bin``."""
+def make_home(root: Path, venv_bin: Path, *, cores: int = 2, maximum_jobs: int = 1,
+              slurm_partition: str | None = None) -> SeamlessHome:
+    """Write the user's files under ``root``; services run from ``venv_bin``.
+
+    ``slurm_partition``: the daskserver is ``dask_jobqueue::SLURMCluster`` on that partition.
+    """
     home = root / "home"
     project = root / "project"
-    for directory in (home / ".seamless", project, root / "buffers", root / "database"):
+    for directory in (home / ".seamless", project, root / "buffers", root / "database", root / "tmp"):
         directory.mkdir(parents=True, exist_ok=True)
-    (home / ".seamless" / "clusters.yaml").write_text(
-        yaml.safe_dump(_clusters(root, cores=cores, maximum_jobs=maximum_jobs)))
+    (home / ".seamless" / "clusters.yaml").write_text(yaml.safe_dump(
+        _clusters(root, cores=cores, maximum_jobs=maximum_jobs, slurm_partition=slurm_partition)))
     (project / "seamless.yaml").write_text(yaml.safe_dump([
         {"cluster": CLUSTER}, {"project": PROJECT}, {"execution": "remote"}, {"remote": "daskserver"},
     ]))
