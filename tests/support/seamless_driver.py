@@ -62,6 +62,29 @@ def nested() -> Any:
     return outer(3)
 
 
+def nested_parallel() -> Any:
+    """``NESTED_OUTER`` (default 7) outer transformations at once, each running 3 nested ones:
+    its own (``NESTED_SHARED=0``, default) or the same 3 for every outer one (``NESTED_SHARED=1``)."""
+    from seamless.transformer import delayed
+
+    @delayed
+    def outer(n, tag, inner_tag):
+        from seamless.transformer import direct
+
+        @direct
+        def inner(x, tag):
+            return 10 * x
+
+        return sum(inner(i, inner_tag) for i in range(n))
+
+    shared = os.environ.get("NESTED_SHARED", "0") == "1"
+    transformations = [outer(3, f"outer-{k}", "shared" if shared else f"outer-{k}")
+                       for k in range(int(os.environ.get("NESTED_OUTER", "7")))]
+    for tf in transformations:
+        tf.start()
+    return [tf.run() for tf in transformations]
+
+
 def seamless_run() -> Any:
     """A ``seamless-run`` job whose command itself calls ``seamless-run`` (in the worker's pool)."""
     done = subprocess.run(["seamless-run", "seamless-run echo nested-run-ok"], capture_output=True, text=True,
@@ -78,6 +101,7 @@ def rerun() -> Any:
 
 WORKLOADS: dict[str, Callable[[], Any]] = {
     "simple": simple, "parallel": parallel, "nested": nested, "seamless_run": seamless_run, "rerun": rerun,
+    "nested_parallel": nested_parallel,
 }
 
 
