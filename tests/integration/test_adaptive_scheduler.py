@@ -45,14 +45,18 @@ def submit_burst(client: Client) -> list[Any]:
     return [client.submit(transformation, gate, i, key=f"base_{i}") for i in range(BURST)]
 
 
-def targets(client: Client, dashboard: str) -> dict[str, int]:
-    def on_scheduler(dask_scheduler: Scheduler) -> tuple[int, int]:
-        return dask_scheduler.adaptive_target(), Scheduler.adaptive_target(dask_scheduler, target_duration=600)
-
+def wait_for_burst(client: Client) -> None:
     deadline = time.monotonic() + 10
     while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) < BURST + 1:
         assert time.monotonic() < deadline, "the burst did not reach the scheduler"
         time.sleep(0.05)
+
+
+def targets(client: Client, dashboard: str) -> dict[str, int]:
+    def on_scheduler(dask_scheduler: Scheduler) -> tuple[int, int]:
+        return dask_scheduler.adaptive_target(), Scheduler.adaptive_target(dask_scheduler, target_duration=600)
+
+    wait_for_burst(client)
     rpc, plain = client.run_on_scheduler(on_scheduler)
     with urllib.request.urlopen(f"{dashboard}/api/v1/adaptive_target", timeout=10) as response:
         http = int(json.loads(response.read())["workers"])
@@ -79,3 +83,34 @@ def test_pure_dask_keeps_plain_dask_adapt(cluster_without_workers: tuple[Client,
     got = targets(client, dashboard)
     assert got["rpc"] == got["http"] == got["plain dask"] == 1, got
     client.cancel(futures)
+
+
+def test_adapt_scales_a_burst_by_the_seamless_target() -> None:
+    """``cluster.adapt()`` (what the jobqueue backend calls) follows the preloaded target."""
+    params = from_status_parameters({"cores": 1, "target-duration": "10m", "unknown-task-duration": "1m"})
+    with dask.config.set({"distributed.scheduler.unknown-task-duration": "1m"}), \
+            LocalCluster(n_workers=0, processes=False, threads_per_worker=1, dashboard_address=":0",
+                         scheduler_kwargs={"preload": scheduler_preloads(params)}) as cluster, \
+            Client(cluster) as client:
+        cluster.adapt(minimum=0, maximum=3, interval="200ms", target_duration="600s")
+        gate = client.submit(time.sleep, 5, key="thin-gate")  # the burst waits on it
+        futures = [client.submit(transformation, gate, i, key=f"base_{i}") for i in range(BURST)]
+        deadline = time.monotonic() + 30
+        while len(cluster.scheduler.workers) < 3:
+            assert time.monotonic() < deadline, f"adapt stopped at {len(cluster.scheduler.workers)} workers"
+            time.sleep(0.1)
+        assert client.gather(futures) == list(range(BURST))
+
+
+def test_a_cluster_we_did_not_start_gets_the_same_target() -> None:
+    """Generic and dask-kubernetes backends inject through a client instead of the preload."""
+    from seamless_dask_runtime.injection import inject_into_cluster
+
+    with dask.config.set({"distributed.scheduler.unknown-task-duration": "1m"}), \
+            LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as client:
+        inject_into_cluster(cluster, from_status_parameters({"cores": 1}))
+        futures = submit_burst(client)
+        wait_for_burst(client)
+        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.adaptive_target()) == 4
+        client.cancel(futures)
