@@ -14,7 +14,8 @@ that occupancy by the target duration. This module computes the same target:
 - :func:`scheduler_backlog` reads a live scheduler into a :class:`Backlog`;
 - :func:`install` makes the scheduler answer its ``adaptive_target`` (the
   RPC that ``Adaptive`` calls, and ``/api/v1/adaptive_target`` that the
-  operator calls) with this target. The scheduler preload installs it, so the
+  operator calls) with this target, never below Dask's own (which keeps
+  workers under memory pressure or holding results). The scheduler preload installs it, so the
   jobqueue backend's ``cluster.adapt()`` and the operator scale by one policy.
 
 Exclusive clusters run one transformation per worker: their target is the
@@ -76,12 +77,16 @@ def adaptive_target(
     minimum: int = 0,
     maximum: int | None = None,
     transformation_weight: float = 1.0,
+    keep: int = 0,
 ) -> int:
     """Workers wanted: ``ceil(occupancy / target_duration)`` (exclusive: one per transformation),
-    within ``[minimum, maximum]``.
+    at least ``keep``, within ``[minimum, maximum]``.
 
     ``target_duration`` is per worker: the wrapper scales it by the worker's
-    Seamless slots (``S`` or cores) as the original does.
+    Seamless slots (``S`` or cores) as the original does. ``keep`` is what
+    Dask's own target asks for (memory pressure, workers whose results cannot
+    move elsewhere): the original ignored it and could retire the last worker
+    holding results; here results held in memory are never scaled away.
     """
     if target_duration <= 0:
         raise ValueError(f"target_duration must be positive, not {target_duration!r}")
@@ -90,7 +95,7 @@ def adaptive_target(
     else:
         work = occupancy(backlog, transformation_weight=transformation_weight)
         wanted = math.ceil(work / target_duration) if work > 0 else 0
-    wanted = max(wanted, minimum)
+    wanted = max(wanted, keep, minimum)
     return wanted if maximum is None else min(wanted, maximum)
 
 
@@ -120,12 +125,14 @@ def install(scheduler: Any, *, default_target_duration: float, exclusive: bool) 
     """
     import dask.utils
 
+    dask_target = scheduler.adaptive_target  # Dask's own, for the workers it would keep
     last = {"target": 0}
 
     def seamless_adaptive_target(target_duration: Any = None) -> int:
         seconds = default_target_duration if target_duration is None else dask.utils.parse_timedelta(target_duration)
         backlog = scheduler_backlog(scheduler)
-        target = adaptive_target(backlog, target_duration=seconds, exclusive=exclusive)
+        target = adaptive_target(backlog, target_duration=seconds, exclusive=exclusive,
+                                 keep=dask_target(target_duration=seconds))
         if target != last["target"]:  # callers ask every few seconds: log changes, not every answer
             last["target"] = target
             log.info("adaptive target %d: waiting %s, processing %s, target duration %gs", target,

@@ -114,3 +114,18 @@ def test_a_cluster_we_did_not_start_gets_the_same_target() -> None:
         wait_for_burst(client)
         assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.adaptive_target()) == 4
         client.cancel(futures)
+
+
+def test_an_idle_cluster_holding_results_keeps_a_worker() -> None:
+    """Seamless keeps results hot in worker memory (seed 000): idle is not "scale to zero" while they exist."""
+    params = from_status_parameters({"cores": 1})
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=":0",
+                      scheduler_kwargs={"preload": scheduler_preloads(params)}) as cluster, \
+            Client(cluster) as client:
+        def target() -> int:
+            return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.adaptive_target())
+
+        assert target() == 0  # idle, nothing held: both workers may go
+        held = client.submit(bytes, 10_000, key="fat_checksum-held")
+        held.result()
+        assert target() >= 1  # idle, but a result lives in memory

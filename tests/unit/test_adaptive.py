@@ -37,6 +37,9 @@ CASES = [
      {"exclusive": True}, 5),
     ("exclusive, capped", Backlog(waiting={"base_a": 30}), {"exclusive": True, "maximum": 8}, 8),
     ("exclusive, nothing to run", Backlog(waiting={"thin": 3}), {"exclusive": True}, 0),
+    ("idle, but Dask keeps 2 workers holding results", Backlog(), {"keep": 2}, 2),
+    ("Dask's keep is a floor, not a cap", Backlog(waiting={"base_a": 25}), {"keep": 1}, 3),
+    ("maximum wins over keep", Backlog(), {"keep": 5, "maximum": 4}, 4),
 ]
 
 
