@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # workers unpickle this module: keep pydantic off their start
 log = logging.getLogger("distributed.worker")
 
 PLUGIN_NAME = "seamless-worker"
-SEAMLESS_POOL_PLUGIN = "seamless-worker-setup"  # the name seamless-dask's client registers its plugin under
 
 
 class SeamlessWorkerPlugin(WorkerPlugin):
@@ -55,6 +54,5 @@ class SeamlessWorkerPlugin(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         for name, value in self.environment.items():
             os.environ.setdefault(name, value)
-        worker.seamless_plugin = {"environment": {name: os.environ[name] for name in self.environment}}
         log.info("Seamless environment set in Dask worker %s: %s", worker.name,
                  " ".join(f"{name}={os.environ[name]}" for name in sorted(self.environment)))
