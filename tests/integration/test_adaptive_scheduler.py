@@ -4,6 +4,7 @@ over RPC (what ``Adaptive`` in the jobqueue backend calls) and over the HTTP API
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +22,15 @@ pytestmark = pytest.mark.timeout(120)
 
 ROUTES = ["distributed.http.scheduler.api", "distributed.http.health"]
 BURST = 30
+
+
+@pytest.fixture(autouse=True)
+def keep_environment() -> Iterator[None]:
+    """In-process workers run our worker plugin, which sets worker variables in *this* process."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def transformation(gate: Any, i: int) -> int:
