@@ -100,19 +100,24 @@ def adaptive_target(
 
 
 def scheduler_backlog(scheduler: Any) -> Backlog:
-    """Snapshot of a live ``distributed`` scheduler (runs on its event loop)."""
+    """Snapshot of a live ``distributed`` scheduler (runs on its event loop).
+
+    Walks task *groups*, which the scheduler drops once their tasks are
+    forgotten, rather than task prefixes, which it keeps forever: Seamless
+    makes a prefix per transformation, so a long session has many.
+    """
     waiting: dict[str, int] = {}
     processing: dict[str, int] = {}
     durations: dict[str, float] = {}
-    for name, prefix in scheduler.task_prefixes.items():
-        states = prefix.states
+    for group in scheduler.task_groups.values():
+        name, states = group.prefix.name, group.states
         count = sum(states.get(state, 0) for state in WAITING_STATES)
         if count:
-            waiting[name] = count
+            waiting[name] = waiting.get(name, 0) + count
         if states.get("processing"):
-            processing[name] = states["processing"]
-        if prefix.duration_average > 0:
-            durations[name] = prefix.duration_average
+            processing[name] = processing.get(name, 0) + states["processing"]
+        if group.prefix.duration_average > 0:
+            durations[name] = group.prefix.duration_average
     return Backlog(waiting=waiting, processing=processing, durations=durations,
                    unknown_duration=float(scheduler.UNKNOWN_TASK_DURATION))
 
