@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=.bench/original
-[ -x "$dir/bin/seamless-dask-wrapper" ] && exit 0
+[ -x "$dir/bin/seamless-dask-wrapper" ] && [ -x "$dir/bin/seamless-database" ] && exit 0
 python3 -m venv "$dir"
-"$dir/bin/python" -m pip install -q "seamless-dask==0.4"
+# With the services the launcher starts from the same environment (bench/seamless_workload.py).
+"$dir/bin/python" -m pip install -q "seamless-dask==0.4" seamless-transformer seamless-remote seamless-config \
+  hashserver aiofiles seamless-database
 echo "original wrapper: $dir/bin/seamless-dask-wrapper"

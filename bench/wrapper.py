@@ -36,7 +36,7 @@ def one_round(command: str, cluster: str, parameters: dict) -> tuple[float, floa
     started = time.monotonic()
     proc = subprocess.Popen([command, cluster, "--port-range", "42000", "42999", "--host", "127.0.0.1",
                              "--status-file", str(status)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "SEAMLESS_DASK_WORKER_POOL": "0"}, start_new_session=True)
+                            start_new_session=True)
     try:
         while True:
             try:

@@ -9,7 +9,6 @@ the cluster down and checks the status file is gone.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ def main() -> int:
                "--host", "127.0.0.1", "--status-file", str(status_file)]
     print("$", " ".join(command))
     started = time.monotonic()
-    proc = subprocess.Popen(command, env={**os.environ, "SEAMLESS_DASK_WORKER_POOL": "0"},
+    proc = subprocess.Popen(command,
                             stderr=subprocess.DEVNULL)
     while (status := json.loads(status_file.read_text())).get("status") == "starting":
         if proc.poll() is not None:

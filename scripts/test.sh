@@ -10,6 +10,9 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+# seamless-dask (a test dependency) installs a console script of the same name as ours:
+# reinstall ours last so `seamless-dask-wrapper` on PATH is this project's.
+.venv/bin/python -m pip install -q --no-deps --force-reinstall -e .
 bash scripts/get-k8s-tools.sh .venv/bin >/dev/null
 export PATH="$PWD/.venv/bin:$PATH"
 

@@ -1,4 +1,4 @@
-"""Getting the worker plugin and the throttle onto a scheduler: two routes, one result.
+"""Getting the worker plugin, the throttle and the adaptive target onto a scheduler: two routes, one result.
 
 - :func:`inject_into_cluster`: the wrapper's clusters run their scheduler in
   this process; a client registers the plugin and installs the throttle.
@@ -21,10 +21,21 @@ def install_throttle(dask_scheduler: Any, throttle: int | None = None) -> None:
     install(dask_scheduler, throttle=throttle)
 
 
+def install_adaptive(dask_scheduler: Any, default_target_duration: float, exclusive: bool) -> None:
+    """Runs on the scheduler: its ``adaptive_target`` becomes the Seamless one (:mod:`.adaptive`)."""
+    from . import adaptive
+
+    adaptive.install(dask_scheduler, default_target_duration=default_target_duration, exclusive=exclusive)
+
+
 def inject_into_cluster(cluster: Any, params: ClusterParameters) -> None:
-    """Register the Seamless worker plugin for current and future workers, and the throttle."""
+    """Register the Seamless worker plugin for current and future workers, the throttle and the adaptive target."""
     from distributed import Client
+
+    from .sizing import adaptive_target_duration
 
     with Client(cluster, set_as_default=False, name="seamless-dask-wrapper-setup") as client:
         client.run_on_scheduler(install_throttle, throttle=params.transformation_throttle)
+        client.run_on_scheduler(install_adaptive, default_target_duration=adaptive_target_duration(params),
+                                exclusive=params.exclusive)
         client.register_plugin(SeamlessWorkerPlugin.for_parameters(params), name=PLUGIN_NAME)

@@ -25,6 +25,9 @@ def local_cluster_arguments(
         "scheduler_port": scheduler_port,
         "dashboard_address": f":{dashboard_port}",
         "local_directory": params.tmpdir,
+        # LocalCluster silences Dask's INFO lines by default; the wrapper's log should show
+        # workers joining and what Seamless's worker plugin did, as the original's does.
+        "silence_logs": False,
     }
     ports = port_range_string(params)
     if ports is not None:

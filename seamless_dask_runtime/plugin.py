@@ -1,13 +1,22 @@
-"""The Seamless worker plugin: throttle environment, Seamless pool, permission resource.
+"""The Seamless worker plugin: the worker environment, set before Seamless's own plugin runs.
 
 Registered scheduler-side (see :mod:`.injection`), so every worker gets it,
 including workers that join after the first task ran. Pure-Dask clusters
 register nothing.
+
+The Seamless worker pool is *not* spawned here. seamless-dask's client
+registers its own worker plugin (``seamless-worker-setup``) carrying the
+client's remote clients (hashserver, database); that plugin sets
+``SEAMLESS_REMOTE_CLIENTS``, configures seamless-dask's permission manager and
+then spawns the pool, so every pool process inherits the remote clients. A pool
+spawned earlier (as this plugin once did) never gets them, and
+``seamless-run`` inside a transformation fails. Scheduler plugins reach a
+worker in registration order, and the wrapper registers this one before any
+client connects, so the environment below is in place when the pool spawns.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -17,14 +26,14 @@ from distributed.diagnostics.plugin import WorkerPlugin
 if TYPE_CHECKING:  # workers unpickle this module: keep pydantic off their start-up path
     from .parameters import ClusterParameters
 
-log = logging.getLogger(__name__)
+# A worker process logs through Dask's handlers only (the wrapper's log gets them): use Dask's worker logger.
+log = logging.getLogger("distributed.worker")
 
 PLUGIN_NAME = "seamless-worker"
-POOL_SWITCH = "SEAMLESS_DASK_WORKER_POOL"  # "0" disables the Seamless pool (tests, pure compute)
 
 
 class SeamlessWorkerPlugin(WorkerPlugin):
-    """Makes a Dask worker a Seamless worker.
+    """Makes a Dask worker ready for Seamless's own worker plugin.
 
     ``environment`` comes from :func:`worker_environment`, the same function
     the job scripts and pod specs use; values a job script already exported
@@ -33,40 +42,17 @@ class SeamlessWorkerPlugin(WorkerPlugin):
 
     name = PLUGIN_NAME
 
-    def __init__(self, environment: dict[str, str], seamless_workers: int):
+    def __init__(self, environment: dict[str, str]):
         self.environment = dict(environment)
-        self.seamless_workers = seamless_workers
-        self.pool_plugin: Any = None
 
     @classmethod
     def for_parameters(cls, params: ClusterParameters) -> SeamlessWorkerPlugin:
         from .worker_environment import worker_environment
 
-        seamless_workers = params.cores or 1
-        return cls(worker_environment(params), seamless_workers)
+        return cls(worker_environment(params))
 
     def setup(self, worker: Any) -> None:
         for name, value in self.environment.items():
             os.environ.setdefault(name, value)
-        worker.seamless_plugin = {"environment": dict(self.environment), "pool": False}
-        if os.environ.get(POOL_SWITCH, "1") == "0":
-            log.info("Seamless worker pool disabled by %s=0", POOL_SWITCH)
-            return
-        try:
-            from seamless_dask.worker_setup import SeamlessWorkerPlugin as PoolPlugin
-        except ImportError as exc:
-            log.warning("Seamless worker pool not available (%s); running as a plain Dask worker "
-                        "with the throttle environment", exc)
-            return
-        remote_clients = os.environ.get("SEAMLESS_REMOTE_CLIENTS")
-        self.pool_plugin = PoolPlugin(
-            num_workers=self.seamless_workers,
-            remote_clients=json.loads(remote_clients) if remote_clients else None,
-        )
-        self.pool_plugin.setup(worker)
-        worker.seamless_plugin["pool"] = True
-
-    def teardown(self, worker: Any) -> None:
-        if self.pool_plugin is not None and hasattr(self.pool_plugin, "teardown"):
-            self.pool_plugin.teardown(worker)
-        self.pool_plugin = None
+        log.info("Seamless environment set in Dask worker %s: %s", worker.name,
+                 " ".join(f"{name}={os.environ[name]}" for name in sorted(self.environment)))

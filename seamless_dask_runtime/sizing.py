@@ -31,6 +31,16 @@ def job_cores(params: ClusterParameters) -> int:
     return params.cores * params.transformation_throttle
 
 
+def local_cpu_count(params: ClusterParameters, available: int) -> int:
+    """``PYTHON_CPU_COUNT`` of a local worker: its job's cores, but never more than the machine offers.
+
+    A batch job gets the CPUs it asked for (``$SLURM_JOB_CPUS_PER_NODE``); a
+    local worker asks nobody, and ``cores x throttle`` may exceed the
+    ``available`` CPUs. Seamless sizes thread pools from ``os.cpu_count()``.
+    """
+    return max(1, min(job_cores(params), available))
+
+
 def worker_threads(params: ClusterParameters) -> int:
     """Threads of each Dask worker process."""
     if params.exclusive:

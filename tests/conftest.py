@@ -21,8 +21,6 @@ os.environ.setdefault("SEAMLESS_DASK_OPERATOR_DASHBOARD_PORT", str(free_port()))
 os.environ.setdefault("SEAMLESS_DASK_OPERATOR_INTERVAL", "1")
 os.environ.setdefault("SEAMLESS_DASK_OPERATOR_METRICS_PORT", str(free_port()))
 os.environ.setdefault("SEAMLESS_THROTTLE_EPOCH_SECONDS", "1")
-# The Seamless worker pool (seamless-transformer processes) is not what these tests measure.
-os.environ.setdefault("SEAMLESS_DASK_WORKER_POOL", "0")
 # Commands such as `dask worker` come from the same environment as this interpreter.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 

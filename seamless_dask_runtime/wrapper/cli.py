@@ -68,14 +68,38 @@ class _LogFile(logging.FileHandler):
         pass
 
 
+def _is_stderr(path: str) -> bool:
+    """Whether our stderr already goes to ``path`` (remote-http-launcher redirects it to the log)."""
+    import os
+
+    try:
+        ours, theirs = os.fstat(sys.stderr.fileno()), os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
 def _configure_logging(contents: dict[str, Any]) -> None:
+    """INFO to stderr, and to the status file's ``log`` unless stderr already is that file.
+
+    One writer per file: a second handle on the launcher's log (opened for
+    appending while the launcher's handle writes at its own offset) duplicates
+    and overwrites lines. Dask's loggers (scheduler; workers, which inherit
+    stderr) keep their own handlers on stderr.
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     log_path = contents.get("log")
-    if isinstance(log_path, str) and log_path:
+    if isinstance(log_path, str) and log_path and not _is_stderr(log_path):
         with contextlib.suppress(OSError):
             handlers.append(_LogFile(log_path, encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
+    # Dask logs every run_on_scheduler; the idle monitor polls once a second.
+    logging.getLogger("distributed.worker").addFilter(_drop_monitor_polls)
+
+
+def _drop_monitor_polls(record: logging.LogRecord) -> bool:
+    return scheduler_activity.__name__ not in record.getMessage()
 
 
 def _fail(status_file: StatusFile, message: str, code: int) -> int:

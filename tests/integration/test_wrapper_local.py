@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -136,7 +137,8 @@ def _worker_view(dask_worker) -> dict:  # type: ignore[no-untyped-def]
 
     return {"plugin": "seamless-worker" in dask_worker.plugins,
             "throttle": os.environ.get("SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"),
-            "nthreads": dask_worker.state.nthreads}
+            "nthreads": dask_worker.state.nthreads,
+            "cpu_count": os.environ.get("PYTHON_CPU_COUNT")}
 
 
 def test_seamless_mode_workers_carry_plugin_throttle_and_scheduler_throttle(tmp_path: Path) -> None:
@@ -151,7 +153,9 @@ def test_seamless_mode_workers_carry_plugin_throttle_and_scheduler_throttle(tmp_
         with _client(status) as client:
             client.wait_for_workers(2)
             views = client.run(_worker_view)
-            assert list(views.values()) == [{"plugin": True, "throttle": "2", "nthreads": 4}] * 2
+            # 4 threads per worker (cores 2 x throttle 2), but Seamless is told the CPUs the machine has.
+            cpus = str(min(4, len(os.sched_getaffinity(0))))
+            assert list(views.values()) == [{"plugin": True, "throttle": "2", "nthreads": 4, "cpu_count": cpus}] * 2
             assert ThrottleClient(client).stats()["capacity"] == 4  # throttle 2 x 2 workers
     finally:
         stop(proc)
@@ -165,7 +169,9 @@ def test_pure_dask_workers_carry_nothing(tmp_path: Path) -> None:
         status = wait_for_status(path, proc)
         with _client(status) as client:
             client.wait_for_workers(1)
-            assert list(client.run(_worker_view).values()) == [{"plugin": False, "throttle": None, "nthreads": 2}]
+            cpus = str(min(2, len(os.sched_getaffinity(0))))
+            assert list(client.run(_worker_view).values()) == [
+                {"plugin": False, "throttle": None, "nthreads": 2, "cpu_count": cpus}]
     finally:
         stop(proc)
 

@@ -52,3 +52,12 @@ def test_idle_tracker() -> None:
     assert not tracker.observe(idle, 16)
     assert tracker.observe(idle, 26)
     assert not IdleTracker(timeout=None).observe(idle, 1e9)
+
+
+def test_local_workers_count_the_cpus_the_machine_has() -> None:
+    from seamless_dask_runtime.sizing import local_cpu_count
+
+    params = from_status_parameters({"cores": 2, "transformation_throttle": 3})  # a job would ask for 6
+    assert local_cpu_count(params, available=2) == 2
+    assert local_cpu_count(params, available=16) == 6
+    assert local_cpu_count(from_status_parameters({"cores": 1, "exclusive": True}), available=8) == 1

@@ -51,6 +51,8 @@ def start(cluster_class: type, request: LaunchRequest) -> Cluster:
     minimum = sizing.minimum_workers(params)
     if minimum:
         cluster.scale(minimum)
+    # Dask's Adaptive asks the scheduler's adaptive_target, which the preload made
+    # Seamless-aware (seamless_dask_runtime.adaptive): the same target the operator uses.
     cluster.adapt(
         minimum=minimum,
         maximum=params.maximum_jobs,

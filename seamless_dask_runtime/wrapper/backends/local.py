@@ -15,10 +15,18 @@ from ...worker_environment import worker_environment
 from . import LaunchRequest, scheduler_preloads
 
 
+def _available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def start(cluster_class: Any, request: LaunchRequest) -> Cluster:
     params = request.params
     # Same variables a batch job script exports; nanny-spawned workers inherit them.
-    os.environ.update(worker_environment(params, cpu_count=str(sizing.job_cores(params))))
+    cpu_count = sizing.local_cpu_count(params, available=_available_cpus())
+    os.environ.update(worker_environment(params, cpu_count=str(cpu_count)))
     dask.config.update(dask.config.config, nest(scheduler_dask_config_flat(params)), priority="new")
     return cluster_class(
         **local_cluster_arguments(

@@ -1,0 +1,92 @@
+"""The same real Seamless workload on our wrapper and on the original, side by side.
+
+Each round, per wrapper: a fresh user home (empty cache) whose stub conda
+environment is that wrapper's venv, so remote-http-launcher starts the
+hashserver, the database and *that* ``seamless-dask-wrapper``; a first
+process runs simple, 20 parallel and nested transformations; a second process
+reruns them (cache hit). Rounds alternate the order. Prints medians and
+ours/original ratios (seconds; lower is better).
+
+    bash bench/setup-original.sh          # the original in .bench/original, with the services
+    .venv/bin/python bench/seamless_workload.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.seamless_stack import make_home, stop_services, wrapper_script  # noqa: E402
+
+WRAPPERS = {"ours": ROOT / ".venv" / "bin", "original": ROOT / ".bench" / "original" / "bin"}
+FIRST = ("simple", "parallel", "nested")
+MEASURES = ("init", *FIRST, "cache hit")
+
+
+def driver(home: Any, *workloads: str) -> dict[str, Any]:
+    env = {**home.environment(), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "tests.support.seamless_driver", *workloads], cwd=home.project,
+                          env=env, capture_output=True, text=True, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"driver failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def one_round(name: str) -> dict[str, float]:
+    home = make_home(Path(tempfile.mkdtemp(prefix=f"bench-seamless-{name}-")), WRAPPERS[name])
+    try:
+        started = time.monotonic()
+        first = driver(home, *FIRST)
+        script = wrapper_script(home) or "?"
+        expected = "seamless_dask_runtime" if name == "ours" else "seamless_dask.wrapper"
+        if expected not in Path(script).read_text():
+            raise RuntimeError(f"{name}: the launcher ran {script}")
+        errors = {k: v["error"] for k, v in first["workloads"].items() if v["error"]}
+        if errors:
+            raise RuntimeError(f"{name}: {errors}")
+        rerun = driver(home, "rerun")["workloads"]["rerun"]
+        result = {"init": first["init_seconds"], **{k: first["workloads"][k]["seconds"] for k in FIRST},
+                  "cache hit": rerun["seconds"], "cache hit tasks": rerun["transitions"],
+                  "total": time.monotonic() - started}
+        return result
+    finally:
+        stop_services(home)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    for name, venv_bin in WRAPPERS.items():
+        if not (venv_bin / "seamless-dask-wrapper").exists():
+            sys.exit(f"{name}: no {venv_bin}/seamless-dask-wrapper (bash bench/setup-original.sh)")
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in WRAPPERS}
+    for round_ in range(args.rounds):
+        for name in WRAPPERS if round_ % 2 == 0 else reversed(WRAPPERS):
+            result = one_round(name)
+            runs[name].append(result)
+            print(f"round {round_ + 1} {name:8s} " + "  ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
+    print(f"\nmedians over {args.rounds} rounds, seconds")
+    print(f"{'':10s}" + "".join(f"{m:>12s}" for m in MEASURES))
+    medians = {name: {m: statistics.median(r[m] for r in rs) for m in MEASURES} for name, rs in runs.items()}
+    for name in WRAPPERS:
+        print(f"{name:10s}" + "".join(f"{medians[name][m]:12.2f}" for m in MEASURES))
+    print(f"{'ours/orig':10s}" + "".join(
+        f"{medians['ours'][m] / medians['original'][m]:12.2f}" if medians["original"][m] else f"{'-':>12s}"
+        for m in MEASURES))
+    print("Dask tasks on the cache hit:", {name: [r["cache hit tasks"] for r in rs] for name, rs in runs.items()})
+
+
+if __name__ == "__main__":
+    main()

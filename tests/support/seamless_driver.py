@@ -1,0 +1,167 @@
+"""A Seamless user's script: ``seamless.config.init()`` and real transformations on the daskserver.
+
+Run it in the project directory of a :mod:`tests.support.seamless_stack` home
+(its environment). Prints one JSON line: per workload its result, wall
+seconds and how many Dask tasks the scheduler ran for it.
+
+    python -m tests.support.seamless_driver simple parallel nested seamless_run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+PARALLEL = 20
+
+
+def simple() -> Any:
+    from seamless.transformer import direct
+
+    @direct
+    def add(a, b):
+        return a + b
+
+    return add(19, 23)
+
+
+def parallel() -> Any:
+    from seamless.transformer import delayed
+
+    @delayed
+    def square(i, salt):
+        import time
+
+        time.sleep(0.5)
+        return i * i
+
+    transformations = [square(i, "parallel") for i in range(PARALLEL)]
+    for tf in transformations:
+        tf.start()
+    return sum(tf.run() for tf in transformations)
+
+
+def nested() -> Any:
+    from seamless.transformer import direct
+
+    @direct
+    def outer(n):
+        from seamless.transformer import direct
+
+        @direct
+        def inner(x):
+            return 10 * x
+
+        return [inner(i) for i in range(n)]
+
+    return outer(3)
+
+
+def nested_parallel() -> Any:
+    """``NESTED_OUTER`` (default 7) outer transformations at once, each running 3 nested ones:
+    its own (``NESTED_SHARED=0``, default) or the same 3 for every outer one (``NESTED_SHARED=1``)."""
+    from seamless.transformer import delayed
+
+    @delayed
+    def outer(n, tag, inner_tag):
+        from seamless.transformer import direct
+
+        @direct
+        def inner(x, tag):
+            return 10 * x
+
+        return sum(inner(i, inner_tag) for i in range(n))
+
+    shared = os.environ.get("NESTED_SHARED", "0") == "1"
+    transformations = [outer(3, f"outer-{k}", "shared" if shared else f"outer-{k}")
+                       for k in range(int(os.environ.get("NESTED_OUTER", "7")))]
+    for tf in transformations:
+        tf.start()
+    return [tf.run() for tf in transformations]
+
+
+def seamless_run() -> Any:
+    """A ``seamless-run`` job whose command itself calls ``seamless-run`` (in the worker's pool)."""
+    done = subprocess.run(["seamless-run", "seamless-run echo nested-run-ok"], capture_output=True, text=True,
+                          timeout=240)
+    if done.returncode != 0:
+        return {"returncode": done.returncode, "stderr": done.stderr[-3000:]}
+    return done.stdout.strip()
+
+
+def rerun() -> Any:
+    """The same as ``simple`` + ``parallel`` + ``nested`` again: from cache when a first process ran them."""
+    return [simple(), parallel(), nested()]
+
+
+WORKLOADS: dict[str, Callable[[], Any]] = {
+    "simple": simple, "parallel": parallel, "nested": nested, "seamless_run": seamless_run, "rerun": rerun,
+    "nested_parallel": nested_parallel,
+}
+
+
+def _scheduler_transitions(client: Any) -> tuple[int, list[str]]:
+    """The scheduler's transition count and the prefixes of tasks it has seen so far."""
+    def probe(dask_scheduler: Any) -> tuple[int, list[str]]:
+        return dask_scheduler.transition_counter, sorted(dask_scheduler.task_prefixes)
+
+    return client.run_on_scheduler(probe)
+
+
+def main(names: list[str]) -> dict[str, Any]:
+    import seamless.config
+
+    started = time.monotonic()
+    seamless.config.init(workdir=os.getcwd())
+    from seamless_dask.transformer_client import get_seamless_dask_client
+
+    dask_client = get_seamless_dask_client()._client
+    out: dict[str, Any] = {"init_seconds": round(time.monotonic() - started, 2),
+                           "scheduler": dask_client.scheduler.address, "workloads": {}}
+    time.sleep(0.5)  # the client's start-up no-op task settles before counting
+    for name in names:
+        before, _ = _scheduler_transitions(dask_client)
+        t0 = time.monotonic()
+        try:
+            result: Any = WORKLOADS[name]()
+            error = None
+        except Exception as exc:
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        seconds = round(time.monotonic() - t0, 2)
+        after, prefixes = _scheduler_transitions(dask_client)
+        out["workloads"][name] = {"result": result, "error": error, "seconds": seconds,
+                                  "transitions": after - before, "prefixes": prefixes}
+    out["throttles"] = _throttles(dask_client)
+    return out
+
+
+def _seamless_permission_capacity() -> int | None:
+    """On a worker: capacity of seamless-dask's own permission manager (None: not configured)."""
+    from seamless_dask import permissions
+
+    manager = permissions._manager
+    return None if manager is None else manager.capacity
+
+
+def _throttles(dask_client: Any) -> dict[str, Any]:
+    """Which permission manager the work asked: seamless-dask's per worker, or ours on the scheduler."""
+    from seamless_dask_runtime.throttle import ThrottleClient, ThrottleNotInstalledError
+
+    try:
+        ours = ThrottleClient(dask_client).stats()
+    except ThrottleNotInstalledError:  # the original wrapper has none
+        ours = None
+    return {"ours": ours, "seamless": list(dask_client.run(_seamless_permission_capacity).values())}
+
+
+if __name__ == "__main__":
+    report = main(sys.argv[1:])
+    print(json.dumps(report, default=repr), flush=True)
+    import seamless
+
+    seamless.close()
