@@ -31,6 +31,7 @@ SCHEDULER, WORKER = "scheduler", "worker"
 
 # -- environment variables ----------------------------------------------------
 THROTTLE_VARIABLE = "SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"
+DEFAULT_TRANSFORMATION_THROTTLE = 3  # seed 002
 PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
 
 

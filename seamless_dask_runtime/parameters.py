@@ -25,9 +25,10 @@ from pydantic import (
 )
 
 from .durations import parse_duration
+from .identity import DEFAULT_TRANSFORMATION_THROTTLE
 
 DEFAULT_TMPDIR = "/tmp"
-DEFAULT_TRANSFORMATION_THROTTLE = 3
+
 DEFAULT_UNKNOWN_TASK_DURATION = "1m"
 DEFAULT_TARGET_DURATION = "10m"
 DEFAULT_LIFETIME_STAGGER = "4m"

@@ -13,9 +13,9 @@ import shlex
 from typing import Any
 
 from .dask_config import dask_config_flat
+from .identity import THROTTLE_VARIABLE
 from .parameters import ClusterParameters
 
-THROTTLE_VARIABLE = "SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"
 EXCLUSIVE_VARIABLE = "SEAMLESS_DASK_QUEUE_EXCLUSIVE"
 RECORD_VARIABLE = "SEAMLESS_DASK_RECORD_MODE"
 CPU_COUNT_VARIABLE = "PYTHON_CPU_COUNT"

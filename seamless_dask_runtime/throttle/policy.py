@@ -61,7 +61,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
 
-DEFAULT_THROTTLE = 3
+from ..identity import DEFAULT_TRANSFORMATION_THROTTLE
+
+DEFAULT_THROTTLE = DEFAULT_TRANSFORMATION_THROTTLE
 DEFAULT_EPOCH_SECONDS = 10.0
 DEFAULT_EPOCH_GRANT_FRACTION = 0.05
 DEFAULT_MAX_OVERCOMMIT = 0.5

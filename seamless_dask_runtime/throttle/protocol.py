@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 
+from ..identity import THROTTLE_VARIABLE
 from .policy import DEFAULT_EPOCH_SECONDS, DEFAULT_THROTTLE
 
 PLUGIN_NAME = "seamless-throttle"
@@ -20,7 +21,7 @@ RELEASE_OP = "seamless_throttle_release"
 STATS_OP = "seamless_throttle_stats"
 
 # Same variable the job scripts and pod specs export (seed 002).
-THROTTLE_ENV = "SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"
+THROTTLE_ENV = THROTTLE_VARIABLE
 EPOCH_ENV = "SEAMLESS_THROTTLE_EPOCH_SECONDS"
 
 
