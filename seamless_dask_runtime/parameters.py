@@ -320,6 +320,10 @@ class ClusterParameters(BaseModel):
         for key in value:
             if not key or key.startswith(".") or key.endswith("."):
                 raise ValueError(f"key {key!r} is not a dotted Dask config key")
+        prefixes = {key[:i] for key in value for i, c in enumerate(key) if c == "."}
+        for key in value:
+            if key in prefixes:  # {"a.b": 1, "a.b.c": 2}: a value and a branch at once
+                raise ValueError(f"key {key!r} is both a value and the parent of other keys")
         return value
 
     @model_validator(mode="after")
@@ -328,7 +332,19 @@ class ClusterParameters(BaseModel):
             raise ValueError("job_cores must not be set in exclusive mode")
         if self.cores is None and not self.exclusive:
             object.__setattr__(self, "cores", 1)
+        self._check_lifetime()
         return self
+
+    def _check_lifetime(self) -> None:
+        """The worker lifetime the translations derive from walltime must exist (sizing.lifetime)."""
+        if self.maximum_jobs == 1 or self.pure_dask or self.lifetime is not None or self.walltime is None:
+            return
+        remaining = parse_duration(self.walltime) - parse_duration(self.lifetime_stagger) \
+            - parse_duration(LIFETIME_GRACE)
+        if remaining.total_seconds() <= 0:
+            # "attr: message" names the field in _field_errors, in either spelling.
+            raise ValueError(f"walltime: {self.walltime!r} leaves no worker lifetime after stagger "
+                             f"{self.lifetime_stagger} and grace {LIFETIME_GRACE}; raise walltime or set lifetime")
 
     @property
     def explicit_tmpdir(self) -> bool:
@@ -382,13 +398,15 @@ def _field_errors(exc: ValidationError, attrs: Mapping[str, Any], spelling: Spel
         if attr in seen:
             continue  # one error per field, the first is the clearest
         seen.add(attr)
+        message = str(err["msg"]).removeprefix("Value error, ")
+        named, _, rest = message.partition(": ")
+        if not attr and named in _BY_ATTR:  # a cross-field error that names its field
+            attr, message = named, rest
         row = _BY_ATTR.get(attr)
         if row is None:  # model-level (cross-field) error
-            message = str(err["msg"]).removeprefix("Value error, ")
             errors.append(FieldError("parameters" if spelling == "status" else "spec", dict(attrs), message))
             continue
         key = row.status_key if spelling == "status" else row.crd_key
-        message = str(err["msg"]).removeprefix("Value error, ")
         errors.append(
             FieldError(_field_name(key, spelling), attrs.get(attr), f"{message}; expected {row.allowed}")
         )

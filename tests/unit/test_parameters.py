@@ -47,10 +47,13 @@ def test_lifetime_is_walltime_minus_stagger_minus_grace(walltime: str, maximum_j
     assert sizing.lifetime(p) == expected
 
 
-def test_lifetime_too_short_walltime_is_a_clear_error() -> None:
-    p = from_status_parameters({"cores": 1, "walltime": "00:04:00", "maximum_jobs": 3})
-    with pytest.raises(ValueError, match="walltime"):
-        sizing.lifetime(p)
+def test_lifetime_too_short_walltime_is_refused_by_the_model() -> None:
+    """Found when the parameters are read, naming the field, never later by a translation."""
+    with pytest.raises(ParameterError, match=r"parameters\.walltime: '00:04:00' leaves no worker lifetime"):
+        from_status_parameters({"cores": 1, "walltime": "00:04:00", "maximum_jobs": 3})
+    assert from_status_parameters({"cores": 1, "walltime": "00:04:00", "maximum_jobs": 1}).walltime == "00:04:00"
+    assert sizing.lifetime(from_status_parameters({"walltime": "00:04:00", "lifetime": "2m", "maximum_jobs": 3})) \
+        == "2m"
 
 
 def test_exclusive_adds_s_resource_and_scales_target_duration() -> None:
