@@ -120,10 +120,26 @@ def batch_memory(memory: str) -> str:
     return f"{max(1, dask.utils.parse_bytes(memory) // 2**20)}M"
 
 
+_QUANTITY_UNITS = (("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10),
+                   ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
+
+
 def kubernetes_quantity(memory: str) -> str:
-    """Dask size -> Kubernetes quantity: ``4GiB`` -> ``4Gi``, ``54000MB`` -> ``54000M`` (same bytes)."""
-    text = memory.strip().replace(" ", "")
-    for suffix in ("iB", "B"):
-        if text.endswith(suffix) and text[: -len(suffix)][-1:].isalpha():
-            return text[: -len(suffix)] + ("i" if suffix == "iB" else "")
-    return text
+    """Dask size -> Kubernetes quantity of exactly the bytes Dask reads: ``4GiB`` -> ``4Gi``,
+    ``54000MB`` -> ``54000M``, ``512m`` -> ``512M`` (Dask: megabytes; Kubernetes' ``m`` would be milli),
+    ``4 kiB`` -> ``4Ki``, ``1.5GB`` -> ``1500M``."""
+    import re
+
+    import dask.utils
+
+    size = int(dask.utils.parse_bytes(memory))
+    spelled = re.fullmatch(r"(\d+)\s*([kmgtp])(i?)b?", memory.strip().lower())
+    if spelled:
+        number, prefix, binary = spelled.groups()
+        unit = ("k" if prefix == "k" and not binary else prefix.upper()) + binary
+        if int(number) * dict(_QUANTITY_UNITS)[unit] == size:  # keep the user's spelling when it is exact
+            return f"{number}{unit}"
+    for unit, factor in _QUANTITY_UNITS:
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
