@@ -63,13 +63,27 @@ def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return {k: old.get(k) for k in new} != dict(new)
 
 
-def _spec_error(ref: ClusterRef, error: ParameterError, old_status: Mapping[str, Any], generation: int,
-                now: float) -> Decision:
+def _spec_error(ref: ClusterRef, message: str, old_status: Mapping[str, Any], generation: int,
+                now: float, reason: str = "InvalidSpec") -> Decision:
     already_reported = old_status.get("observedGeneration") == generation and old_status.get("phase") == "Failed"
-    status = status_patch(ref, Observed(generation=generation, spec_error=str(error)), dict(old_status),
-                          timestamp(now))
-    events = () if already_reported else (Event("Warning", "InvalidSpec", str(error)),)
+    status = status_patch(ref, Observed(generation=generation, spec_error=message, spec_error_reason=reason),
+                          dict(old_status), timestamp(now))
+    events = () if already_reported else (Event("Warning", reason, message),)
     return Decision(status=status, write_status=_changed(old_status, status), events=events)
+
+
+REJECTED = "RejectedByAPI"
+
+
+def rejected(ref: ClusterRef, message: str, old_status: Mapping[str, Any], generation: int, now: float) -> Decision:
+    """The API server refused an object this spec makes (422, 400): Failed until the spec changes."""
+    return _spec_error(ref, message, old_status, generation, now, reason=REJECTED)
+
+
+def _waiting_for_a_new_spec(old_status: Mapping[str, Any], generation: int) -> bool:
+    """This generation was refused by the API already: no retry helps until the spec changes."""
+    return old_status.get("phase") == "Failed" and old_status.get("observedGeneration") == generation \
+        and old_status.get("reason") == REJECTED
 
 
 def _problem_events(problems: list[PodProblem], old_status: Mapping[str, Any]) -> tuple[Event, ...]:
@@ -86,7 +100,9 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
            old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False) -> Decision:
     """Everything one round does, from what it saw. ``spec_changed``: a create/update/resume round."""
     if isinstance(cluster, ParameterError):
-        return _spec_error(ref, cluster, old_status, generation, now)
+        return _spec_error(ref, str(cluster), old_status, generation, now)
+    if _waiting_for_a_new_spec(old_status, generation):
+        return Decision(status=dict(old_status), write_status=False)
     params, options = cluster.params, cluster.options
     answers = observation.scheduler
     events: list[Event] = []

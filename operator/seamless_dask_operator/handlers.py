@@ -31,7 +31,7 @@ from seamless_dask_runtime.status import Phase
 
 from . import kube, metrics
 from .builders import ClusterRef, desired_children, worker_pod
-from .decide import Decision, Event, decide
+from .decide import Decision, Event, decide, rejected
 from .observation import Observation, SchedulerAnswers, pod_views
 from .resource import ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
@@ -163,7 +163,7 @@ def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision
                           f"scheduler retired {len(retired)} of {wanted} workers; retrying", 60.0), memo)
 
 
-def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterError, decision: Decision,
+def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | Exception, decision: Decision,
              api: SchedulerAPI | None, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger) -> None:
     # kopf runs the delete handler while a round may still be under way: that round creates nothing more.
     def deleting() -> bool:
@@ -194,6 +194,20 @@ def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterE
         patch.status.update(decision.status)
 
 
+REFUSALS = (400, 422)  # the request itself is wrong: retrying the same spec cannot help
+
+
+def _api_message(exc: ApiException) -> str:
+    """The API server's own words (it names the field), not the whole response."""
+    import json
+
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"the API server refused a child object ({exc.status} {exc.reason}): {message or exc.body}"
+
+
 def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryError:
     # 409/429/5xx, dropped connections, timeouts: kopf retries soon; the resource keeps its state.
     if isinstance(exc, ApiException):
@@ -218,7 +232,13 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         decision = decide(ref, cluster, observation, dict(status), meta.get("generation", 0), time.time(),
                           spec_changed=spec_changed)
         _execute(body, ref, cluster, decision, api, patch, memo, logger)
-    except API_FAILURES as exc:
+    except ApiException as exc:
+        if exc.status not in REFUSALS:
+            raise _api_errors_are_temporary(exc, handler) from exc
+        # What this spec makes is invalid to the API server: say so, and wait for a new spec.
+        decision = rejected(ref, _api_message(exc), dict(status), meta.get("generation", 0), time.time())
+        _execute(body, ref, exc, decision, None, patch, memo, logger)
+    except HTTPError as exc:
         raise _api_errors_are_temporary(exc, handler) from exc
 
 

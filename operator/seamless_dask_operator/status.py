@@ -22,6 +22,7 @@ class Observed:
     workers_ready: int = 0
     workers_desired: int = 0
     spec_error: str | None = None
+    spec_error_reason: str = "InvalidSpec"
     last_activity: str | None = None
     tls: bool = False
     pod_problems: tuple[PodProblem, ...] = ()
@@ -30,7 +31,7 @@ class Observed:
 def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
     """Running means the scheduler pod passes its ``/health`` readiness probe."""
     if observed.spec_error:
-        phase, reason = Phase.FAILED, "InvalidSpec"
+        phase, reason = Phase.FAILED, observed.spec_error_reason
     elif observed.scheduler_ready:
         phase, reason = Phase.RUNNING, "SchedulerReady"
     else:
@@ -59,7 +60,7 @@ def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) 
 def conditions(observed: Observed) -> list[dict[str, Any]]:
     valid = observed.spec_error is None
     return [
-        _condition("SpecValid", valid, "Valid" if valid else "InvalidSpec",
+        _condition("SpecValid", valid, "Valid" if valid else observed.spec_error_reason,
                    observed.spec_error or "spec translates to a cluster", observed.generation),
         _condition("SchedulerReady", observed.scheduler_ready,
                    "HealthCheckPassing" if observed.scheduler_ready else

@@ -129,6 +129,19 @@ def test_bad_spec_fails_with_one_event_per_generation() -> None:
     assert acts(run(bad, old=first.status, generation=4)) == {"events": ("InvalidSpec",)}
 
 
+def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
+    from seamless_dask_operator.decide import rejected
+
+    first = rejected(REF, "the API server refused a child object (422): spec.containers[0].env[0].name: Invalid",
+                     {}, 5, NOW)
+    assert (first.status["phase"], first.status["reason"]) == ("Failed", "RejectedByAPI")
+    assert "env[0].name" in first.status["message"] and acts(first) == {"events": ("RejectedByAPI",)}
+    waiting = run(None, scheduler(), old=first.status, generation=5, spec_changed=True)
+    assert acts(waiting) == {} and not waiting.write_status, "no retry of the same spec"
+    assert acts(run(None, old=first.status, generation=6, spec_changed=True,
+                    answers=SchedulerAnswers())) == {"apply": True, "create": (0, 1)}
+
+
 def test_pod_problem_is_one_event_until_it_changes() -> None:
     pull = PodProblem("c-worker-0", "worker", "ImagePullBackOff", "no such image")
     stuck = PodView("c-worker-0", "worker", 0, False, False, HASH, None, problem=pull)
