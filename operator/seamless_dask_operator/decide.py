@@ -80,6 +80,11 @@ def rejected(ref: ClusterRef, message: str, old_status: Mapping[str, Any], gener
     return _spec_error(ref, message, old_status, generation, now, reason=REJECTED)
 
 
+def name_clash(ref: ClusterRef, message: str, old_status: Mapping[str, Any], generation: int, now: float) -> Decision:
+    """A child's name is taken by an object this cluster does not own: Failed, never taken over."""
+    return _spec_error(ref, message, old_status, generation, now, reason="NameClash")
+
+
 def _waiting_for_a_new_spec(old_status: Mapping[str, Any], generation: int) -> bool:
     """This generation was refused by the API already: no retry helps until the spec changes."""
     return old_status.get("phase") == "Failed" and old_status.get("observedGeneration") == generation \

@@ -31,7 +31,7 @@ from seamless_dask_runtime.status import Phase
 
 from . import kube, metrics
 from .builders import ClusterRef, desired_children, worker_pod
-from .decide import Decision, Event, decide, rejected
+from .decide import Decision, Event, decide, name_clash, rejected
 from .observation import Observation, SchedulerAnswers, pod_views
 from .resource import ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
@@ -172,11 +172,14 @@ def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | Exception,
     if isinstance(cluster, ClusterSpec):
         if decision.apply_children:
             if cluster.options.tls and not deleting():
-                kube.ensure_tls_secret(ref)
+                recorded = (body.get("status") or {}).get("tlsSecretUid")
+                uid = kube.ensure_tls_secret(ref, recorded)
+                if uid != recorded:
+                    patch.status["tlsSecretUid"] = uid
             for obj in desired_children(ref, cluster):
                 if deleting():
                     return
-                kube.apply(obj)
+                kube.apply(obj, ref.uid)
         for index in decision.create_workers:
             if deleting():
                 return
@@ -238,6 +241,10 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         # What this spec makes is invalid to the API server: say so, and wait for a new spec.
         decision = rejected(ref, _api_message(exc), dict(status), meta.get("generation", 0), time.time())
         _execute(body, ref, exc, decision, None, patch, memo, logger)
+    except kube.ForeignObject as exc:
+        # A name clash: Failed, said once; checked again every round (the other object may go).
+        decision = name_clash(ref, str(exc), dict(status), meta.get("generation", 0), time.time())
+        _execute(body, ref, exc, decision, None, patch, memo, logger)
     except HTTPError as exc:
         raise _api_errors_are_temporary(exc, handler) from exc
 
@@ -262,7 +269,7 @@ def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch
 
 
 @kopf.on.delete(*RESOURCE)
-def delete_cluster(meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+def delete_cluster(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     """Children go now, not when garbage collection gets to them; the resource goes after them.
 
     Meanwhile the phase says Stopping.
@@ -273,7 +280,7 @@ def delete_cluster(meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any
     metrics.forget(meta["namespace"], meta["name"])
     try:
         left = kube.delete_children_until_gone(ClusterRef(name=meta["name"], namespace=meta["namespace"],
-                                                          uid=meta["uid"]))
+                                                          uid=meta["uid"]), status.get("tlsSecretUid"))
     except API_FAILURES as exc:
         raise _api_errors_are_temporary(exc, "delete") from exc
     if left:

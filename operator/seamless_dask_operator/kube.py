@@ -8,6 +8,7 @@ pods are created by name and a 409 means "already there".
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -31,9 +32,42 @@ def load_configuration() -> None:
         config.load_kube_config()
 
 
-def apply(obj: dict[str, Any]) -> None:
-    """Server-side apply of the scheduler Deployment or Service (one request, create or update)."""
+class ForeignObject(RuntimeError):
+    """An object has a child's name, and this cluster does not own it: it is never taken over nor deleted."""
+
+    def __init__(self, kind: str, namespace: str, name: str):
+        super().__init__(f"{kind} {namespace}/{name} exists and is not owned by this SeamlessDaskCluster: "
+                         f"rename the cluster, or delete that {kind} if it is a leftover of yours")
+
+
+def _read(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """The object's metadata as the API stores it, or None when there is none."""
+    read = {
+        "Deployment": client.AppsV1Api().read_namespaced_deployment,
+        "Service": client.CoreV1Api().read_namespaced_service,
+    }[kind]
+    try:
+        response = read(name, namespace, _preload_content=False, _request_timeout=TIMEOUT)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return json.loads(response.data)["metadata"]
+
+
+def _owned(meta: dict[str, Any], owner_uid: str) -> bool:
+    return any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences") or [])
+
+
+def apply(obj: dict[str, Any], owner_uid: str) -> None:
+    """Server-side apply of the scheduler Deployment or Service: created when absent, updated when ours.
+
+    One of the same name that another owns (or nobody) raises :class:`ForeignObject`: never taken over.
+    """
     meta = obj["metadata"]
+    existing = _read(obj["kind"], meta["namespace"], meta["name"])
+    if existing is not None and not _owned(existing, owner_uid):
+        raise ForeignObject(obj["kind"], meta["namespace"], meta["name"])
     patch = {
         "Deployment": client.AppsV1Api().patch_namespaced_deployment,
         "Service": client.CoreV1Api().patch_namespaced_service,
@@ -42,18 +76,24 @@ def apply(obj: dict[str, Any]) -> None:
           _content_type="application/apply-patch+yaml", _request_timeout=TIMEOUT)
 
 
-def ensure_tls_secret(ref: ClusterRef) -> bool:
-    """Make the cluster's certificates once; an existing Secret is kept (its certificates are in use)."""
+def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
+    """Make the cluster's certificates once; the uid of its Secret (kept in ``.status.tlsSecretUid``).
+
+    The operator may not read Secrets (least privilege), so the uid it recorded when it made the Secret
+    tells ours from another's of the same name: an existing Secret it did not make is a name clash.
+    """
     from .tls import make_certificates, tls_secret
 
     try:
-        client.CoreV1Api().create_namespaced_secret(ref.namespace, tls_secret(ref, make_certificates(ref)),
-                                                    _request_timeout=TIMEOUT)
+        created = client.CoreV1Api().create_namespaced_secret(
+            ref.namespace, tls_secret(ref, make_certificates(ref)), _preload_content=False, _request_timeout=TIMEOUT)
     except ApiException as exc:
-        if exc.status == 409:
-            return False
-        raise
-    return True
+        if exc.status != 409:
+            raise
+        if recorded_uid is None:
+            raise ForeignObject("Secret", ref.namespace, ref.tls_secret_name) from None
+        return recorded_uid  # ours, made earlier: its certificates are in use
+    return str(json.loads(created.data)["metadata"]["uid"])
 
 
 def create_pod(pod: dict[str, Any]) -> bool:
@@ -86,7 +126,7 @@ def delete_pod(namespace: str, name: str) -> None:
             raise
 
 
-def delete_children(ref: ClusterRef) -> list[str]:
+def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[str]:
     """What garbage collection would do, done now (GC may lag on a new CRD type).
 
     Returns what was still there; an empty list means everything is gone
@@ -94,32 +134,42 @@ def delete_children(ref: ClusterRef) -> list[str]:
     """
     core, apps = client.CoreV1Api(), client.AppsV1Api()
     found: list[str] = []
-    for kind, call in (
-        ("Deployment", lambda: apps.delete_namespaced_deployment(
-            ref.scheduler_name, ref.namespace, propagation_policy="Background", _request_timeout=TIMEOUT)),
-        ("Service", lambda: core.delete_namespaced_service(ref.scheduler_name, ref.namespace,
-                                                           _request_timeout=TIMEOUT)),
-        ("Secret", lambda: core.delete_namespaced_secret(ref.tls_secret_name, ref.namespace,
-                                                         _request_timeout=TIMEOUT)),
-    ):
-        try:
-            call()
+    deletes = {
+        "Deployment": lambda name, options: apps.delete_namespaced_deployment(
+            name, ref.namespace, body=options, propagation_policy="Background", _request_timeout=TIMEOUT),
+        "Service": lambda name, options: core.delete_namespaced_service(
+            name, ref.namespace, body=options, _request_timeout=TIMEOUT),
+        "Secret": lambda name, options: core.delete_namespaced_secret(
+            name, ref.namespace, body=options, _request_timeout=TIMEOUT),
+    }
+    ours: list[tuple[str, str, str]] = []
+    for kind, name in (("Deployment", ref.scheduler_name), ("Service", ref.scheduler_name)):
+        meta = _read(kind, ref.namespace, name)
+        if meta is not None and _owned(meta, ref.uid):  # absent, or another's of the same name: not ours
+            ours.append((kind, name, meta["uid"]))
+    if tls_secret_uid:
+        ours.append(("Secret", ref.tls_secret_name, tls_secret_uid))
+    for kind, name, uid in ours:
+        try:  # the precondition: exactly our object, not another made under the name since
+            deletes[kind](name, client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)))
         except ApiException as exc:
-            if exc.status != 404:
-                raise
-        else:
-            found.append(kind)
-    selector = f"{CLUSTER_LABEL}={ref.name}"
-    pods = [p.metadata.name for p in core.list_namespaced_pod(ref.namespace, label_selector=selector,
-                                                               _request_timeout=TIMEOUT).items
-            if p.metadata.deletion_timestamp is None]
-    if pods:
-        core.delete_collection_namespaced_pod(ref.namespace, label_selector=selector, _request_timeout=TIMEOUT)
-        found += [f"pod {name}" for name in pods]
+            if exc.status in (404, 409):
+                continue  # gone, or not ours
+            raise
+        found.append(kind)
+    # Pods carrying our cluster label that we do not own (dask-kubernetes uses the same label) are left alone.
+    labelled = core.list_namespaced_pod(ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}",
+                                        _request_timeout=TIMEOUT).items
+    pods = [p.metadata.name for p in labelled if p.metadata.deletion_timestamp is None
+            and any(o.uid == ref.uid for o in p.metadata.owner_references or [])]
+    for name in pods:
+        delete_pod(ref.namespace, name)
+        found.append(f"pod {name}")
     return found
 
 
-def delete_children_until_gone(ref: ClusterRef, settle: float = 0.5, limit: float = 30.0) -> list[str]:
+def delete_children_until_gone(ref: ClusterRef, tls_secret_uid: str | None = None, settle: float = 0.5,
+                               limit: float = 30.0) -> list[str]:
     """Delete the children until a round finds none; returns what is still there after ``limit`` seconds.
 
     A reconcile already in flight when the deletion began (kopf runs on-delete
@@ -128,7 +178,8 @@ def delete_children_until_gone(ref: ClusterRef, settle: float = 0.5, limit: floa
     """
     deadline = time.monotonic() + limit
     while True:
-        found = delete_children(ref)
+        found = delete_children(ref, tls_secret_uid)
+        tls_secret_uid = None  # deleted (or not ours) in the first round
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(settle)

@@ -24,17 +24,18 @@ OPERATOR_CALLS: dict[Call, str] = {
     ("apps", "deployments", "patch"): "kube.apply: server-side apply of the scheduler Deployment",
     ("apps", "deployments", "create"): "kube.apply: a server-side apply that creates needs create too",
     ("apps", "deployments", "delete"): "kube.delete_children",
-    ("apps", "deployments", "get"): "kube.scheduler_deployment_exists: re-apply a deleted Deployment",
+    ("apps", "deployments", "get"): "kube.scheduler_deployment_exists, kube.apply, kube.delete_children: "
+                                    "exists? owned?",
     ("", "services", "patch"): "kube.apply: server-side apply of the scheduler Service",
     ("", "services", "create"): "kube.apply: a server-side apply that creates needs create too",
     ("", "services", "delete"): "kube.delete_children",
+    ("", "services", "get"): "kube.apply, kube.delete_children: a Service of that name, and whose it is",
     ("", "pods", "create"): "kube.create_pod: worker pods",
-    ("", "pods", "list"): "kopf index handlers.cluster_pods: initial listing",
+    ("", "pods", "list"): "kopf index handlers.cluster_pods: initial listing; kube.delete_children",
     ("", "pods", "watch"): "kopf index handlers.cluster_pods: watch stream",
     ("", "secrets", "create"): "kube.ensure_tls_secret (spec.tls.enabled)",
     ("", "secrets", "delete"): "kube.delete_children",
-    ("", "pods", "delete"): "kube.delete_pod: retired or unready workers",
-    ("", "pods", "deletecollection"): "kube.delete_children",
+    ("", "pods", "delete"): "kube.delete_pod: retired or unready workers; owned pods with the cluster",
     ("", "events", "create"): "kopf.warn / kopf.info (kopf posts core/v1 Events)",
 }
 

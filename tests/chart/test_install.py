@@ -62,7 +62,8 @@ def test_install_upgrade_uninstall(
              *set_args({"watchNamespaces": [team_a, team_b]})], env=env)
         for ns in (team_a, team_b):
             assert can_i(kubectl, control_plane, sa, "create", "pods", ns)
-            assert can_i(kubectl, control_plane, sa, "deletecollection", "pods", ns)
+            assert can_i(kubectl, control_plane, sa, "delete", "pods", ns)
+            assert not can_i(kubectl, control_plane, sa, "deletecollection", "pods", ns)
         assert not can_i(kubectl, control_plane, sa, "create", "pods", other)
         assert not can_i(kubectl, control_plane, sa, "list", "seamlessdaskclusters.seamless.dask.org", other)
         assert can_i(kubectl, control_plane, sa, "list", "namespaces", None)

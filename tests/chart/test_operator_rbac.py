@@ -199,7 +199,7 @@ def test_operator_runs_under_chart_rbac(
         assert used <= allowed, f"calls missing from operator_calls.py: {sorted(used - allowed)}"
         # The measurement saw the operator at work (not a vacuous pass).
         assert {("apps", "deployments", "patch"), ("", "pods", "create"), ("", "events", "create"),
-                (GROUP, "seamlessdaskclusters/status", "patch"), ("", "pods", "deletecollection")} <= used
+                (GROUP, "seamlessdaskclusters/status", "patch"), ("", "pods", "delete")} <= used
     finally:
         for name in names:
             with contextlib.suppress(ApiException):

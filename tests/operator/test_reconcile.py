@@ -146,6 +146,30 @@ def test_child_refused_by_the_api_fails_once_and_recovers_when_fixed(operator: A
     wait_for(lambda: len(clusters.pods("refused", "worker")) == 1, timeout=20, description="the worker pod")
 
 
+def test_name_clash_fails_and_never_touches_what_is_not_ours(operator: Any, clusters: Clusters) -> None:
+    """A Service named like a child, and a pod with the cluster's label, both made by someone else."""
+    ns = clusters.namespace
+    clusters.core.create_namespaced_service(ns, {
+        "metadata": {"name": "clash-scheduler", "labels": {"app": "theirs"}},
+        "spec": {"ports": [{"port": 1234}], "selector": {"app": "theirs"}}})
+    clusters.core.create_namespaced_pod(ns, {
+        "metadata": {"name": "theirs", "labels": {"dask.org/cluster-name": "clash"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    clusters.create("clash", {"workers": {"replicas": 1}})
+    status = clusters.wait_status("clash", lambda s: s.get("phase") == "Failed", description="Failed")
+    assert status["reason"] == "NameClash" and f"Service {ns}/clash-scheduler" in status["message"]
+    events = wait_for(lambda: [e for e in clusters.events("clash") if e.reason == "NameClash"], timeout=20,
+                      description="NameClash event")
+    assert len(events) == 1
+    service = clusters.core.read_namespaced_service("clash-scheduler", ns)
+    assert not service.metadata.owner_references and [p.port for p in service.spec.ports] == [1234]
+    assert not clusters.pods("clash", "worker"), "no workers for a cluster without its own scheduler Service"
+    clusters.delete("clash")
+    wait_for(lambda: clusters.find("clash") is None, timeout=30, description="resource gone")
+    assert clusters.core.read_namespaced_service("clash-scheduler", ns).metadata.uid == service.metadata.uid
+    assert clusters.core.read_namespaced_pod("theirs", ns).metadata.deletion_timestamp is None
+
+
 def test_schema_refuses_what_it_can(kube_api: client.ApiClient, clusters: Clusters) -> None:
     for spec, fragment in [
         ({"cores": 0}, "spec.cores"),

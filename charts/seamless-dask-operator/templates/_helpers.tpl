@@ -72,20 +72,22 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [seamless.dask.org]
   resources: [seamlessdaskclusters/status]
   verbs: [patch]
-# The scheduler Deployment and Service: server-side apply (patch; create when
-# absent), a get to see whether the Deployment is gone, deletion with the cluster.
+# The scheduler Deployment and Service: a get first (one of the same name that
+# the cluster does not own is never taken over), then server-side apply (patch;
+# create when absent); deletion with the cluster, only when owned.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, create, patch, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [create, patch, delete]
-# Pods: one watch feeds the operator's index; worker pods are created by name,
-# deleted one by one after the scheduler retired them, all at once with the cluster.
+  verbs: [get, create, patch, delete]
+# Pods: one watch feeds the operator's index; worker pods are created by name and
+# deleted by name (after the scheduler retired them, or with the cluster: owned ones only).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch, create, delete, deletecollection]
-# TLS (spec.tls.enabled): the certificates' Secret is created once, deleted with the cluster.
+  verbs: [list, watch, create, delete]
+# TLS (spec.tls.enabled): the certificates' Secret is created once and deleted with
+# the cluster by the uid recorded at creation; never read (no access to Secrets' data).
 - apiGroups: [""]
   resources: [secrets]
   verbs: [create, delete]
