@@ -19,7 +19,7 @@ from seamless_dask_runtime.parameters import ParameterError
 from .builders.objects import ClusterRef, template_hash
 from .builders.workers import worker_template
 from .observation import Observation
-from .pod_problems import PodProblem, summary
+from .pod_problems import PodProblem, same_problem, summary
 from .resource import ClusterSpec, desired_workers
 from .scaling import WorkerPod, plan_workers
 from .status import Observed, status_patch
@@ -96,7 +96,8 @@ def _problem_events(problems: list[PodProblem], old_status: Mapping[str, Any]) -
     if not problems:
         return ()
     before = next((c for c in old_status.get("conditions") or [] if c.get("type") == "PodsHealthy"), None)
-    if before is not None and before.get("status") == "False" and before.get("reason") == problems[0].reason:
+    if before is not None and before.get("status") == "False" and same_problem(before.get("reason"),
+                                                                                 problems[0].reason):
         return ()
     return (Event("Warning", problems[0].reason, summary(problems)),)
 

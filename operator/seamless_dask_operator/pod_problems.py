@@ -33,6 +33,16 @@ _HINTS = {
 }
 
 
+# The kubelet alternates these for one cause: one problem, not two.
+_FAMILIES = {"ErrImagePull": "ImagePull", "ImagePullBackOff": "ImagePull", "ErrImageNeverPull": "ImagePull",
+             "CrashLoopBackOff": "Crash", "RunContainerError": "Crash"}
+
+
+def same_problem(reason: str | None, other: str | None) -> bool:
+    """Whether two reasons name one cause (ErrImagePull then ImagePullBackOff is one missing image)."""
+    return _FAMILIES.get(reason or "", reason) == _FAMILIES.get(other or "", other)
+
+
 @dataclass(frozen=True)
 class PodProblem:
     pod: str

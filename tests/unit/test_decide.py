@@ -149,6 +149,10 @@ def test_pod_problem_is_one_event_until_it_changes() -> None:
     assert acts(first)["events"] == ("ImagePullBackOff",)
     assert first.status["reason"] == "ImagePullBackOff"
     assert "events" not in acts(run(None, scheduler(), stuck, worker(1), old=first.status))
+    err = PodView("c-worker-0", "worker", 0, False, False, HASH, None,
+                  problem=PodProblem("c-worker-0", "worker", "ErrImagePull", "no such image"))
+    assert "events" not in acts(run(None, scheduler(), err, worker(1), old=first.status)), \
+        "the kubelet alternating ErrImagePull and ImagePullBackOff is one problem"
     crash = PodView("c-worker-0", "worker", 0, False, False, HASH, None,
                     problem=PodProblem("c-worker-0", "worker", "CrashLoopBackOff", "exit 1"))
     assert acts(run(None, scheduler(), crash, worker(1), old=first.status))["events"] == ("CrashLoopBackOff",)
