@@ -103,8 +103,13 @@ def _problem_events(problems: list[PodProblem], old_status: Mapping[str, Any]) -
 
 
 def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
-           old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False) -> Decision:
-    """Everything one round does, from what it saw. ``spec_changed``: a create/update/resume round."""
+           old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False,
+           replicas_edited: bool = False) -> Decision:
+    """Everything one round does, from what it saw.
+
+    ``spec_changed``: a create/update/resume round; ``replicas_edited``: this update set
+    ``spec.workers.replicas`` (``kubectl scale`` does).
+    """
     if isinstance(cluster, ParameterError):
         return _spec_error(ref, str(cluster), old_status, generation, now)
     if _waiting_for_a_new_spec(old_status, generation):
@@ -148,6 +153,11 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     if batch:
         workers_ready = len(answers.worker_names or ())
         desired = answers.adaptive_target or 0
+    if replicas_edited and options.adaptive:
+        events.append(Event("Normal", "AdaptiveScaling",
+                            f"workers.adaptive is true: the scheduler's adaptive target decides the workers (now "
+                            f"{desired}, between {options.minimum} and {params.maximum_jobs}); "
+                            f"replicas {options.replicas} is not used (set workers.adaptive: false to scale by hand)"))
     problems = observation.problems
     events.extend(_problem_events(problems, old_status))
     observed = Observed(

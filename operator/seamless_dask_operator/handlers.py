@@ -221,7 +221,8 @@ def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryErr
 
 
 def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-               memo: kopf.Memo, logger: logging.Logger, index: kopf.Index[Any, Any], *, spec_changed: bool) -> None:
+               memo: kopf.Memo, logger: logging.Logger, index: kopf.Index[Any, Any], *, spec_changed: bool,
+               replicas_edited: bool = False) -> None:
     metrics.RECONCILES.labels(handler).inc()
     ref = ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     cluster: ClusterSpec | ParameterError
@@ -233,7 +234,7 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         observation, api = _observe(ref, cluster, list(index.get((ref.namespace, ref.name), [])), logger,
                                     spec_changed=spec_changed)
         decision = decide(ref, cluster, observation, dict(status), meta.get("generation", 0), time.time(),
-                          spec_changed=spec_changed)
+                          spec_changed=spec_changed, replicas_edited=replicas_edited)
         _execute(body, ref, cluster, decision, api, patch, memo, logger)
     except ApiException as exc:
         if exc.status not in REFUSALS:
@@ -253,9 +254,14 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
 @kopf.on.update(*RESOURCE, field="spec")
 @kopf.on.resume(*RESOURCE)
 def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                  logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], **_: Any) -> None:
+                  logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], diff: kopf.Diff = (),
+                  **_: Any) -> None:
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
-    _reconcile("apply", body, meta, status, patch, memo, logger, cluster_pods, spec_changed=True)
+    replicas_edited = any(tuple(d.field)[-2:] == ("workers", "replicas") or
+                          (tuple(d.field)[-1:] == ("workers",) and
+                           (d.old or {}).get("replicas") != (d.new or {}).get("replicas")) for d in diff)
+    _reconcile("apply", body, meta, status, patch, memo, logger, cluster_pods, spec_changed=True,
+               replicas_edited=replicas_edited)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.reconcile_interval, initial_delay=SETTINGS.reconcile_interval,

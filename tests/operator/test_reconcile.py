@@ -170,6 +170,18 @@ def test_name_clash_fails_and_never_touches_what_is_not_ours(operator: Any, clus
     assert clusters.core.read_namespaced_pod("theirs", ns).metadata.deletion_timestamp is None
 
 
+def test_kubectl_scale_on_an_adaptive_cluster_says_the_scheduler_rules(operator: Any, clusters: Clusters,
+                                                                      control_plane: Any) -> None:
+    clusters.create("adapt", {"workers": {"adaptive": True, "minimum": 0, "maximum": 3}})
+    clusters.wait_status("adapt", lambda s: "phase" in s)
+    subprocess.run([KUBECTL, "--kubeconfig", str(control_plane.kubeconfig), "-n", clusters.namespace, "scale",
+                    "sdc", "adapt", "--replicas=2"], check=True, capture_output=True)
+    events = wait_for(lambda: [e for e in clusters.events("adapt") if e.reason == "AdaptiveScaling"], timeout=20,
+                      description="AdaptiveScaling event")
+    assert "replicas 2 is not used" in events[0].message
+    assert not clusters.pods("adapt", "worker"), "the scheduler's target (none yet) rules"
+
+
 def test_schema_refuses_what_it_can(kube_api: client.ApiClient, clusters: Clusters) -> None:
     for spec, fragment in [
         ({"cores": 0}, "spec.cores"),

@@ -34,13 +34,14 @@ BUSY = SchedulerAnswers(reachable=True, busy=True)
 
 def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAnswers = IDLE,
         old: dict[str, Any] | None = None, deployment: bool = True, spec_changed: bool = False,
-        generation: int = 1) -> Decision:
+        generation: int = 1, replicas_edited: bool = False) -> Decision:
     try:
         cluster: Any = parse_spec(SPEC if spec is None else spec)
     except ParameterError as exc:
         cluster = exc
     observation = Observation(pods=pods, scheduler_deployment_exists=deployment, scheduler=answers)
-    return decide(REF, cluster, observation, old or {}, generation, NOW, spec_changed=spec_changed)
+    return decide(REF, cluster, observation, old or {}, generation, NOW, spec_changed=spec_changed,
+                  replicas_edited=replicas_edited)
 
 
 def acts(decision: Decision) -> dict[str, Any]:
@@ -140,6 +141,15 @@ def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
     assert acts(waiting) == {} and not waiting.write_status, "no retry of the same spec"
     assert acts(run(None, old=first.status, generation=6, spec_changed=True,
                     answers=SchedulerAnswers())) == {"apply": True, "create": (0, 1)}
+
+
+def test_kubectl_scale_on_an_adaptive_cluster_is_answered() -> None:
+    spec = {"cores": 1, "workers": {"adaptive": True, "replicas": 3, "maximum": 4}}
+    decision = run(spec, scheduler(), answers=SchedulerAnswers(reachable=True, adaptive_target=1, busy=True),
+                   spec_changed=True, replicas_edited=True)
+    [event] = decision.events
+    assert event.reason == "AdaptiveScaling" and "adaptive target decides the workers (now 1" in event.message
+    assert decision.create_workers == (0,), "the scheduler's target rules, not replicas"
 
 
 def test_pod_problem_is_one_event_until_it_changes() -> None:
