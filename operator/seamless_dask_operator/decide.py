@@ -104,11 +104,11 @@ def _problem_events(problems: list[PodProblem], old_status: Mapping[str, Any]) -
 
 def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
            old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False,
-           replicas_edited: bool = False) -> Decision:
+           edited: frozenset[str] = frozenset()) -> Decision:
     """Everything one round does, from what it saw.
 
-    ``spec_changed``: a create/update/resume round; ``replicas_edited``: this update set
-    ``spec.workers.replicas`` (``kubectl scale`` does).
+    ``spec_changed``: a create/update/resume round; ``edited``: the spec fields an update changed
+    (dotted, below ``spec``: ``workers.replicas`` is what ``kubectl scale`` sets).
     """
     if isinstance(cluster, ParameterError):
         return _spec_error(ref, str(cluster), old_status, generation, now)
@@ -153,7 +153,12 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     if batch:
         workers_ready = len(answers.worker_names or ())
         desired = answers.adaptive_target or 0
-    if replicas_edited and options.adaptive:
+    if "image" in edited and observation.schedulers:
+        events.append(Event("Normal", "ImageChange",
+                            f"image {options.image}: the scheduler restarts on it (clients reconnect; results held "
+                            "only in worker memory are lost), then the workers are replaced one at a time, each "
+                            "retired first"))
+    if "workers.replicas" in edited and options.adaptive:
         events.append(Event("Normal", "AdaptiveScaling",
                             f"workers.adaptive is true: the scheduler's adaptive target decides the workers (now "
                             f"{desired}, between {options.minimum} and {params.maximum_jobs}); "

@@ -222,7 +222,7 @@ def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryErr
 
 def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
                memo: kopf.Memo, logger: logging.Logger, index: kopf.Index[Any, Any], *, spec_changed: bool,
-               replicas_edited: bool = False) -> None:
+               edited: frozenset[str] = frozenset()) -> None:
     metrics.RECONCILES.labels(handler).inc()
     ref = ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     cluster: ClusterSpec | ParameterError
@@ -234,7 +234,7 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         observation, api = _observe(ref, cluster, list(index.get((ref.namespace, ref.name), [])), logger,
                                     spec_changed=spec_changed)
         decision = decide(ref, cluster, observation, dict(status), meta.get("generation", 0), time.time(),
-                          spec_changed=spec_changed, replicas_edited=replicas_edited)
+                          spec_changed=spec_changed, edited=edited)
         _execute(body, ref, cluster, decision, api, patch, memo, logger)
     except ApiException as exc:
         if exc.status not in REFUSALS:
@@ -257,11 +257,21 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
                   logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], diff: kopf.Diff = (),
                   **_: Any) -> None:
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
-    replicas_edited = any(tuple(d.field)[-2:] == ("workers", "replicas") or
-                          (tuple(d.field)[-1:] == ("workers",) and
-                           (d.old or {}).get("replicas") != (d.new or {}).get("replicas")) for d in diff)
     _reconcile("apply", body, meta, status, patch, memo, logger, cluster_pods, spec_changed=True,
-               replicas_edited=replicas_edited)
+               edited=_edited_fields(diff))
+
+
+def _edited_fields(diff: kopf.Diff) -> frozenset[str]:
+    """Dotted spec fields an update changed (kopf's diff below ``spec``; a whole dict replaced counts per key)."""
+    edited: set[str] = set()
+    for item in diff:
+        path = [str(p) for p in item.field if p != "spec"]
+        old, new = item.old, item.new
+        if isinstance(old, dict) and isinstance(new, dict):
+            edited |= {".".join([*path, key]) for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+        elif path:
+            edited.add(".".join(path))
+    return frozenset(edited)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.reconcile_interval, initial_delay=SETTINGS.reconcile_interval,

@@ -34,14 +34,14 @@ BUSY = SchedulerAnswers(reachable=True, busy=True)
 
 def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAnswers = IDLE,
         old: dict[str, Any] | None = None, deployment: bool = True, spec_changed: bool = False,
-        generation: int = 1, replicas_edited: bool = False) -> Decision:
+        generation: int = 1, edited: frozenset[str] = frozenset()) -> Decision:
     try:
         cluster: Any = parse_spec(SPEC if spec is None else spec)
     except ParameterError as exc:
         cluster = exc
     observation = Observation(pods=pods, scheduler_deployment_exists=deployment, scheduler=answers)
     return decide(REF, cluster, observation, old or {}, generation, NOW, spec_changed=spec_changed,
-                  replicas_edited=replicas_edited)
+                  edited=edited)
 
 
 def acts(decision: Decision) -> dict[str, Any]:
@@ -146,10 +146,17 @@ def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
 def test_kubectl_scale_on_an_adaptive_cluster_is_answered() -> None:
     spec = {"cores": 1, "workers": {"adaptive": True, "replicas": 3, "maximum": 4}}
     decision = run(spec, scheduler(), answers=SchedulerAnswers(reachable=True, adaptive_target=1, busy=True),
-                   spec_changed=True, replicas_edited=True)
+                   spec_changed=True, edited=frozenset({"workers.replicas"}))
     [event] = decision.events
     assert event.reason == "AdaptiveScaling" and "adaptive target decides the workers (now 1" in event.message
     assert decision.create_workers == (0,), "the scheduler's target rules, not replicas"
+
+
+def test_an_image_change_says_what_it_will_do() -> None:
+    decision = run({**SPEC, "image": "runtime:2"}, scheduler(), worker(0, template="old"), worker(1, template="old"),
+                   spec_changed=True, edited=frozenset({"image"}))
+    assert [e.reason for e in decision.events] == ["ImageChange"]
+    assert "scheduler restarts" in decision.events[0].message and decision.apply_children
 
 
 def test_pod_problem_is_one_event_until_it_changes() -> None:

@@ -118,3 +118,27 @@ def test_bad_spec_names_field(spec: dict, field: str) -> None:
     with pytest.raises(ParameterError) as info:
         parse_spec(spec)
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize("edit", [
+    {"workers": {"replicas": 1, "maximum": 8}},
+    {"timeout": 60},
+    {"walltime": "02:00:00"},
+    {"interactive": True},
+    {"memory": "8GiB"},
+    {"workers": {"adaptive": True, "minimum": 0, "maximum": 5}},
+])
+def test_scaling_and_timeout_edits_never_restart_the_scheduler(edit: dict) -> None:
+    """The scheduler Deployment's template (and so its pod) is the same: clients stay, results stay."""
+    ref = ClusterRef("c", "ns", "uid")
+    base = {"cores": 1, "walltime": "01:00:00", "workers": {"replicas": 1, "maximum": 2}}
+    before = scheduler_deployment(ref, parse_spec(base))["spec"]["template"]
+    after = scheduler_deployment(ref, parse_spec({**base, **edit}))["spec"]["template"]
+    assert after == before
+
+
+def test_what_the_scheduler_reads_does_restart_it() -> None:
+    ref = ClusterRef("c", "ns", "uid")
+    base = {"cores": 1, "workers": {"replicas": 1, "maximum": 2}}
+    before = scheduler_deployment(ref, parse_spec(base))["spec"]["template"]
+    assert scheduler_deployment(ref, parse_spec({**base, "transformationThrottle": 5}))["spec"]["template"] != before

@@ -7,7 +7,7 @@ from typing import Any
 
 from seamless_dask_runtime.commands import scheduler_command
 from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, PARAMETERS_VARIABLE, SCHEDULER
-from seamless_dask_runtime.parameters import to_status_parameters
+from seamless_dask_runtime.parameters import ClusterParameters, from_status_parameters, to_status_parameters
 from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
@@ -28,10 +28,28 @@ HTTP_ROUTES = [
 ]
 
 
+# What the scheduler process itself reads (the preload's adaptive target, throttle and worker plugin).
+# Scaling limits, the idle timeout, walltime and lifetimes are the operator's or the workers' business:
+# editing them changes no scheduler template, so it never restarts the scheduler (and loses no result).
+SCHEDULER_PARAMETERS = frozenset({
+    "cores", "tmpdir", "pure_dask", "exclusive", "record", "transformation_throttle",
+    "target-duration", "unknown-task-duration", "dask-resources", "extra_dask_config",
+})
+
+
+def scheduler_parameters(cluster: ClusterSpec) -> ClusterParameters:
+    """The cluster model as far as the scheduler process needs it (the batch backend's wrapper needs all)."""
+    if cluster.params.cluster is not None:
+        return cluster.params
+    kept = {k: v for k, v in to_status_parameters(cluster.params).items() if k in SCHEDULER_PARAMETERS}
+    return from_status_parameters(kept)
+
+
 def scheduler_environment(cluster: ClusterSpec) -> dict[str, str]:
     """Worker environment (the throttle reads it scheduler-side) plus what the preload needs."""
-    env = worker_environment(cluster.params)
-    env[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(cluster.params), sort_keys=True)
+    params = scheduler_parameters(cluster)
+    env = worker_environment(params)
+    env[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(params), sort_keys=True)
     env["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(HTTP_ROUTES)
     env["DASK_TEMPORARY_DIRECTORY"] = cluster.params.tmpdir
     return env
