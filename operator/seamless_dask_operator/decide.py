@@ -167,7 +167,9 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     events.extend(_problem_events(problems, old_status))
     observed = Observed(
         generation=generation,
-        scheduler_exists=bool(observation.schedulers),
+        # A Deployment applied this round has its pod on the way: saying "missing" now would only make the
+        # next round write a status that says nothing new.
+        scheduler_exists=bool(observation.schedulers) or apply_children,
         scheduler_ready=ready_scheduler is not None,
         workers_ready=workers_ready,
         workers_desired=desired,
