@@ -8,6 +8,7 @@ pods are created by name and a 409 means "already there".
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
@@ -30,6 +31,21 @@ def load_configuration() -> None:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
+    _shared_client.cache_clear()
+
+
+@functools.cache
+def _shared_client() -> client.ApiClient:
+    """One ApiClient (one connection pool) for every call: a client per call meant a new TLS connection
+    and a new pool each time, which cost CPU, memory and latency at scale."""
+    api = client.ApiClient()
+    pool = api.rest_client.pool_manager
+    pool.connection_pool_kw["maxsize"] = SETTINGS.handler_threads  # one connection per handler thread at most
+    return api
+
+
+def _api(kind: Any) -> Any:
+    return kind(_shared_client())
 
 
 class ForeignObject(RuntimeError):
@@ -43,8 +59,8 @@ class ForeignObject(RuntimeError):
 def _read(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The object's metadata as the API stores it, or None when there is none."""
     read = {
-        "Deployment": client.AppsV1Api().read_namespaced_deployment,
-        "Service": client.CoreV1Api().read_namespaced_service,
+        "Deployment": _api(client.AppsV1Api).read_namespaced_deployment,
+        "Service": _api(client.CoreV1Api).read_namespaced_service,
     }[kind]
     try:
         response = read(name, namespace, _preload_content=False, _request_timeout=TIMEOUT)
@@ -69,8 +85,8 @@ def apply(obj: dict[str, Any], owner_uid: str) -> None:
     if existing is not None and not _owned(existing, owner_uid):
         raise ForeignObject(obj["kind"], meta["namespace"], meta["name"])
     patch = {
-        "Deployment": client.AppsV1Api().patch_namespaced_deployment,
-        "Service": client.CoreV1Api().patch_namespaced_service,
+        "Deployment": _api(client.AppsV1Api).patch_namespaced_deployment,
+        "Service": _api(client.CoreV1Api).patch_namespaced_service,
     }[obj["kind"]]
     patch(meta["name"], meta["namespace"], obj, field_manager=FIELD_MANAGER, force=True,
           _content_type="application/apply-patch+yaml", _request_timeout=TIMEOUT)
@@ -85,7 +101,7 @@ def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
     from .tls import make_certificates, tls_secret
 
     try:
-        created = client.CoreV1Api().create_namespaced_secret(
+        created = _api(client.CoreV1Api).create_namespaced_secret(
             ref.namespace, tls_secret(ref, make_certificates(ref)), _preload_content=False, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status != 409:
@@ -99,7 +115,7 @@ def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
 def create_pod(pod: dict[str, Any]) -> bool:
     """Create a worker pod; False when a pod of that name exists already."""
     try:
-        client.CoreV1Api().create_namespaced_pod(pod["metadata"]["namespace"], pod, _request_timeout=TIMEOUT)
+        _api(client.CoreV1Api).create_namespaced_pod(pod["metadata"]["namespace"], pod, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -109,7 +125,7 @@ def create_pod(pod: dict[str, Any]) -> bool:
 
 def scheduler_deployment_exists(ref: ClusterRef) -> bool:
     try:
-        client.AppsV1Api().read_namespaced_deployment(ref.scheduler_name, ref.namespace, _preload_content=False,
+        _api(client.AppsV1Api).read_namespaced_deployment(ref.scheduler_name, ref.namespace, _preload_content=False,
                                                       _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status == 404:
@@ -120,7 +136,7 @@ def scheduler_deployment_exists(ref: ClusterRef) -> bool:
 
 def delete_pod(namespace: str, name: str) -> None:
     try:
-        client.CoreV1Api().delete_namespaced_pod(name, namespace, grace_period_seconds=30, _request_timeout=TIMEOUT)
+        _api(client.CoreV1Api).delete_namespaced_pod(name, namespace, grace_period_seconds=30, _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -132,7 +148,7 @@ def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[
     Returns what was still there; an empty list means everything is gone
     (pods already terminating count as gone: their kubelet finishes them).
     """
-    core, apps = client.CoreV1Api(), client.AppsV1Api()
+    core, apps = _api(client.CoreV1Api), _api(client.AppsV1Api)
     found: list[str] = []
     deletes = {
         "Deployment": lambda name, options: apps.delete_namespaced_deployment(
@@ -187,7 +203,7 @@ def delete_children_until_gone(ref: ClusterRef, tls_secret_uid: str | None = Non
 
 def delete_cluster(ref: ClusterRef) -> None:
     try:
-        client.CustomObjectsApi().delete_namespaced_custom_object(GROUP, VERSION, ref.namespace, PLURAL, ref.name,
+        _api(client.CustomObjectsApi).delete_namespaced_custom_object(GROUP, VERSION, ref.namespace, PLURAL, ref.name,
                                                                   _request_timeout=TIMEOUT)
     except ApiException as exc:
         if exc.status != 404:
