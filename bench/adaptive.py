@@ -29,8 +29,8 @@ import dask
 from distributed import Client, LocalCluster
 
 from seamless_dask_runtime.parameters import from_status_parameters
+from seamless_dask_runtime.scheduler_preload import scheduler_options
 from seamless_dask_runtime.sizing import adaptive_target_duration, worker_threads
-from seamless_dask_runtime.wrapper.backends import scheduler_preloads
 
 PARAMETERS = {"cores": 1, "transformation_throttle": 2, "maximum_jobs": 4,
               "unknown-task-duration": "1m", "target-duration": "10m"}
@@ -73,10 +73,10 @@ class WorkerSeconds:
 
 def one_run(mode: str, args: argparse.Namespace) -> dict[str, float]:
     params = from_status_parameters(PARAMETERS)
-    preload = scheduler_preloads(params) if mode == "seamless" else []
+    preload = scheduler_options(params) if mode == "seamless" else {}
     with dask.config.set({"distributed.scheduler.unknown-task-duration": params.unknown_task_duration}), \
             LocalCluster(n_workers=0, threads_per_worker=worker_threads(params), processes=True,
-                         dashboard_address=":0", scheduler_kwargs={"preload": preload}) as cluster, \
+                         dashboard_address=":0", scheduler_kwargs=preload) as cluster, \
             Client(cluster) as client:
         cluster.adapt(minimum=0, maximum=params.maximum_jobs, interval="1s", wait_count=3,
                       target_duration=f"{adaptive_target_duration(params)}s")

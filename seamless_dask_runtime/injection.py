@@ -2,8 +2,9 @@
 
 - :func:`inject_into_cluster`: the wrapper's clusters run their scheduler in
   this process; a client registers the plugin and installs the throttle.
-- :mod:`.scheduler_preload`: ``dask scheduler --preload`` (pods) does the same
-  from the scheduler's side, reading the parameters from the environment.
+- :mod:`.scheduler_preload`: ``--preload`` (pods, and the wrapper's in-process
+  schedulers) does the same from the scheduler's side, reading the parameters
+  from its ``--parameters`` argument or, on pods, the environment.
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
-"""``dask scheduler --preload seamless_dask_runtime.scheduler_preload``.
+"""``dask scheduler --preload seamless_dask_runtime.scheduler_preload [--parameters JSON]``.
 
 Installs the throttle, registers the Seamless worker plugin scheduler-side (so
 every worker that ever connects gets it) and makes the scheduler's adaptive
-target Seamless-aware (:mod:`.adaptive`), for ``Adaptive`` and the operator alike. The parameters come from the
-environment variable ``SEAMLESS_DASK_PARAMETERS`` (the status-file
-``parameters`` as JSON), which the operator sets on scheduler pods.
+target Seamless-aware (:mod:`.adaptive`), for ``Adaptive`` and the operator alike.
+
+The parameters (the status-file ``parameters`` as JSON) come from two places:
+
+- ``--parameters JSON``, the preload's own option: an in-process scheduler
+  (the wrapper's LocalCluster and dask-jobqueue backends) passes it as
+  ``preload_argv`` (:func:`scheduler_options`);
+- otherwise the environment variable ``SEAMLESS_DASK_PARAMETERS``, which the
+  operator sets on scheduler pods.
 """
 
 from __future__ import annotations
@@ -13,19 +19,38 @@ import json
 import os
 from typing import Any
 
+import click
 from distributed.protocol.pickle import dumps
 
 from . import adaptive, sizing
+from .commands import SCHEDULER_PRELOAD
 from .identity import PARAMETERS_VARIABLE
 from .injection import install_throttle
-from .parameters import from_status_parameters
+from .parameters import ClusterParameters, from_status_parameters, to_status_parameters
 from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
 
-__all__ = ["PARAMETERS_VARIABLE", "dask_setup"]
+__all__ = ["PARAMETERS_VARIABLE", "dask_setup", "scheduler_options"]
 
 
-async def dask_setup(scheduler: Any) -> None:
-    params = from_status_parameters(json.loads(os.environ.get(PARAMETERS_VARIABLE) or "{}"))
+def scheduler_options(params: ClusterParameters) -> dict[str, Any]:
+    """``Scheduler`` keywords that preload this module with ``params`` (none in pure Dask mode).
+
+    For a scheduler in this process: ``LocalCluster(scheduler_kwargs=...)``,
+    dask-jobqueue's ``scheduler_options``. The parameters travel as the
+    preload's argument, not through this process's environment.
+    """
+    if params.pure_dask:
+        return {}
+    return {"preload": [SCHEDULER_PRELOAD],
+            "preload_argv": [["--parameters", json.dumps(to_status_parameters(params))]]}
+
+
+@click.command()
+@click.option("--parameters", default=None, metavar="JSON",
+              help=f"status-file parameters as JSON (default: ${PARAMETERS_VARIABLE})")
+async def dask_setup(scheduler: Any, parameters: str | None) -> None:
+    raw = parameters if parameters is not None else os.environ.get(PARAMETERS_VARIABLE)
+    params = from_status_parameters(json.loads(raw or "{}"))
     if not params.pure_dask:
         adaptive.install(scheduler, default_target_duration=sizing.adaptive_target_duration(params),
                          exclusive=params.exclusive)

@@ -16,15 +16,14 @@ import math
 import signal
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..parameters import ClusterParameters, ParameterError, from_status_parameters
 from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
-from .activity import IdleTracker, scheduler_activity
-from .backends import LaunchRequest, choose_backend
+from .activity import scheduler_activity
+from .backends import ClusterHandle, LaunchRequest, choose_backend
 from .cluster_string import ClusterStringError, resolve
 from .ports import (
     PortError,
@@ -37,7 +36,6 @@ from .ports import (
 
 STATUS_FILE_WAIT = 20.0
 LAUNCH_ATTEMPTS = 3  # fresh ports after another process took the chosen ones
-ACTIVITY_INTERVAL = 1.0
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 log = logging.getLogger("seamless-dask-wrapper")
@@ -133,23 +131,6 @@ class _StopSignal:
         self.event.set()
 
 
-def supervise(cluster: Any, timeout: float | None, stop: _StopSignal) -> str:
-    """Block until idle for ``timeout`` or a stop signal; returns why it stopped."""
-    from distributed import Client
-
-    tracker = IdleTracker(timeout)
-    with Client(cluster, set_as_default=False, name="seamless-dask-wrapper-monitor") as monitor:
-        while not stop.event.wait(ACTIVITY_INTERVAL):
-            try:
-                activity = monitor.run_on_scheduler(scheduler_activity, monitor_id=monitor.id)
-            except Exception as exc:  # a slow or restarting scheduler is not idleness
-                log.warning("scheduler activity unavailable: %r", exc)
-                activity = None
-            if tracker.observe(activity, time.monotonic()):
-                return f"idle for {timeout:g} s"
-    return f"signal {stop.received}"
-
-
 def _create_status_file(status_file: StatusFile, variable: str) -> None:
     """A scheduler pod is its own launcher: the operator passes the parameters in the environment."""
     import json
@@ -214,15 +195,6 @@ def _choose_ports(args: argparse.Namespace, address: str) -> tuple[int, int]:
     return scheduler_port, dashboard_port
 
 
-def _port_of(url: str | None) -> int | None:
-    from urllib.parse import urlparse
-
-    try:
-        return urlparse(url or "").port
-    except ValueError:
-        return None
-
-
 def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile) -> int:
     try:
         params = _parameters(contents, args.cluster)
@@ -230,7 +202,8 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     except ValueError as exc:  # ParameterError is a ValueError
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
     try:
-        name, starter = choose_backend(resolve(args.cluster))
+        target = resolve(args.cluster)
+        backend = choose_backend(target)
     except (ClusterStringError, ValueError) as exc:
         return _fail(status_file, f"cluster: {exc}", EXIT_BAD_INPUT)
     # After the backend imports: importing dask_jobqueue replaces the SIGINT handler.
@@ -246,7 +219,7 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
 
     log_path = contents.get("log")
-    cluster = None
+    handle: ClusterHandle | None = None
     try:
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
             request = LaunchRequest(
@@ -256,61 +229,50 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
                 status_path=str(status_file.path),
                 stop=stop.event,
             )
-            log.info("starting %s backend for %s on ports %d/%d", name, args.cluster, scheduler_port, dashboard_port)
+            log.info("starting %s backend for %s on ports %d/%d",
+                     backend.name, args.cluster, scheduler_port, dashboard_port)
             try:
-                cluster = starter(resolve(args.cluster), request)
+                handle = backend.start(target, request)
             except Exception as exc:
                 if not address_in_use(exc) or attempt == LAUNCH_ATTEMPTS:
                     raise
-                cluster = None
+                handle = None
             else:
-                # Dask moves a dashboard whose port is taken elsewhere, outside the range: not ours to report.
-                actual = _port_of(getattr(cluster, "dashboard_link", None))
-                if name not in ("local", "jobqueue") or actual in (None, dashboard_port):
+                if not handle.ports_taken():
                     break
-                with contextlib.suppress(Exception):
-                    cluster.close()
-                cluster = None
+                handle.close()
+                handle = None
             log.warning("ports %d/%d were taken by another process while starting (attempt %d of %d); "
                         "trying other ports", scheduler_port, dashboard_port, attempt, LAUNCH_ATTEMPTS)
             # Ports another process now holds fail the probe: the range itself says whether any are left.
             scheduler_port, dashboard_port = _choose_ports(args, address)
-        if cluster is None:
+        if handle is None:
             start, end = args.port_range
             raise PortError(f"--port-range {start} {end}: ports kept being taken by other processes between "
                             f"choosing and binding them ({LAUNCH_ATTEMPTS} attempts); another wrapper is probably "
                             "using the same range: give each wrapper its own, or a wider, --port-range")
-        if name in ("generic", "dask-kubernetes"):  # a scheduler we did not start: inject through a client
-            _inject_runtime(cluster, params)
-        running = getattr(cluster, "status", None)
-        if not isinstance(running, ClusterStatus):  # a Dask Cluster: the ports are the ones we chose
-            running = ClusterStatus(Phase.RUNNING, scheduler_port=scheduler_port, dashboard_port=dashboard_port,
-                                    scheduler_address=cluster.scheduler_address,
-                                    dashboard_url=cluster.dashboard_link)
+        handle.inject_runtime()
+        running = handle.running_status()
         status_file.write_status(running)
-        job_script = getattr(cluster, "job_script", None)
-        if callable(job_script):
-            log.info("job script:\n%s", job_script())
-        log.info("running: scheduler %s, dashboard %s", cluster.scheduler_address, cluster.dashboard_link)
-        if stop.event.is_set():
-            reason = f"signal {stop.received}"
-        elif hasattr(cluster, "supervise"):  # Kubernetes: the operator watches idleness
-            reason = cluster.supervise(stop.event)
-        else:
-            reason = supervise(cluster, timeout, stop)
+        description = handle.describe()
+        if description is not None:
+            log.info("job script:\n%s", description)
+        log.info("running: scheduler %s, dashboard %s", running.scheduler_address, running.dashboard_url)
+        reason = None if stop.event.is_set() else handle.supervise(stop.event, timeout)
+        reason = reason or f"signal {stop.received}"
     except (ParameterError, PortError) as exc:  # a backend found a parameter it cannot use; ports raced away
-        _close(cluster)
+        _close(handle)
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
     except StatusFileError as exc:  # the status file became unwritable or was replaced
-        _close(cluster)
+        _close(handle)
         return _fail(status_file, str(exc), EXIT_FAILED)
     except Exception as exc:  # startup or supervision failed: say why in the file, then clean up
         log.exception("cluster failed")
         code = _fail(status_file, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
-        _close(cluster)
+        _close(handle)
         return code
     log.info("shutting down: %s", reason)
-    _close(cluster)
+    _close(handle)
     if status_file.delete():
         log.info("deleted status file %s", status_file.path)
     else:
@@ -319,19 +281,9 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     return EXIT_OK
 
 
-def _close(cluster: Any) -> None:
-    if cluster is not None:
-        with contextlib.suppress(Exception):
-            cluster.close()
-
-
-def _inject_runtime(cluster: Any, params: ClusterParameters) -> None:
-    """Seamless mode: the worker plugin and throttle reach every current and future worker."""
-    if params.pure_dask:
-        return
-    from ..injection import inject_into_cluster
-
-    inject_into_cluster(cluster, params)
+def _close(handle: ClusterHandle | None) -> None:
+    if handle is not None:
+        handle.close()
 
 
 def run() -> None:

@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster
 from distributed.scheduler import Scheduler
 
 from seamless_dask_runtime.parameters import from_status_parameters
-from seamless_dask_runtime.wrapper.backends import scheduler_preloads
+from seamless_dask_runtime.scheduler_preload import scheduler_options
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -44,7 +44,7 @@ def cluster_without_workers(request: pytest.FixtureRequest) -> Iterator[tuple[Cl
     with dask.config.set({"distributed.scheduler.http.routes": ROUTES,
                           "distributed.scheduler.unknown-task-duration": "1m"}), \
             LocalCluster(n_workers=0, processes=False, dashboard_address="127.0.0.1:0",
-                         scheduler_kwargs={"preload": scheduler_preloads(params)}) as cluster, \
+                         scheduler_kwargs=scheduler_options(params)) as cluster, \
             Client(cluster) as client:
         yield client, f"http://127.0.0.1:{cluster.scheduler.http_server.port}"
 
@@ -100,7 +100,7 @@ def test_adapt_scales_a_burst_by_the_seamless_target() -> None:
     params = from_status_parameters({"cores": 1, "target-duration": "10m", "unknown-task-duration": "1m"})
     with dask.config.set({"distributed.scheduler.unknown-task-duration": "1m"}), \
             LocalCluster(n_workers=0, processes=False, threads_per_worker=1, dashboard_address=":0",
-                         scheduler_kwargs={"preload": scheduler_preloads(params)}) as cluster, \
+                         scheduler_kwargs=scheduler_options(params)) as cluster, \
             Client(cluster) as client:
         cluster.adapt(minimum=0, maximum=3, interval="200ms", target_duration="600s")
         gate = client.submit(time.sleep, 5, key="thin-gate")  # the burst waits on it
@@ -130,7 +130,7 @@ def test_an_idle_cluster_holding_results_keeps_a_worker() -> None:
     """Seamless keeps results hot in worker memory (seed 000): idle is not "scale to zero" while they exist."""
     params = from_status_parameters({"cores": 1})
     with LocalCluster(n_workers=2, processes=False, dashboard_address=":0",
-                      scheduler_kwargs={"preload": scheduler_preloads(params)}) as cluster, \
+                      scheduler_kwargs=scheduler_options(params)) as cluster, \
             Client(cluster) as client:
         def target() -> int:
             return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.adaptive_target())

@@ -6,56 +6,23 @@
 - ``dask_kubernetes.operator::KubeCluster`` → the dask-kubernetes operator (:mod:`.kubernetes`)
 - any other ``Cluster`` class, factory function or instance → :mod:`.generic`,
   configured through Dask config as the original wrapper did.
+
+Each returns a handle of :mod:`.base`, the one protocol the CLI knows.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from distributed.deploy.cluster import Cluster
 
-from ...parameters import ClusterParameters
+from .base import Backend, ClusterHandle, LaunchRequest
+
+__all__ = ["Backend", "ClusterHandle", "LaunchRequest", "choose_backend"]
 
 
-@dataclass(frozen=True)
-class LaunchRequest:
-    """What every backend needs besides the parameters."""
-
-    params: ClusterParameters
-    host: str
-    scheduler_port: int
-    dashboard_port: int
-    log_directory: str | None = None
-    status_path: str | None = None
-    stop: threading.Event | None = None  # set by a stop signal; long waits give up on it
-
-
-Starter = Callable[[Any, LaunchRequest], Cluster]
-
-
-def scheduler_preloads(params: ClusterParameters) -> list[str]:
-    """The preload pods use too: plugin and throttle are on the scheduler before any worker joins.
-
-    It reads the parameters from the environment, so set them for this process.
-    """
-    if params.pure_dask:
-        return []
-    import json
-    import os
-
-    from ...commands import SCHEDULER_PRELOAD
-    from ...identity import PARAMETERS_VARIABLE
-    from ...parameters import to_status_parameters
-
-    os.environ[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(params))
-    return [SCHEDULER_PRELOAD]
-
-
-def choose_backend(target: Any) -> tuple[str, Starter]:
-    """``(name, starter)`` for the object a cluster string resolved to.
+def choose_backend(target: Any) -> Backend:
+    """The backend for the object a cluster string resolved to.
 
     Backend modules are imported only when the target needs them: a library the
     cluster string did not import (dask_jobqueue, dask_kubernetes) costs start-up time.
@@ -69,21 +36,21 @@ def choose_backend(target: Any) -> tuple[str, Starter]:
     if isinstance(target, type) and issubclass(target, SeamlessDaskCluster):
         from . import kubernetes
 
-        return "kubernetes", kubernetes.start_seamless
+        return Backend("kubernetes", kubernetes.start_seamless)
     jobqueue_core = sys.modules.get("dask_jobqueue.core")
     if isinstance(target, type) and jobqueue_core is not None and issubclass(target, jobqueue_core.JobQueueCluster):
         from . import jobqueue
 
-        return "jobqueue", jobqueue.start
+        return Backend("jobqueue", jobqueue.start)
     kube = sys.modules.get("dask_kubernetes.operator")
     if isinstance(target, type) and kube is not None and issubclass(target, kube.KubeCluster):
         from . import kubernetes
 
-        return "dask-kubernetes", kubernetes.start_kube_cluster
+        return Backend("dask-kubernetes", kubernetes.start_kube_cluster)
     if isinstance(target, type) and issubclass(target, LocalCluster):
         from . import local
 
-        return "local", local.start
+        return Backend("local", local.start)
     if isinstance(target, LocalCluster):
         raise ValueError(
             "the cluster string names a LocalCluster instance, which cannot take the chosen ports; "
@@ -92,7 +59,7 @@ def choose_backend(target: Any) -> tuple[str, Starter]:
     if isinstance(target, Cluster) or callable(target):
         from . import generic
 
-        return "generic", generic.start
+        return Backend("generic", generic.start)
     raise ValueError(
         f"the cluster string names a {type(target).__name__}, not a Dask cluster class, function or instance"
     )

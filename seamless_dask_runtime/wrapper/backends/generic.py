@@ -1,4 +1,8 @@
-"""Any other Dask cluster: configured through Dask config, as the original wrapper did."""
+"""Any other Dask cluster: configured through Dask config, as the original wrapper did.
+
+Its scheduler did not preload our runtime, so Seamless mode injects it through a client
+(:class:`.base.InjectingHandle`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from distributed.deploy.cluster import Cluster
 from ...dask_config import nest, scheduler_dask_config_flat
 from ...jobqueue import BATCH_SYSTEMS, jobqueue_arguments
 from ...parameters import ParameterError
-from . import LaunchRequest
+from .base import InjectingHandle, LaunchRequest
 
 
 def _jobqueue_config(request: LaunchRequest) -> dict[str, Any]:
@@ -32,10 +36,18 @@ def _jobqueue_config(request: LaunchRequest) -> dict[str, Any]:
     return config
 
 
-def start(target: Any, request: LaunchRequest) -> Cluster:
+class GenericHandle(InjectingHandle):
+    """Also shows the job script of a site's own dask-jobqueue factory."""
+
+    def describe(self) -> str | None:
+        job_script = getattr(self.cluster, "job_script", None)
+        return str(job_script()) if callable(job_script) else None
+
+
+def start(target: Any, request: LaunchRequest) -> GenericHandle:
     dask.config.update(dask.config.config, nest(scheduler_dask_config_flat(request.params)), priority="new")
     dask.config.update(dask.config.config, {"jobqueue": _jobqueue_config(request)}, priority="new")
     cluster = target if isinstance(target, Cluster) else target()
     if not isinstance(cluster, Cluster):
         raise TypeError(f"the cluster string's factory returned a {type(cluster).__name__}, not a Dask Cluster")
-    return cluster
+    return GenericHandle(cluster, request)

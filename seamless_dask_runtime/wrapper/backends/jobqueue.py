@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import dask
-from distributed.deploy.cluster import Cluster
 
 from ... import sizing
 from ...dask_config import nest, scheduler_dask_config_flat
 from ...jobqueue import jobqueue_arguments, system_of
-from . import LaunchRequest, scheduler_preloads
+from ...scheduler_preload import scheduler_options
+from .base import LaunchRequest, OwnPortsHandle
 
 ADAPT_INTERVAL = "5s"
 ADAPT_WAIT_COUNT = 10
@@ -32,7 +32,14 @@ class WorkerNameMapping:
         await super().scale_down([by_worker_name.get(w, w) for w in workers])  # type: ignore[misc]
 
 
-def start(cluster_class: type, request: LaunchRequest) -> Cluster:
+class JobQueueHandle(OwnPortsHandle):
+    """The scheduler runs here (it binds the chosen ports); workers are batch jobs whose script goes to the log."""
+
+    def describe(self) -> str | None:
+        return str(self.cluster.job_script())
+
+
+def start(cluster_class: type, request: LaunchRequest) -> JobQueueHandle:
     params = request.params
     kwargs = jobqueue_arguments(params, system_of(cluster_class))
     if request.log_directory is not None:
@@ -44,7 +51,7 @@ def start(cluster_class: type, request: LaunchRequest) -> Cluster:
             "port": request.scheduler_port,
             "dashboard_address": f":{request.dashboard_port}",
             "host": request.host,
-            "preload": scheduler_preloads(params),
+            **scheduler_options(params),
         },
         **kwargs,
     )
@@ -60,4 +67,4 @@ def start(cluster_class: type, request: LaunchRequest) -> Cluster:
         wait_count=ADAPT_WAIT_COUNT,
         interval=ADAPT_INTERVAL,
     )
-    return cluster
+    return JobQueueHandle(cluster, request)

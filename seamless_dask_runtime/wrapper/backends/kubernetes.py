@@ -1,16 +1,24 @@
-"""Kubernetes backends: our SeamlessDaskCluster, and dask-kubernetes' KubeCluster for sites running its operator."""
+"""Kubernetes backends: our SeamlessDaskCluster, and dask-kubernetes' KubeCluster for sites running its operator.
+
+- SeamlessDaskCluster: the operator starts the scheduler with our preload, reports the
+  status and watches idleness (:class:`OperatorSupervisedHandle`).
+- KubeCluster: a Dask cluster like any other; the runtime arrives through a client
+  (:class:`.base.InjectingHandle`) and the wrapper's idle monitor supervises it.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
 from ... import sizing
 from ...kubernetes import DEFAULT_IMAGE, SeamlessDaskCluster, status_file_identity
 from ...parameters import ClusterParameters
+from ...status import ClusterStatus
 from ...worker_environment import worker_environment
-from . import LaunchRequest
+from .base import ClusterHandle, InjectingHandle, LaunchRequest
 
 
 def default_name(status_path: str | None) -> str:
@@ -20,11 +28,24 @@ def default_name(status_path: str | None) -> str:
     return name if name[0].isalpha() else f"sd-{name}"[:40]
 
 
-def start_seamless(cluster_class: type, request: LaunchRequest) -> SeamlessDaskCluster:
+class OperatorSupervisedHandle(ClusterHandle):
+    """Our SeamlessDaskCluster resource: the operator reports its addresses and deletes it when idle."""
+
+    cluster: SeamlessDaskCluster
+
+    def running_status(self) -> ClusterStatus:
+        return self.cluster.status
+
+    def supervise(self, stop: threading.Event, timeout: float | None) -> str | None:
+        return self.cluster.supervise(stop)  # the operator applies the idle timeout
+
+
+def start_seamless(cluster_class: type, request: LaunchRequest) -> OperatorSupervisedHandle:
     owner = status_file_identity(request.status_path) if request.status_path else None
-    return cluster_class(request.params, scheduler_port=request.scheduler_port,
-                         dashboard_port=request.dashboard_port, default_name=default_name(request.status_path),
-                         stop=request.stop, owner=owner)
+    cluster = cluster_class(request.params, scheduler_port=request.scheduler_port,
+                            dashboard_port=request.dashboard_port, default_name=default_name(request.status_path),
+                            stop=request.stop, owner=owner)
+    return OperatorSupervisedHandle(cluster, request)
 
 
 def kube_cluster_arguments(params: ClusterParameters, request: LaunchRequest) -> dict[str, Any]:
@@ -45,7 +66,7 @@ def kube_cluster_arguments(params: ClusterParameters, request: LaunchRequest) ->
     }
 
 
-def start_kube_cluster(cluster_class: type, request: LaunchRequest) -> Any:
+def start_kube_cluster(cluster_class: type, request: LaunchRequest) -> InjectingHandle:
     cluster = cluster_class(**kube_cluster_arguments(request.params, request))
     cluster.adapt(minimum=sizing.minimum_workers(request.params), maximum=request.params.maximum_jobs)
-    return cluster
+    return InjectingHandle(cluster, request)

@@ -1,4 +1,7 @@
-"""LocalCluster backend: workers are child processes that inherit the worker environment."""
+"""LocalCluster backend: workers are child processes that inherit the worker environment.
+
+The scheduler runs in this process and binds the chosen ports itself (:class:`.base.OwnPortsHandle`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,13 @@ import os
 from typing import Any
 
 import dask
-from distributed.deploy.cluster import Cluster
 
 from ... import sizing
 from ...dask_config import nest, scheduler_dask_config_flat
 from ...localcluster import local_cluster_arguments
+from ...scheduler_preload import scheduler_options
 from ...worker_environment import worker_environment
-from . import LaunchRequest, scheduler_preloads
+from .base import LaunchRequest, OwnPortsHandle
 
 
 def _available_cpus() -> int:
@@ -22,18 +25,19 @@ def _available_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def start(cluster_class: Any, request: LaunchRequest) -> Cluster:
+def start(cluster_class: Any, request: LaunchRequest) -> OwnPortsHandle:
     params = request.params
     # Same variables a batch job script exports; nanny-spawned workers inherit them.
     cpu_count = sizing.local_cpu_count(params, available=_available_cpus())
     os.environ.update(worker_environment(params, cpu_count=str(cpu_count)))
     dask.config.update(dask.config.config, nest(scheduler_dask_config_flat(params)), priority="new")
-    return cluster_class(
+    cluster = cluster_class(
         **local_cluster_arguments(
             params,
             host=request.host,
             scheduler_port=request.scheduler_port,
             dashboard_port=request.dashboard_port,
         ),
-        scheduler_kwargs={"preload": scheduler_preloads(params)},
+        scheduler_kwargs=scheduler_options(params),
     )
+    return OwnPortsHandle(cluster, request)
