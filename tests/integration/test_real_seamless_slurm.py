@@ -3,6 +3,7 @@ workers are batch jobs that the Seamless adaptive target asks for; transformatio
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from tests.support.slurm import PARTITION, squeue_job_ids
 VENV_BIN = Path(sys.executable).parent
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(600)]
+
+# Open defect (issue 13): inside a Slurm job the Seamless pool gets its remote clients and spawns, but the
+# first transformation's task never returns (worker log: execute('base-...') until the job is cancelled).
+# Opt in to reproduce it; the default suite must not spend 4 minutes on a known hang.
+if os.environ.get("SDO_SEAMLESS_SLURM") != "1":
+    pytest.skip("known hang of Seamless transformations in Slurm worker jobs (issue 13); "
+                "SDO_SEAMLESS_SLURM=1 runs it", allow_module_level=True)
 
 if missing_stack(VENV_BIN):
     pytest.skip(f"the real Seamless stack is not installed (missing {', '.join(missing_stack(VENV_BIN))})",
