@@ -32,7 +32,7 @@ counted together as ``get /api*``.
 Both operators are started cluster-wide and in kopf's standalone mode (no
 peering), with kopf's default (INFO) logging to a file.
 
-Run: ``/work/venv/bin/python bench/reconcile.py [--n 20 100] [--only ours|dask-kubernetes|both]``.
+Run: ``.venv/bin/python bench/reconcile.py [--n 20 100] [--only ours|dask-kubernetes|both]``.
 """
 
 from __future__ import annotations
