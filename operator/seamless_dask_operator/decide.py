@@ -17,8 +17,9 @@ from typing import Any
 from seamless_dask_runtime.parameters import ParameterError
 
 from .builders.objects import ClusterRef, template_hash
+from .builders.service import scheduler_service
 from .builders.workers import worker_template
-from .observation import Observation
+from .observation import ChildrenView, Observation
 from .pod_problems import PodProblem, same_problem, summary
 from .resource import ClusterSpec, desired_workers
 from .scaling import WorkerPod, plan_workers
@@ -102,6 +103,26 @@ def _problem_events(problems: list[PodProblem], old_status: Mapping[str, Any]) -
     return (Event("Warning", problems[0].reason, summary(problems)),)
 
 
+def _service_shape(spec: Mapping[str, Any]) -> tuple[Any, ...]:
+    ports = sorted((p.get("name"), p.get("port"), str(p.get("targetPort"))) for p in spec.get("ports") or [])
+    return spec.get("type") or "ClusterIP", tuple(ports), tuple(sorted((spec.get("selector") or {}).items()))
+
+
+def _drift(ref: ClusterRef, cluster: ClusterSpec, children: ChildrenView | None) -> str | None:
+    """What someone changed in the scheduler's Deployment or Service, or None."""
+    if children is None:
+        return None
+    if children.deployment_replicas is None:
+        return f"the scheduler Deployment {ref.scheduler_name} is gone"
+    if children.deployment_replicas != 1:
+        return f"the scheduler Deployment {ref.scheduler_name} was scaled to {children.deployment_replicas}"
+    if children.service is None:
+        return f"the scheduler Service {ref.scheduler_name} is gone"
+    if _service_shape(children.service) != _service_shape(scheduler_service(ref, cluster)["spec"]):
+        return f"the scheduler Service {ref.scheduler_name} was edited (type, ports or selector)"
+    return None
+
+
 def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
            old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False,
            edited: frozenset[str] = frozenset()) -> Decision:
@@ -118,8 +139,12 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     answers = observation.scheduler
     events: list[Event] = []
 
-    # The Deployment makes the scheduler pod; a Deployment deleted by hand is applied again.
-    apply_children = spec_changed or (not observation.schedulers and not observation.scheduler_deployment_exists)
+    # The Deployment makes the scheduler pod; a Deployment or Service deleted, scaled or edited by hand
+    # is applied again (server-side apply restores our fields).
+    drift = None if spec_changed else _drift(ref, cluster, observation.children)
+    if drift is not None:
+        events.append(Event("Warning", "DriftRestored", f"{drift}: applied again", 60.0))
+    apply_children = spec_changed or drift is not None
     ready_scheduler = observation.ready_scheduler
 
     batch = params.cluster is not None  # workers are batch jobs the scheduler pod submits, not pods

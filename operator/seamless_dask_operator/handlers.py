@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -32,7 +33,7 @@ from seamless_dask_runtime.status import Phase
 from . import kube, metrics
 from .builders import ClusterRef, desired_children, worker_pod
 from .decide import Decision, Event, decide, name_clash, rejected
-from .observation import Observation, SchedulerAnswers, pod_views
+from .observation import ChildrenView, Observation, SchedulerAnswers, pod_views
 from .resource import ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
 from .settings import SETTINGS
@@ -91,6 +92,37 @@ def cluster_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any)
     return {(namespace, labels[CLUSTER_LABEL]): pod}
 
 
+def _child_summary(body: kopf.Body) -> dict[str, Any]:
+    spec = body.get("spec") or {}
+    return {
+        "name": body["metadata"]["name"],
+        "owners": [o.get("uid") for o in body["metadata"].get("ownerReferences") or []],
+        "replicas": spec.get("replicas"),
+        "service": {k: spec.get(k) for k in ("type", "ports", "selector")},
+    }
+
+
+@kopf.index("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
+def cluster_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Our scheduler Deployments, kept current by one watch: a Deployment deleted or scaled is seen."""
+    return {(namespace, labels[CLUSTER_LABEL]): _child_summary(body)}
+
+
+@kopf.index("v1", "services", labels={MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
+def cluster_services(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Our scheduler Services, kept current by one watch: a Service deleted or edited is seen."""
+    return {(namespace, labels[CLUSTER_LABEL]): _child_summary(body)}
+
+
+def _children(ref: ClusterRef, deployments: list[dict[str, Any]], services: list[dict[str, Any]]) -> ChildrenView:
+    def ours(items: list[dict[str, Any]]) -> dict[str, Any] | None:
+        return next((i for i in items if i["name"] == ref.scheduler_name and ref.uid in i["owners"]), None)
+
+    deployment, service = ours(deployments), ours(services)
+    replicas = None if deployment is None else (1 if deployment["replicas"] is None else deployment["replicas"])
+    return ChildrenView(deployment_replicas=replicas, service=None if service is None else service["service"])
+
+
 def _scheduler_api(observation_pods: Observation) -> SchedulerAPI | None:
     ready = observation_pods.ready_scheduler
     return SchedulerAPI(f"http://{ready.ip}:{SETTINGS.dashboard_port}") if ready is not None else None
@@ -115,16 +147,25 @@ def _ask_scheduler(api: SchedulerAPI | None, cluster: ClusterSpec, logger: loggi
     return SchedulerAnswers(**answers)
 
 
-def _observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, pods: list[dict[str, Any]],
-             logger: logging.Logger, *, spec_changed: bool) -> tuple[Observation, SchedulerAPI | None]:
-    seen = Observation(pods=pod_views(pods, time.time()))
+def _observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, indexes: Indexes,
+             logger: logging.Logger) -> tuple[Observation, SchedulerAPI | None]:
+    key = (ref.namespace, ref.name)
+    seen = Observation(pods=pod_views(list(indexes.pods.get(key, [])), time.time()),
+                       children=_children(ref, list(indexes.deployments.get(key, [])),
+                                          list(indexes.services.get(key, []))))
     if isinstance(cluster, ParameterError):
         return seen, None
-    # Only a round that will not apply the children anyway needs to know whether the Deployment is there.
-    deployment_exists = True if seen.schedulers or spec_changed else kube.scheduler_deployment_exists(ref)
     api = _scheduler_api(seen)
-    return Observation(pods=seen.pods, scheduler_deployment_exists=deployment_exists,
-                       scheduler=_ask_scheduler(api, cluster, logger)), api
+    return Observation(pods=seen.pods, children=seen.children, scheduler=_ask_scheduler(api, cluster, logger)), api
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """kopf's indexes of our pods, scheduler Deployments and Services, by (namespace, cluster)."""
+
+    pods: kopf.Index[Any, Any]
+    deployments: kopf.Index[Any, Any]
+    services: kopf.Index[Any, Any]
 
 
 # -- act ----------------------------------------------------------------------
@@ -221,7 +262,7 @@ def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryErr
 
 
 def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-               memo: kopf.Memo, logger: logging.Logger, index: kopf.Index[Any, Any], *, spec_changed: bool,
+               memo: kopf.Memo, logger: logging.Logger, indexes: Indexes, *, spec_changed: bool,
                edited: frozenset[str] = frozenset()) -> None:
     metrics.RECONCILES.labels(handler).inc()
     ref = ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
@@ -231,8 +272,7 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
     except ParameterError as exc:
         cluster = exc
     try:
-        observation, api = _observe(ref, cluster, list(index.get((ref.namespace, ref.name), [])), logger,
-                                    spec_changed=spec_changed)
+        observation, api = _observe(ref, cluster, indexes, logger)
         decision = decide(ref, cluster, observation, dict(status), meta.get("generation", 0), time.time(),
                           spec_changed=spec_changed, edited=edited)
         _execute(body, ref, cluster, decision, api, patch, memo, logger)
@@ -254,10 +294,12 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
 @kopf.on.update(*RESOURCE, field="spec")
 @kopf.on.resume(*RESOURCE)
 def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                  logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], diff: kopf.Diff = (),
-                  **_: Any) -> None:
+                  logger: logging.Logger, cluster_pods: kopf.Index[Any, Any],
+                  cluster_deployments: kopf.Index[Any, Any], cluster_services: kopf.Index[Any, Any],
+                  diff: kopf.Diff = (), **_: Any) -> None:
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
-    _reconcile("apply", body, meta, status, patch, memo, logger, cluster_pods, spec_changed=True,
+    _reconcile("apply", body, meta, status, patch, memo, logger,
+               Indexes(cluster_pods, cluster_deployments, cluster_services), spec_changed=True,
                edited=_edited_fields(diff))
 
 
@@ -277,11 +319,14 @@ def _edited_fields(diff: kopf.Diff) -> frozenset[str]:
 @kopf.timer(*RESOURCE, interval=SETTINGS.reconcile_interval, initial_delay=SETTINGS.reconcile_interval,
             sharp=False)
 def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                    logger: logging.Logger, cluster_pods: kopf.Index[Any, Any], **_: Any) -> None:
+                    logger: logging.Logger, cluster_pods: kopf.Index[Any, Any],
+                    cluster_deployments: kopf.Index[Any, Any], cluster_services: kopf.Index[Any, Any],
+                    **_: Any) -> None:
     """Follow pods and the scheduler: scale, replace, time out, report."""
     if meta.get("deletionTimestamp"):
         return
-    _reconcile("observe", body, meta, status, patch, memo, logger, cluster_pods, spec_changed=False)
+    _reconcile("observe", body, meta, status, patch, memo, logger,
+               Indexes(cluster_pods, cluster_deployments, cluster_services), spec_changed=False)
 
 
 @kopf.on.delete(*RESOURCE)

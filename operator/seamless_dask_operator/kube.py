@@ -123,16 +123,6 @@ def create_pod(pod: dict[str, Any]) -> bool:
     return True
 
 
-def scheduler_deployment_exists(ref: ClusterRef) -> bool:
-    try:
-        _api(client.AppsV1Api).read_namespaced_deployment(ref.scheduler_name, ref.namespace, _preload_content=False,
-                                                      _request_timeout=TIMEOUT)
-    except ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
 
 def delete_pod(namespace: str, name: str) -> None:
     try:

@@ -45,9 +45,17 @@ class SchedulerAnswers:
 
 
 @dataclass(frozen=True)
+class ChildrenView:
+    """The cluster's own scheduler Deployment and Service as the watches last saw them."""
+
+    deployment_replicas: int | None = None  # None: no Deployment of ours
+    service: dict[str, Any] | None = None  # type, ports and selector; None: no Service of ours
+
+
+@dataclass(frozen=True)
 class Observation:
     pods: tuple[PodView, ...] = ()
-    scheduler_deployment_exists: bool = True
+    children: ChildrenView | None = None  # None: not observed (nothing to say about drift)
     scheduler: SchedulerAnswers = SchedulerAnswers()
 
     @property

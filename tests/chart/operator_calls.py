@@ -24,8 +24,11 @@ OPERATOR_CALLS: dict[Call, str] = {
     ("apps", "deployments", "patch"): "kube.apply: server-side apply of the scheduler Deployment",
     ("apps", "deployments", "create"): "kube.apply: a server-side apply that creates needs create too",
     ("apps", "deployments", "delete"): "kube.delete_children",
-    ("apps", "deployments", "get"): "kube.scheduler_deployment_exists, kube.apply, kube.delete_children: "
-                                    "exists? owned?",
+    ("apps", "deployments", "get"): "kube.apply, kube.delete_children: exists? owned?",
+    ("apps", "deployments", "list"): "kopf index handlers.cluster_deployments: initial listing",
+    ("apps", "deployments", "watch"): "kopf index handlers.cluster_deployments: drift (deleted, scaled)",
+    ("", "services", "list"): "kopf index handlers.cluster_services: initial listing",
+    ("", "services", "watch"): "kopf index handlers.cluster_services: drift (deleted, edited)",
     ("", "services", "patch"): "kube.apply: server-side apply of the scheduler Service",
     ("", "services", "create"): "kube.apply: a server-side apply that creates needs create too",
     ("", "services", "delete"): "kube.delete_children",

@@ -182,6 +182,30 @@ def test_kubectl_scale_on_an_adaptive_cluster_says_the_scheduler_rules(operator:
     assert not clusters.pods("adapt", "worker"), "the scheduler's target (none yet) rules"
 
 
+def test_drift_by_hand_is_restored(operator: Any, clusters: Clusters) -> None:
+    """A Service deleted, a Service made a LoadBalancer, the scheduler Deployment scaled to 0: all undone."""
+    ns = clusters.namespace
+    clusters.create("drift", {"workers": {"replicas": 1}})
+    wait_for(lambda: clusters.children("drift")[2] == 1, timeout=20, description="children")
+    clusters.core.delete_namespaced_service("drift-scheduler", ns)
+    wait_for(lambda: _service_type(clusters, "drift-scheduler") == "ClusterIP", timeout=30,
+             description="Service restored")
+    clusters.core.patch_namespaced_service("drift-scheduler", ns, {"spec": {"type": "NodePort"}})
+    wait_for(lambda: _service_type(clusters, "drift-scheduler") == "ClusterIP", timeout=30,
+             description="Service type restored")
+    clusters.apps.patch_namespaced_deployment_scale("drift-scheduler", ns, {"spec": {"replicas": 0}})
+    wait_for(lambda: clusters.apps.read_namespaced_deployment("drift-scheduler", ns).spec.replicas == 1,
+             timeout=30, description="scheduler Deployment back at 1 replica")
+    assert [e for e in clusters.events("drift") if e.reason == "DriftRestored"]
+
+
+def _service_type(clusters: Clusters, name: str) -> str | None:
+    try:
+        return clusters.core.read_namespaced_service(name, clusters.namespace).spec.type
+    except client.ApiException:
+        return None
+
+
 def test_schema_refuses_what_it_can(kube_api: client.ApiClient, clusters: Clusters) -> None:
     for spec, fragment in [
         ({"cores": 0}, "spec.cores"),

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 from seamless_dask_operator.builders.objects import ClusterRef, template_hash
+from seamless_dask_operator.builders.service import scheduler_service
 from seamless_dask_operator.builders.workers import worker_template
 from seamless_dask_operator.decide import Decision, Retire, decide
-from seamless_dask_operator.observation import Observation, PodView, SchedulerAnswers
+from seamless_dask_operator.observation import ChildrenView, Observation, PodView, SchedulerAnswers
 from seamless_dask_operator.pod_problems import PodProblem
 from seamless_dask_operator.resource import parse_spec
 
@@ -33,13 +34,18 @@ BUSY = SchedulerAnswers(reachable=True, busy=True)
 
 
 def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAnswers = IDLE,
-        old: dict[str, Any] | None = None, deployment: bool = True, spec_changed: bool = False,
+        old: dict[str, Any] | None = None, deployment: bool | None = None, spec_changed: bool = False,
         generation: int = 1, edited: frozenset[str] = frozenset()) -> Decision:
     try:
         cluster: Any = parse_spec(SPEC if spec is None else spec)
     except ParameterError as exc:
         cluster = exc
-    observation = Observation(pods=pods, scheduler_deployment_exists=deployment, scheduler=answers)
+    children = None
+    if deployment is not None:
+        spec = parse_spec(SPEC)
+        children = ChildrenView(deployment_replicas=1 if deployment else None,
+                                service=scheduler_service(REF, spec)["spec"] if deployment else None)
+    observation = Observation(pods=pods, children=children, scheduler=answers)
     return decide(REF, cluster, observation, old or {}, generation, NOW, spec_changed=spec_changed,
                   edited=edited)
 
@@ -57,8 +63,10 @@ ROUNDS = [
      dict(spec_changed=True, answers=SchedulerAnswers()), (),
      {"apply": True, "create": (0, 1)}),
     ("converged: nothing to do", {}, (scheduler(), worker(0), worker(1)), {}),
-    ("Deployment deleted by hand: applied again", dict(deployment=False, answers=SchedulerAnswers()), (),
-     {"apply": True, "create": (0, 1)}),
+    ("Deployment and Service deleted by hand: applied again, said once a minute",
+     dict(deployment=False, answers=SchedulerAnswers()), (), {"apply": True, "create": (0, 1),
+                                                               "events": ("DriftRestored",)}),
+    ("children as applied: no drift", dict(deployment=True), (scheduler(), worker(0), worker(1)), {}),
     ("scheduler pod restarting: the Deployment is there, nothing re-applied", {}, (worker(0), worker(1)), {}),
     ("scale down: the scheduler retires (results move first)", dict(spec={**SPEC, "workers": {"replicas": 1}}),
      (scheduler(), worker(0), worker(1)), {"retire": Retire(count=1, timeout=120)}),
@@ -128,6 +136,19 @@ def test_bad_spec_fails_with_one_event_per_generation() -> None:
     again = run(bad, old=first.status, generation=3)
     assert acts(again) == {} and not again.write_status
     assert acts(run(bad, old=first.status, generation=4)) == {"events": ("InvalidSpec",)}
+
+
+@pytest.mark.parametrize(("children", "what"), [
+    (ChildrenView(deployment_replicas=0, service={}), "scaled to 0"),
+    (ChildrenView(deployment_replicas=1, service=None), "Service c-scheduler is gone"),
+    (ChildrenView(deployment_replicas=1, service={**scheduler_service(REF, parse_spec(SPEC))["spec"],
+                                                  "type": "LoadBalancer"}), "was edited"),
+])
+def test_drift_is_applied_again(children: ChildrenView, what: str) -> None:
+    decision = decide(REF, parse_spec(SPEC), Observation(pods=(scheduler(), worker(0), worker(1)), children=children),
+                      {}, 1, NOW)
+    assert decision.apply_children and [e.reason for e in decision.events] == ["DriftRestored"]
+    assert what in decision.events[0].message
 
 
 def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:

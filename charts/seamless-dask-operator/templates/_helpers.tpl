@@ -72,15 +72,16 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [seamless.dask.org]
   resources: [seamlessdaskclusters/status]
   verbs: [patch]
-# The scheduler Deployment and Service: a get first (one of the same name that
-# the cluster does not own is never taken over), then server-side apply (patch;
-# create when absent); deletion with the cluster, only when owned.
+# The scheduler Deployment and Service: watched (drift: deleted, scaled or edited
+# by hand is applied again), a get first (one of the same name that the cluster
+# does not own is never taken over), then server-side apply (patch; create when
+# absent); deletion with the cluster, only when owned.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # Pods: one watch feeds the operator's index; worker pods are created by name and
 # deleted by name (after the scheduler retired them, or with the cluster: owned ones only).
 - apiGroups: [""]
