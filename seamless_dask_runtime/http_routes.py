@@ -2,7 +2,7 @@
 
 Dask's own ``/api/v1/check_idle`` ignores connected clients, so a client
 holding futures in worker memory looked idle and its cluster was deleted.
-This route applies :mod:`seamless_dask_runtime.wrapper.activity`'s rule (no
+This route applies :mod:`seamless_dask_runtime.activity`'s rule (no
 client connected and no task alive), the same on both paths: the wrapper and
 the operator shut a cluster down for the same reason. The idle clock lives
 in the scheduler, so an operator restart does not reset it.
@@ -19,7 +19,7 @@ from typing import Any
 
 from distributed.http.utils import RequestHandler
 
-from .wrapper.activity import IdleTracker, scheduler_activity
+from .activity import IdleTracker, scheduler_activity
 
 _TRACKER_ATTRIBUTE = "_seamless_idle_tracker"
 

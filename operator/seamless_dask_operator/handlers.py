@@ -204,7 +204,7 @@ def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision
                           f"scheduler retired {len(retired)} of {wanted} workers; retrying", 60.0), memo)
 
 
-def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | Exception, decision: Decision,
+def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterError, decision: Decision,
              api: SchedulerAPI | None, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger) -> None:
     # kopf runs the delete handler while a round may still be under way: that round creates nothing more.
     def deleting() -> bool:
@@ -228,11 +228,16 @@ def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | Exception,
     for name in decision.delete_workers:
         kube.delete_pod(ref.namespace, name)
     _retire(body, ref, api, decision, memo)
-    for event in decision.events:
-        _post(body, event, memo)
     if decision.delete_cluster:
         logger.warning("deleting idle cluster %s/%s", ref.namespace, ref.name)
         kube.delete_cluster(ref)
+    _report(body, ref, decision, patch, memo)
+
+
+def _report(body: kopf.Body, ref: ClusterRef, decision: Decision, patch: kopf.Patch, memo: kopf.Memo) -> None:
+    """What every round ends with, acted or not: its Events, metrics and ``.status``."""
+    for event in decision.events:
+        _post(body, event, memo)
     metrics.record_status(ref.namespace, ref.name, decision.status)
     if decision.write_status:
         patch.status.update(decision.status)
@@ -280,12 +285,12 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         if exc.status not in REFUSALS:
             raise _api_errors_are_temporary(exc, handler) from exc
         # What this spec makes is invalid to the API server: say so, and wait for a new spec.
-        decision = rejected(ref, _api_message(exc), dict(status), meta.get("generation", 0), time.time())
-        _execute(body, ref, exc, decision, None, patch, memo, logger)
+        _report(body, ref, rejected(ref, _api_message(exc), dict(status), meta.get("generation", 0), time.time()),
+                patch, memo)
     except kube.ForeignObject as exc:
         # A name clash: Failed, said once; checked again every round (the other object may go).
-        decision = name_clash(ref, str(exc), dict(status), meta.get("generation", 0), time.time())
-        _execute(body, ref, exc, decision, None, patch, memo, logger)
+        _report(body, ref, name_clash(ref, str(exc), dict(status), meta.get("generation", 0), time.time()),
+                patch, memo)
     except HTTPError as exc:
         raise _api_errors_are_temporary(exc, handler) from exc
 

@@ -18,7 +18,7 @@ from seamless_dask_runtime.identity import (
     WORKER_INDEX_LABEL,
 )
 
-from .pod_problems import PodProblem, pod_problem
+from .pod_problems import PodProblem, by_importance, pod_problem
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,7 @@ class Observation:
 
     @property
     def problems(self) -> list[PodProblem]:
-        found = [p.problem for p in self.pods if p.problem is not None]
-        return sorted(found, key=lambda p: (p.component != SCHEDULER, p.pod))
+        return by_importance(p.problem for p in self.pods if p.problem is not None)
 
 
 def _is_ready(status: Mapping[str, Any]) -> bool:

@@ -110,10 +110,14 @@ def pod_problem(pod: Mapping[str, Any], component: str, now: float) -> PodProble
     return None
 
 
+def by_importance(problems: Iterable[PodProblem]) -> list[PodProblem]:
+    """Scheduler first (nothing runs without it), then by pod name."""
+    return sorted(problems, key=lambda p: (p.component != "scheduler", p.pod))
+
+
 def pod_problems(pods: Iterable[tuple[Mapping[str, Any], str]], now: float) -> list[PodProblem]:
-    """Problems of (pod, component) pairs, scheduler first, then by pod name."""
-    found = [p for pod, component in pods if (p := pod_problem(pod, component, now)) is not None]
-    return sorted(found, key=lambda p: (p.component != "scheduler", p.pod))
+    """Problems of (pod, component) pairs, most important first."""
+    return by_importance(p for pod, component in pods if (p := pod_problem(pod, component, now)) is not None)
 
 
 def summary(problems: list[PodProblem]) -> str:

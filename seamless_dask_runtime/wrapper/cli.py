@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..activity import scheduler_activity
 from ..parameters import ClusterParameters, ParameterError, from_status_parameters
 from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
-from .activity import scheduler_activity
 from .backends import ClusterHandle, LaunchRequest, choose_backend
 from .cluster_string import ClusterStringError, resolve
 from .ports import (

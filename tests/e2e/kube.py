@@ -119,11 +119,13 @@ class Kube:
         """Phase Running with ``workers`` ready, and Running only while a scheduler pod is Ready."""
         def running() -> bool:
             status = self.status(name, namespace)
-            if status.get("phase") == "Running":
-                assert any(is_ready(p) for p in self.pods(name, "scheduler", namespace)) or \
-                    self.status(name, namespace).get("phase") != "Running", \
-                    f"{name} says Running but no scheduler pod is Ready"
-            return status.get("phase") == "Running" and status.get("workersReady") == workers
+            if status.get("phase") != "Running":
+                return False
+            # Re-read after the pods: the phase may have left Running in between, which is no lie.
+            ready_scheduler = any(is_ready(p) for p in self.pods(name, "scheduler", namespace))
+            assert ready_scheduler or self.status(name, namespace).get("phase") != "Running", \
+                f"{name} says Running but no scheduler pod is Ready"
+            return ready_scheduler and status.get("workersReady") == workers
         wait_until(running, f"{name} Running with {workers} workers", timeout)
 
     def delete_cluster(self, name: str, namespace: str = TEST_NAMESPACE) -> None:
@@ -173,6 +175,15 @@ class Kube:
             return log
         finally:
             self.kubectl("delete", "pod", name, "-n", namespace, "--ignore-not-found", "--wait=false", check=False)
+
+    @contextlib.contextmanager
+    def dask_client(self, cluster: str, workdir: Path, namespace: str = TEST_NAMESPACE) -> Iterator[Any]:
+        """A ``distributed.Client`` on the host, through ``kubectl port-forward`` to the scheduler Service."""
+        from distributed import Client
+
+        with self.port_forward(f"svc/{cluster}-scheduler", 8786, workdir / f"pf-{cluster}.log", namespace) as port, \
+                Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+            yield client
 
     @contextlib.contextmanager
     def port_forward(self, target: str, remote: int, log: Path, namespace: str = TEST_NAMESPACE,

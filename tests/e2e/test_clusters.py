@@ -61,8 +61,6 @@ def minimal(operator_release: str, kube: Kube, images: Images, request: pytest.F
 
 def test_computes_from_a_pod_through_the_service_and_from_the_host(minimal: str, kube: Kube, images: Images,
                                                                    tmp_path: Path) -> None:
-    from distributed import Client
-
     inside = kube.run_pod("sdo-e2e-client", images.runtime, (
         "import os\nfrom distributed import Client\n"
         f"with Client('tcp://{minimal}-scheduler:8786', timeout=60) as c:\n"
@@ -71,20 +69,17 @@ def test_computes_from_a_pod_through_the_service_and_from_the_host(minimal: str,
     assert "sum 45" in inside, inside
     assert f"{minimal}-scheduler.{TEST_NAMESPACE}.svc" in kube.status(minimal)["schedulerAddress"]
 
-    with kube.port_forward(f"svc/{minimal}-scheduler", 8786, tmp_path / "pf.log") as port, \
-            Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+    with kube.dask_client(minimal, tmp_path) as client:
         # Results come back through the scheduler: the host cannot reach pod IPs on every platform.
         assert client.submit(pow, 7, 2).result(timeout=60) == 49
 
 
 def test_every_worker_carries_the_plugin_and_throttle(minimal: str, kube: Kube, tmp_path: Path) -> None:
     """Also workers that join later (scale 1 -> 2)."""
-    from distributed import Client
 
     kube.kubectl("scale", "sdc", minimal, "-n", TEST_NAMESPACE, "--replicas=2")
     kube.wait_running(minimal, 2)
-    with kube.port_forward(f"svc/{minimal}-scheduler", 8786, tmp_path / "pf.log") as port, \
-            Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+    with kube.dask_client(minimal, tmp_path) as client:
         client.wait_for_workers(2, timeout=60)
         throttles = client.run(os.getenv, THROTTLE)
         plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
@@ -94,12 +89,10 @@ def test_every_worker_carries_the_plugin_and_throttle(minimal: str, kube: Kube, 
 
 def test_scale_up_and_down_keeps_results(minimal: str, kube: Kube, tmp_path: Path) -> None:
     """`kubectl scale` 1 -> 3 -> 1: results held in worker memory survive the retirement of two workers."""
-    from distributed import Client
 
     kube.kubectl("scale", "sdc", minimal, "-n", TEST_NAMESPACE, "--replicas=3")
     kube.wait_running(minimal, 3)
-    with kube.port_forward(f"svc/{minimal}-scheduler", 8786, tmp_path / "pf.log") as port, \
-            Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+    with kube.dask_client(minimal, tmp_path) as client:
         client.wait_for_workers(3, timeout=60)
         held = client.map(lambda i: bytes(100_000) + i.to_bytes(4, "big"), range(60), pure=False)
         client.gather(held)
@@ -147,16 +140,13 @@ def test_idle_timeout_deletes_the_cluster(operator_release: str, kube: Kube, ima
 
 def test_adaptive_scales_to_maximum_under_load_and_back_when_idle(operator_release: str, kube: Kube,
                                                                     images: Images, tmp_path: Path) -> None:
-    from distributed import Client
-
     doc = small_cluster(example("adaptive")[0], images.runtime, "adapt")
     doc["spec"].update(targetDuration="5s", unknownTaskDuration="20s")
     doc["spec"]["workers"].update(minimum=0, maximum=3)
     kube.apply(doc)
     try:
         kube.wait_running("adapt", 0)
-        with kube.port_forward("svc/adapt-scheduler", 8786, tmp_path / "pf.log") as port, \
-                Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+        with kube.dask_client("adapt", tmp_path) as client:
             import time
 
             futures = client.map(time.sleep, [0.5] * 60, pure=False)

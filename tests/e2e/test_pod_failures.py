@@ -83,7 +83,6 @@ def test_pod_problem_is_reported_once_and_clears_when_fixed(case: str, operator_
 def test_oom_killed_worker_is_reported(operator_release: str, kube: Kube, images: Images, platform: Platform,
                                        tmp_path: Path) -> None:
     """Dask thinks it has 2 GiB, the container may use 200 MiB: a task that allocates 600 MB is killed."""
-    from distributed import Client
 
     if not platform.oom_kills_containers:
         pytest.skip("this node's kernel uses cgroup v1: an OOM kill ends only the worker process under its "
@@ -96,8 +95,7 @@ def test_oom_killed_worker_is_reported(operator_release: str, kube: Kube, images
     kube.apply(doc)
     try:
         kube.wait_running(name, 1)
-        with kube.port_forward(f"svc/{name}-scheduler", 8786, tmp_path / "pf.log") as port, \
-                Client(f"tcp://127.0.0.1:{port}", timeout=60) as client:
+        with kube.dask_client(name, tmp_path) as client:
             client.submit(lambda: len(bytearray(600_000_000)), pure=False)  # never returns
             condition = wait_until(lambda: _problem(kube, name, {"OOMKilled"}), "PodsHealthy False, OOMKilled",
                                    timeout=PROBLEM_WAIT)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from seamless_dask_runtime.activity import IdleTracker
 from seamless_dask_runtime.commands import scheduler_command, worker_command
 from seamless_dask_runtime.parameters import from_status_parameters
 from seamless_dask_runtime.worker_environment import export_lines, worker_environment
-from seamless_dask_runtime.wrapper.activity import IdleTracker
 
 
 def test_seamless_environment() -> None:

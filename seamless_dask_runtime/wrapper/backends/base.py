@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...activity import IdleTracker, scheduler_activity
 from ...parameters import ClusterParameters
 from ...status import ClusterStatus, Phase
-from ..activity import IdleTracker, scheduler_activity
 
 ACTIVITY_INTERVAL = 1.0
 

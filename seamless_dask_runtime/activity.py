@@ -1,4 +1,4 @@
-"""Inactivity: a cluster is idle when no client but ours is connected and no task is alive."""
+"""Inactivity, one rule for wrapper and operator: idle when no client but ours is connected, no task alive."""
 
 from __future__ import annotations
 
