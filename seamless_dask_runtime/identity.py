@@ -33,6 +33,12 @@ SCHEDULER, WORKER = "scheduler", "worker"
 THROTTLE_VARIABLE = "SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"
 DEFAULT_TRANSFORMATION_THROTTLE = 3  # seed 002
 PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
+WORKER_NAME_VARIABLE = "DASK_WORKER_NAME"  # a worker pod's Dask name = its pod name (downward API)
+HTTP_ROUTES_VARIABLE = "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"
+TEMPORARY_DIRECTORY_VARIABLE = "DASK_TEMPORARY_DIRECTORY"
+# Set by the operator in pods besides the worker environment: a user's env entry of the same name is refused.
+POD_VARIABLES = frozenset({WORKER_NAME_VARIABLE, PARAMETERS_VARIABLE, HTTP_ROUTES_VARIABLE,
+                           TEMPORARY_DIRECTORY_VARIABLE})
 
 
 def scheduler_name(cluster: str) -> str:

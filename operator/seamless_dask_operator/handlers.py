@@ -31,7 +31,7 @@ from seamless_dask_runtime.parameters import ParameterError
 from seamless_dask_runtime.status import Phase
 
 from . import kube, metrics
-from .builders import ClusterRef, desired_children, worker_pod
+from .builders import ClusterRef, desired_children, operator_peer, worker_pod
 from .decide import Decision, Event, decide, name_clash, rejected
 from .observation import ChildrenView, Observation, SchedulerAnswers, pod_views
 from .resource import ClusterSpec, parse_spec
@@ -39,6 +39,7 @@ from .scheduler_api import SchedulerAPI, SchedulerUnavailable
 from .settings import SETTINGS
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+OPERATOR_PEER = operator_peer(SETTINGS.pod_namespace, SETTINGS.pod_labels) if SETTINGS.pod_namespace else None
 # What the API (or the way to it) can throw at a handler; all of it is worth a retry.
 API_FAILURES = (ApiException, HTTPError)
 
@@ -217,7 +218,7 @@ def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterE
                 uid = kube.ensure_tls_secret(ref, recorded)
                 if uid != recorded:
                     patch.status["tlsSecretUid"] = uid
-            for obj in desired_children(ref, cluster):
+            for obj in desired_children(ref, cluster, OPERATOR_PEER):
                 if deleting():
                     return
                 kube.apply(obj, ref.uid)
@@ -273,7 +274,7 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
     ref = ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
     cluster: ClusterSpec | ParameterError
     try:
-        cluster = parse_spec(body.get("spec") or {})
+        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy)
     except ParameterError as exc:
         cluster = exc
     try:

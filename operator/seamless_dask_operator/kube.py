@@ -61,6 +61,7 @@ def _read(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     read = {
         "Deployment": _api(client.AppsV1Api).read_namespaced_deployment,
         "Service": _api(client.CoreV1Api).read_namespaced_service,
+        "NetworkPolicy": _api(client.NetworkingV1Api).read_namespaced_network_policy,
     }[kind]
     try:
         response = read(name, namespace, _preload_content=False, _request_timeout=TIMEOUT)
@@ -76,7 +77,7 @@ def _owned(meta: dict[str, Any], owner_uid: str) -> bool:
 
 
 def apply(obj: dict[str, Any], owner_uid: str) -> None:
-    """Server-side apply of the scheduler Deployment or Service: created when absent, updated when ours.
+    """Server-side apply of the scheduler Deployment, Service or NetworkPolicy: created when absent, updated when ours.
 
     One of the same name that another owns (or nobody) raises :class:`ForeignObject`: never taken over.
     """
@@ -87,6 +88,7 @@ def apply(obj: dict[str, Any], owner_uid: str) -> None:
     patch = {
         "Deployment": _api(client.AppsV1Api).patch_namespaced_deployment,
         "Service": _api(client.CoreV1Api).patch_namespaced_service,
+        "NetworkPolicy": _api(client.NetworkingV1Api).patch_namespaced_network_policy,
     }[obj["kind"]]
     patch(meta["name"], meta["namespace"], obj, field_manager=FIELD_MANAGER, force=True,
           _content_type="application/apply-patch+yaml", _request_timeout=TIMEOUT)

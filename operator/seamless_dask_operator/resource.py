@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from seamless_dask_runtime.identity import DEFAULT_IMAGE
+from seamless_dask_runtime.identity import DEFAULT_IMAGE, POD_VARIABLES
 from seamless_dask_runtime.parameters import (
     PARAMETER_TABLE,
     ClusterParameters,
@@ -14,6 +14,9 @@ from seamless_dask_runtime.parameters import (
     ParameterError,
     from_crd_spec,
 )
+from seamless_dask_runtime.worker_environment import worker_environment
+
+from .pod_policy import DEFAULT_POLICY, PodPolicy, policy_errors
 
 __all__ = ["ClusterSpec", "desired_workers", "parse_spec"]
 
@@ -44,6 +47,7 @@ class KubernetesOptions:
     workers: PodOptions = PodOptions()
     scheduler: PodOptions = PodOptions()
     service_type: str = "ClusterIP"
+    scheduler_allow_from: tuple[dict[str, Any], ...] | None = None  # NetworkPolicy peers; None: the namespace
     volumes: tuple[dict[str, Any], ...] = ()
     volume_mounts: tuple[dict[str, Any], ...] = ()
     service_account_name: str | None = None
@@ -107,8 +111,11 @@ class _Fields:
         )
 
 
-def parse_spec(spec: Mapping[str, Any]) -> ClusterSpec:
-    """Split and validate; :class:`ParameterError` names every bad ``spec.`` field."""
+def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY) -> ClusterSpec:
+    """Split and validate; :class:`ParameterError` names every bad ``spec.`` field.
+
+    ``policy`` is what the admin lets users ask for in pods (the chart's ``podPolicy``).
+    """
     if not isinstance(spec, Mapping):
         raise ParameterError([FieldError("spec", spec, "must be an object")])
     fields = _Fields()
@@ -132,6 +139,8 @@ def parse_spec(spec: Mapping[str, Any]) -> ClusterSpec:
         workers=fields.pod_options(workers, "spec.workers"),
         scheduler=fields.pod_options(scheduler, "spec.scheduler"),
         service_type=fields.scalar(scheduler, "serviceType", "spec.scheduler", str, "ClusterIP"),
+        scheduler_allow_from=(fields.objects(scheduler, "allowFrom", "spec.scheduler")
+                              if scheduler.get("allowFrom") is not None else None),
         volumes=fields.objects(spec, "volumes", "spec"),
         volume_mounts=fields.objects(spec, "volumeMounts", "spec"),
         service_account_name=fields.scalar(spec, "serviceAccountName", "spec", str, None),
@@ -141,6 +150,11 @@ def parse_spec(spec: Mapping[str, Any]) -> ClusterSpec:
     )
     if params is not None:
         fields.errors += _option_errors(params, options)
+    fields.errors += policy_errors(
+        policy, volumes=options.volumes,
+        env={"spec.workers.env": options.workers.env, "spec.scheduler.env": options.scheduler.env},
+        service_account_name=options.service_account_name, service_type=options.service_type,
+        pod_annotations=options.pod_annotations)
     if fields.errors:
         raise ParameterError(fields.errors)
     assert params is not None
@@ -163,6 +177,24 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
     for volume in options.volumes:
         if volume.get("name") in reserved:
             errors.append(FieldError("spec.volumes", volume.get("name"), "this volume name is reserved"))
+    for where, env in (("spec.workers.env", options.workers.env), ("spec.scheduler.env", options.scheduler.env)):
+        errors += _env_name_errors(params, where, env)
+    return errors
+
+
+def _env_name_errors(params: ClusterParameters, where: str, env: tuple[dict[str, Any], ...]) -> list[FieldError]:
+    # The operator's own variables come from spec fields; a second entry of the same name is refused by the API
+    # server's apply (duplicate list key), and overriding them would split scheduler and workers.
+    ours = set(worker_environment(params, cpu_count="1")) | POD_VARIABLES
+    errors, seen = [], set()
+    for i, entry in enumerate(env):
+        name = entry.get("name")
+        if name in ours:
+            errors.append(FieldError(f"{where}[{i}].name", name, "is set by the operator from the cluster's "
+                                     "fields (e.g. transformationThrottle, extraDaskConfig); set that field instead"))
+        elif name in seen:
+            errors.append(FieldError(f"{where}[{i}].name", name, "is listed twice"))
+        seen.add(name)
     return errors
 
 

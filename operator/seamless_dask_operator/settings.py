@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
 from seamless_dask_runtime.identity import DASHBOARD_PORT
+
+from .pod_policy import PodPolicy
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,11 @@ class OperatorSettings:
     metrics_port: int
     request_timeout: float
     handler_threads: int
+    pod_policy: PodPolicy
+    # Where the operator's own pods run and their labels (the chart passes them), for the schedulers'
+    # NetworkPolicy; empty outside a cluster.
+    pod_namespace: str
+    pod_labels: dict[str, str]
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -33,6 +41,10 @@ class OperatorSettings:
             request_timeout=float(env.get("SEAMLESS_DASK_OPERATOR_REQUEST_TIMEOUT", "30")),
             # Sync handlers wait on the API and on schedulers: threads, not CPUs, bound the clusters served at once.
             handler_threads=int(env.get("SEAMLESS_DASK_OPERATOR_HANDLER_THREADS", "32")),
+            # What users may ask for in the pods made for them (the chart's podPolicy, as JSON).
+            pod_policy=PodPolicy.from_json(env.get("SEAMLESS_DASK_OPERATOR_POD_POLICY", "")),
+            pod_namespace=env.get("SEAMLESS_DASK_OPERATOR_POD_NAMESPACE", ""),
+            pod_labels=json.loads(env.get("SEAMLESS_DASK_OPERATOR_POD_LABELS") or "{}"),
         )
 
 

@@ -82,6 +82,11 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
+# The scheduler's NetworkPolicy (who may reach its ports): a get first (never take
+# over one of the same name), then server-side apply; garbage collection deletes it.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, create, patch]
 # Pods: one watch feeds the operator's index; worker pods are created by name and
 # deleted by name (after the scheduler retired them, or with the cluster: owned ones only).
 - apiGroups: [""]

@@ -6,7 +6,14 @@ import json
 from typing import Any
 
 from seamless_dask_runtime.commands import scheduler_command
-from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, PARAMETERS_VARIABLE, SCHEDULER
+from seamless_dask_runtime.identity import (
+    COMM_PORT,
+    DASHBOARD_PORT,
+    HTTP_ROUTES_VARIABLE,
+    PARAMETERS_VARIABLE,
+    SCHEDULER,
+    TEMPORARY_DIRECTORY_VARIABLE,
+)
 from seamless_dask_runtime.parameters import ClusterParameters, from_status_parameters, to_status_parameters
 from seamless_dask_runtime.worker_environment import worker_environment
 
@@ -50,8 +57,8 @@ def scheduler_environment(cluster: ClusterSpec) -> dict[str, str]:
     params = scheduler_parameters(cluster)
     env = worker_environment(params)
     env[PARAMETERS_VARIABLE] = json.dumps(to_status_parameters(params), sort_keys=True)
-    env["DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"] = json.dumps(HTTP_ROUTES)
-    env["DASK_TEMPORARY_DIRECTORY"] = cluster.params.tmpdir
+    env[HTTP_ROUTES_VARIABLE] = json.dumps(HTTP_ROUTES)
+    env[TEMPORARY_DIRECTORY_VARIABLE] = cluster.params.tmpdir
     return env
 
 

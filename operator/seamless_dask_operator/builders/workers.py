@@ -14,6 +14,7 @@ from seamless_dask_runtime.identity import (
     WORKER,
     WORKER_DASHBOARD_PORT,
     WORKER_INDEX_LABEL,
+    WORKER_NAME_VARIABLE,
     worker_name,
 )
 from seamless_dask_runtime.sizing import kubernetes_quantity
@@ -22,8 +23,6 @@ from seamless_dask_runtime.worker_environment import worker_environment
 from ..resource import ClusterSpec
 from .objects import ClusterRef, metadata, template_hash
 from .pods import base_container, env_list, pod_spec, tls_flags
-
-WORKER_NAME_VARIABLE = "DASK_WORKER_NAME"
 
 
 def worker_pod_name(ref: ClusterRef, index: int) -> str:
