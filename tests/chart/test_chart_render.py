@@ -153,6 +153,25 @@ def test_values_are_wired(helm: str) -> None:
     assert operator_container(tag)["image"] == "r/sdo:dev"
 
 
+def test_pod_policy_and_operator_identity_reach_the_operator(helm: str) -> None:
+    from seamless_dask_operator.pod_policy import DEFAULT_POLICY, PodPolicy
+
+    def env_of(values: dict) -> dict[str, dict]:
+        return {e["name"]: e for e in operator_container(render(helm, values))["env"]}
+
+    env = env_of({})
+    assert PodPolicy.from_json(env["SEAMLESS_DASK_OPERATOR_POD_POLICY"]["value"]) == DEFAULT_POLICY, \
+        "the chart's defaults are the operator's defaults"
+    allowed = env_of({"podPolicy": {"allowSecrets": True, "allowedServiceAccounts": ["reader"]}})
+    policy = PodPolicy.from_json(allowed["SEAMLESS_DASK_OPERATOR_POD_POLICY"]["value"])
+    assert policy.allow_secrets and policy.allowed_service_accounts == {"reader"}
+    # The schedulers' NetworkPolicy lets in exactly the operator's pods: their namespace and selector labels.
+    assert env["SEAMLESS_DASK_OPERATOR_POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    labels = json.loads(env["SEAMLESS_DASK_OPERATOR_POD_LABELS"]["value"])
+    pod_labels = operator_deployment(render(helm))["spec"]["template"]["metadata"]["labels"]
+    assert labels and labels.items() <= pod_labels.items()
+
+
 def test_service_monitor_off_by_default(helm: str) -> None:
     assert by_kind(render(helm), "ServiceMonitor") == []
 
@@ -166,6 +185,8 @@ def test_service_monitor_off_by_default(helm: str) -> None:
         ({"healthPort": 0}, "healthPort"),
         ({"serviceMonitor": {"enabled": "yes"}}, "serviceMonitor"),
         ({"resources": {"requests": {"cpu": "lots"}}}, "cpu"),
+        ({"podPolicy": {"allowSecret": True}}, "allowSecret"),
+        ({"podPolicy": {"allowedServiceTypes": ["ExternalName"]}}, "allowedServiceTypes"),
     ],
 )
 def test_values_schema_refuses_bad_values(helm: str, values: dict, message: str) -> None:
