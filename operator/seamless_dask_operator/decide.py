@@ -86,6 +86,12 @@ def name_clash(ref: ClusterRef, message: str, old_status: Mapping[str, Any], gen
     return _spec_error(ref, message, old_status, generation, now, reason="NameClash")
 
 
+def forbidden(ref: ClusterRef, message: str, old_status: Mapping[str, Any], generation: int, now: float) -> Decision:
+    """The API server forbade a child (403: a ResourceQuota, or the operator's own RBAC): Failed, tried again
+    every round, so lifting the quota or granting the right recovers without an edit."""
+    return _spec_error(ref, message, old_status, generation, now, reason="Forbidden")
+
+
 def _waiting_for_a_new_spec(old_status: Mapping[str, Any], generation: int) -> bool:
     """This generation was refused by the API already: no retry helps until the spec changes."""
     return old_status.get("phase") == "Failed" and old_status.get("observedGeneration") == generation \

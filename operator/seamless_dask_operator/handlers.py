@@ -32,7 +32,7 @@ from seamless_dask_runtime.status import Phase
 
 from . import kube, metrics
 from .builders import ClusterRef, desired_children, operator_peer, worker_pod
-from .decide import Decision, Event, decide, name_clash, rejected
+from .decide import Decision, Event, decide, forbidden, name_clash, rejected
 from .observation import ChildrenView, Observation, SchedulerAnswers, pod_views
 from .resource import ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
@@ -245,6 +245,7 @@ def _report(body: kopf.Body, ref: ClusterRef, decision: Decision, patch: kopf.Pa
 
 
 REFUSALS = (400, 422)  # the request itself is wrong: retrying the same spec cannot help
+FORBIDDEN = 403
 
 
 def _api_message(exc: ApiException) -> str:
@@ -283,6 +284,11 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
                           spec_changed=spec_changed, edited=edited)
         _execute(body, ref, cluster, decision, api, patch, memo, logger)
     except ApiException as exc:
+        if exc.status == FORBIDDEN:
+            # A quota or a missing right: Failed with the API's words, said once, tried again every round.
+            _report(body, ref, forbidden(ref, _api_message(exc), dict(status), meta.get("generation", 0),
+                                         time.time()), patch, memo)
+            return
         if exc.status not in REFUSALS:
             raise _api_errors_are_temporary(exc, handler) from exc
         # What this spec makes is invalid to the API server: say so, and wait for a new spec.
