@@ -51,8 +51,24 @@ class SeamlessWorkerPlugin(WorkerPlugin):
 
         return cls(worker_environment(params))
 
-    def setup(self, worker: Any) -> None:
+    async def setup(self, worker: Any) -> None:
         for name, value in self.environment.items():
             os.environ.setdefault(name, value)
         log.info("Seamless environment set in Dask worker %s: %s", worker.name,
                  " ".join(f"{name}={os.environ[name]}" for name in sorted(self.environment)))
+        await _report_throttle(worker)
+
+
+async def _report_throttle(worker: Any) -> None:
+    """Tell the scheduler's throttle this worker's own throttle (its pod or job script set it), so capacity
+    follows the workers and a throttle edit needs no new scheduler."""
+    from .identity import THROTTLE_VARIABLE
+    from .throttle.protocol import WORKER_THROTTLE_OP
+
+    value = os.environ.get(THROTTLE_VARIABLE, "")
+    if not value.isdigit() or int(value) < 1:
+        return  # exclusive and pure-Dask workers are not throttled
+    try:
+        await getattr(worker.scheduler, WORKER_THROTTLE_OP)(address=worker.address, throttle=int(value))
+    except Exception as exc:  # a scheduler without our throttle (plain Dask) has no such handler
+        log.debug("Scheduler took no throttle report: %s", exc)

@@ -13,7 +13,10 @@ tests drive it the same way.
 
 Policy
 ------
-``capacity = throttle * workers`` (``workers`` = connected Dask workers).
+``capacity = throttle * workers`` (``workers`` = connected Dask workers), or
+the sum of the permits each worker reported (``set_workers(n, permits=...)``:
+workers tell the scheduler their own throttle, so a throttle edit reaches the
+scheduler with the new workers, without restarting it).
 
 1. **Below capacity** (``in_flight < capacity``) a request is granted at once.
 2. **At capacity** it is queued into the current *epoch*. The first request
@@ -111,6 +114,7 @@ class PermissionPolicy:
     throttle: int = DEFAULT_THROTTLE
     epoch_seconds: float = DEFAULT_EPOCH_SECONDS
     workers: int = 0
+    reported_permits: int | None = None  # the workers' own throttles summed, when they reported them
     epoch_grant_fraction: float = DEFAULT_EPOCH_GRANT_FRACTION
     max_overcommit: float = DEFAULT_MAX_OVERCOMMIT
 
@@ -140,8 +144,8 @@ class PermissionPolicy:
     # ----------------------------------------------------------------- views
     @property
     def capacity(self) -> int:
-        """Permits grantable without an epoch: throttle x workers."""
-        return self.throttle * self.workers
+        """Permits grantable without an epoch: throttle x workers, or what the workers reported."""
+        return self.throttle * self.workers if self.reported_permits is None else self.reported_permits
 
     @property
     def ceiling(self) -> int:
@@ -267,10 +271,14 @@ class PermissionPolicy:
         outcomes.extend(self._hand_off())
         return outcomes
 
-    def set_workers(self, workers: int) -> list[Outcome]:
-        """Follow the worker count; returns queued requests granted by new capacity."""
+    def set_workers(self, workers: int, permits: int | None = None) -> list[Outcome]:
+        """Follow the worker count (and the permits they reported); returns queued requests granted by new
+        capacity."""
         self._check_workers(workers)
+        if permits is not None:
+            self._check_workers(permits)
         self.workers = workers
+        self.reported_permits = permits
         return self._hand_off()
 
     # -------------------------------------------------------------- helpers

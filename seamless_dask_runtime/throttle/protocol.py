@@ -19,6 +19,7 @@ PLUGIN_NAME = "seamless-throttle"
 REQUEST_OP = "seamless_throttle_request"
 RELEASE_OP = "seamless_throttle_release"
 STATS_OP = "seamless_throttle_stats"
+WORKER_THROTTLE_OP = "seamless_throttle_worker"  # a worker tells the scheduler its own throttle
 
 # Same variable the job scripts and pod specs export (seed 002).
 THROTTLE_ENV = THROTTLE_VARIABLE

@@ -39,6 +39,7 @@ from .protocol import (
     RELEASE_OP,
     REQUEST_OP,
     STATS_OP,
+    WORKER_THROTTLE_OP,
     epoch_seconds_from_environment,
     throttle_from_environment,
 )
@@ -110,6 +111,7 @@ class ThrottlePlugin(SchedulerPlugin):
 
     def _init_runtime_state(self) -> None:
         self._workers: set[str] = set()
+        self._throttle_of: dict[str, int] = {}  # what each worker reported (its own environment's throttle)
         self._waiters: dict[int, asyncio.Future[bool]] = {}
         self._rid_of: dict[str, int] = {}
         self._key_of: dict[int, str] = {}
@@ -119,7 +121,7 @@ class ThrottlePlugin(SchedulerPlugin):
     def __getstate__(self) -> dict[str, Any]:
         # Only the configuration travels (client.register_plugin pickles us).
         state = self.__dict__.copy()
-        for name in ("policy", "scheduler", "_workers", "_waiters", "_rid_of", "_key_of", "_timer"):
+        for name in ("policy", "scheduler", "_workers", "_throttle_of", "_waiters", "_rid_of", "_key_of", "_timer"):
             state.pop(name, None)
         return state
 
@@ -150,12 +152,13 @@ class ThrottlePlugin(SchedulerPlugin):
         )
         self.scheduler = scheduler
         self._workers = set(scheduler.workers)
-        self.policy.set_workers(len(self._workers))
+        self.policy.set_workers(len(self._workers), self._reported_permits())
         for address in self._workers:
             self._check_threads(address)
         scheduler.handlers[REQUEST_OP] = self.handle_request
         scheduler.handlers[RELEASE_OP] = self.handle_release
         scheduler.handlers[STATS_OP] = self.handle_stats
+        scheduler.handlers[WORKER_THROTTLE_OP] = self.handle_worker_throttle
         log.info("Seamless throttle active: throttle=%d epoch=%ss workers=%d",
                  throttle, epoch, len(self._workers))
 
@@ -167,7 +170,7 @@ class ThrottlePlugin(SchedulerPlugin):
         self._waiters.clear()
         if self.scheduler is not None:
             for op, handler in ((REQUEST_OP, self.handle_request), (RELEASE_OP, self.handle_release),
-                                (STATS_OP, self.handle_stats)):
+                                (STATS_OP, self.handle_stats), (WORKER_THROTTLE_OP, self.handle_worker_throttle)):
                 if self.scheduler.handlers.get(op) == handler:
                     del self.scheduler.handlers[op]
 
@@ -175,11 +178,28 @@ class ThrottlePlugin(SchedulerPlugin):
     def add_worker(self, scheduler: Any, worker: str) -> None:
         self._workers.add(worker)
         self._check_threads(worker)
-        self._apply(self._policy.set_workers(len(self._workers)))
+        self._follow_workers()
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
         self._workers.discard(worker)
-        self._apply(self._policy.set_workers(len(self._workers)))
+        self._throttle_of.pop(worker, None)
+        self._follow_workers()
+
+    def handle_worker_throttle(self, address: str, throttle: int) -> None:
+        """A worker's own throttle (its environment's, which the pod or job script set): after a
+        transformationThrottle edit only the workers are replaced, and capacity follows them."""
+        if address in self._workers and isinstance(throttle, int) and throttle >= 1:
+            self._throttle_of[address] = throttle
+            self._follow_workers()
+
+    def _reported_permits(self) -> int | None:
+        if not self._throttle_of:
+            return None
+        default = self._policy.throttle  # workers that did not report (yet) count with the scheduler's
+        return sum(self._throttle_of.get(address, default) for address in self._workers)
+
+    def _follow_workers(self) -> None:
+        self._apply(self._policy.set_workers(len(self._workers), self._reported_permits()))
 
     def remove_client(self, scheduler: Any, client: str) -> None:
         policy = self._policy

@@ -69,3 +69,42 @@ def test_pods_pass_the_parameters_in_the_environment(tmp_path: Path) -> None:
 def test_the_preload_argument_wins_over_the_environment(tmp_path: Path) -> None:
     parameters = json.dumps({"cores": 1, "transformation_throttle": 2})
     assert preloaded_throttle(tmp_path, {"cores": 1, "transformation_throttle": 7}, "--parameters", parameters) == "2"
+
+
+def test_throttle_capacity_follows_what_each_worker_reports(tmp_path: Path) -> None:
+    """A transformationThrottle edit replaces only the workers (their pods carry it): the scheduler's throttle
+    takes each worker's own value, so old and new workers count right and the scheduler is never restarted."""
+    from seamless_dask_runtime.identity import THROTTLE_VARIABLE
+    from seamless_dask_runtime.throttle import ThrottleClient
+
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, PARAMETERS_VARIABLE: json.dumps({"cores": 1, "transformation_throttle": 3})}
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                                  "127.0.0.1:0", "--scheduler-file", str(scheduler_file), "--preload",
+                                  SCHEDULER_PRELOAD], env=env, stderr=subprocess.DEVNULL)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert scheduler.poll() is None and time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.2)
+        for throttle in (5, 2):  # an old worker and a new one, as during a rolling throttle edit
+            workers.append(subprocess.Popen(
+                [dask, "worker", "--nthreads", str(throttle), "--scheduler-file", str(scheduler_file)],
+                env={**os.environ, THROTTLE_VARIABLE: str(throttle)}, stderr=subprocess.DEVNULL))
+        with Client(scheduler_file=str(scheduler_file), set_as_default=False) as client:
+            throttle = ThrottleClient(client)
+            deadline = time.monotonic() + 60
+            while (stats := throttle.stats())["capacity"] != 7:
+                assert time.monotonic() < deadline, f"capacity never became 5 + 2: {stats}"
+                time.sleep(0.2)
+            assert stats["workers"] == 2
+            workers.pop(0).terminate()  # the old worker retires
+            while (stats := throttle.stats())["capacity"] != 2:
+                assert time.monotonic() < deadline, f"capacity never became 2: {stats}"
+                time.sleep(0.2)
+    finally:
+        for proc in [*workers, scheduler]:
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -127,6 +127,7 @@ def test_bad_spec_names_field(spec: dict, field: str) -> None:
     {"interactive": True},
     {"memory": "8GiB"},
     {"workers": {"adaptive": True, "minimum": 0, "maximum": 5}},
+    {"transformationThrottle": 5},  # new workers report it to the scheduler's throttle
 ])
 def test_scaling_and_timeout_edits_never_restart_the_scheduler(edit: dict) -> None:
     """The scheduler Deployment's template (and so its pod) is the same: clients stay, results stay."""
@@ -141,4 +142,4 @@ def test_what_the_scheduler_reads_does_restart_it() -> None:
     ref = ClusterRef("c", "ns", "uid")
     base = {"cores": 1, "workers": {"replicas": 1, "maximum": 2}}
     before = scheduler_deployment(ref, parse_spec(base))["spec"]["template"]
-    assert scheduler_deployment(ref, parse_spec({**base, "transformationThrottle": 5}))["spec"]["template"] != before
+    assert scheduler_deployment(ref, parse_spec({**base, "targetDuration": "5m"}))["spec"]["template"] != before

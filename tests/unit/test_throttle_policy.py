@@ -423,3 +423,17 @@ PolicyMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_policy_state_machine = PolicyMachine.TestCase
+
+
+def test_capacity_is_what_the_workers_reported_when_they_did() -> None:
+    policy = PermissionPolicy(throttle=3, epoch_seconds=10)
+    policy.set_workers(2)
+    assert policy.capacity == 6
+    policy.set_workers(2, permits=7)  # one worker runs throttle 5, the other 2 (a throttle edit rolling out)
+    assert policy.capacity == 7
+    for holder in range(7):
+        assert policy.request(f"c{holder}", now=0.0).status == Status.GRANTED
+    waiting = policy.request("late", now=0.0)
+    assert waiting.status == Status.QUEUED
+    outcomes = policy.set_workers(3, permits=9)  # a new worker brings its permits: the queued request goes in
+    assert [o.granted for o in outcomes] == [True]

@@ -36,10 +36,11 @@ HTTP_ROUTES = [
 
 
 # What the scheduler process itself reads (the preload's adaptive target, throttle and worker plugin).
-# Scaling limits, the idle timeout, walltime and lifetimes are the operator's or the workers' business:
-# editing them changes no scheduler template, so it never restarts the scheduler (and loses no result).
+# Scaling limits, the idle timeout, walltime and lifetimes are the operator's or the workers' business, and
+# the throttle's capacity follows what each worker reports of its own transformationThrottle: editing them
+# changes no scheduler template, so it never restarts the scheduler (and loses no result).
 SCHEDULER_PARAMETERS = frozenset({
-    "cores", "tmpdir", "pure_dask", "exclusive", "record", "transformation_throttle",
+    "cores", "tmpdir", "pure_dask", "exclusive", "record",
     "target-duration", "unknown-task-duration", "dask-resources", "extra_dask_config",
 })
 
