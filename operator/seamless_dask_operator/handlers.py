@@ -34,6 +34,7 @@ from . import kube, metrics
 from .builders import ClusterRef, desired_children, operator_peer, worker_pod
 from .decide import Decision, Event, decide, forbidden, name_clash, rejected
 from .observation import ChildrenView, Observation, SchedulerAnswers, pod_views
+from .persistence import CompactDiffBaseStorage
 from .resource import ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
 from .settings import SETTINGS
@@ -49,9 +50,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # Events for problems, not for every log line
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    # Compacted: a copy of a large spec in an annotation made every patch fail, the finalizer's removal too.
+    settings.persistence.diffbase_storage = CompactDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = SETTINGS.request_timeout
     # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
@@ -346,6 +346,22 @@ def delete_cluster(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo
     """Children go now, not when garbage collection gets to them; the resource goes after them.
 
     Meanwhile the phase says Stopping.
+
+    Deletion always completes, so the finalizer is held only while an operator can act on it:
+
+    * kopf needs it while the operator runs (its timers and daemons are stopped before the resource
+      goes), and it buys the ordered deletion above: no child outlives its resource, whatever
+      garbage collection's lag on a freshly installed CRD.
+    * An operator that stops (scaled down, upgraded, uninstalled with ``kubectl``) takes its finalizer
+      off every resource it served (:func:`release_on_shutdown`): deleting one while no operator runs
+      completes at once, and garbage collection removes the children (they all carry an ownerReference);
+      the next operator puts the finalizer back.
+    * Deleting the CRD: the API server then refuses patches in discovery, so kopf stops serving the
+      resource and no delete handler would ever run; :func:`crd_deleted` deletes the children of every
+      resource and takes the finalizer off itself, and the CRD goes.
+
+    An operator killed outright (SIGKILL, node lost) cannot release anything: deletions wait for the
+    next operator, or ``kubectl patch sdc NAME --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]'``.
     """
     memo["deleting"] = True
     patch.status.update({"phase": Phase.STOPPING.value, "reason": "Deleting",
@@ -358,3 +374,43 @@ def delete_cluster(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo
         raise _api_errors_are_temporary(exc, "delete") from exc
     if left:
         raise kopf.TemporaryError(f"children keep coming back: {', '.join(left)}", delay=2)
+
+
+def _release_all(logger: logging.Logger, *, delete_children: bool) -> int:
+    """Take the finalizer off every resource this operator serves (their children deleted first, if asked)."""
+    released = 0
+    try:
+        served = kube.clusters(SETTINGS.namespaces)
+    except API_FAILURES as exc:
+        logger.warning("could not list the SeamlessDaskClusters to release them: %s", exc)
+        return 0
+    for cluster in served:
+        meta = cluster["metadata"]
+        try:
+            if delete_children:
+                kube.delete_children(ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
+                                     (cluster.get("status") or {}).get("tlsSecretUid"))
+            released += kube.release(cluster)
+        except API_FAILURES as exc:  # best effort: one failing must not keep the others
+            logger.warning("could not release %s/%s: %s", meta["namespace"], meta["name"], exc)
+    return released
+
+
+@kopf.on.cleanup()
+def release_on_shutdown(logger: logging.Logger, **_: Any) -> None:
+    """The operator stops: no resource keeps a finalizer that nobody would take off (see delete_cluster)."""
+    released = _release_all(logger, delete_children=False)
+    logger.info("released %d SeamlessDaskClusters for the time no operator runs", released)
+
+
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+
+@kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+               when=lambda name, **_: name == CRD_NAME)
+def crd_deleted(meta: kopf.Meta, logger: logging.Logger, **_: Any) -> None:
+    """The CRD is being deleted: kopf no longer serves its resources (see delete_cluster), so this does."""
+    if not meta.get("deletionTimestamp"):
+        return
+    released = _release_all(logger, delete_children=True)
+    logger.warning("CRD %s deleted: released %d SeamlessDaskClusters, their children deleted", CRD_NAME, released)

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, GROUP, PLURAL, VERSION
+from seamless_dask_runtime.identity import CLUSTER_LABEL, FINALIZER, GROUP, PLURAL, VERSION
 
 from .builders.objects import ClusterRef
 from .settings import SETTINGS
@@ -191,6 +191,37 @@ def delete_children_until_gone(ref: ClusterRef, tls_secret_uid: str | None = Non
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(settle)
+
+
+def clusters(namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The SeamlessDaskClusters of these namespaces (none given: of all), as listed now."""
+    custom = _api(client.CustomObjectsApi)
+    if not namespaces:
+        return list(custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=TIMEOUT)["items"])
+    return [item for namespace in namespaces for item in custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, _request_timeout=TIMEOUT)["items"]]
+
+
+def release(cluster: dict[str, Any]) -> bool:
+    """Take the operator's finalizer off ``cluster`` (as listed); False when it had none, was gone or changed.
+
+    A JSON patch that tests the entry first: a finalizer another controller added meanwhile is never removed.
+    """
+    meta = cluster["metadata"]
+    finalizers = list(meta.get("finalizers") or [])
+    if FINALIZER not in finalizers:
+        return False
+    at = f"/metadata/finalizers/{finalizers.index(FINALIZER)}"
+    try:
+        _api(client.CustomObjectsApi).patch_namespaced_custom_object(
+            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"],
+            [{"op": "test", "path": at, "value": FINALIZER}, {"op": "remove", "path": at}],
+            _content_type="application/json-patch+json", _request_timeout=TIMEOUT)
+    except ApiException as exc:
+        if exc.status in (404, 409, 422):  # gone, or its finalizers changed: the next round sees it anew
+            return False
+        raise
+    return True
 
 
 def delete_cluster(ref: ClusterRef) -> None:

@@ -182,6 +182,10 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
     return errors
 
 
+# Linux's MAX_ARG_STRLEN: one "NAME=value" string of a process's environment, terminating NUL included.
+MAX_ENV_STRING = 128 * 1024
+
+
 def _env_name_errors(params: ClusterParameters, where: str, env: tuple[dict[str, Any], ...]) -> list[FieldError]:
     # The operator's own variables come from spec fields; a second entry of the same name is refused by the API
     # server's apply (duplicate list key), and overriding them would split scheduler and workers.
@@ -195,6 +199,12 @@ def _env_name_errors(params: ClusterParameters, where: str, env: tuple[dict[str,
         elif name in seen:
             errors.append(FieldError(f"{where}[{i}].name", name, "is listed twice"))
         seen.add(name)
+        value = entry.get("value")
+        if isinstance(value, str) and len(f"{name}={value}".encode()) + 1 > MAX_ENV_STRING:
+            errors.append(FieldError(f"{where}[{i}].value", f"<{len(value.encode())} bytes>",
+                                     f"is over {MAX_ENV_STRING // 1024} KiB: Linux refuses such an environment "
+                                     "variable (execve: argument list too long), so the container could not "
+                                     "start; put large data in a ConfigMap or Secret mounted as a volume"))
     return errors
 
 

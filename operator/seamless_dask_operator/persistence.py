@@ -1,0 +1,80 @@
+"""Where kopf keeps what it last handled of a resource, bounded in size.
+
+kopf stores a copy of the spec (its "diff-base") in an annotation and writes it
+in the same patch that adds or removes the finalizer. Annotations are limited
+to 256 KiB in total, so a spec with a large value (a 300 kB env value) made
+every such patch fail with 422: the spec was never marked handled and the
+finalizer never came off, so the resource could not be deleted.
+
+The stored copy is compacted instead: long strings, and then the largest
+subtrees while the whole is over budget, are replaced by a digest of their
+content. kopf compares compacted copies with compacted copies, so a change
+anywhere is still seen, at the path of the digested value (e.g.
+``spec.workers.env``); specs of ordinary size are stored unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import kopf
+
+# Strings above this many characters are stored as their digest (a command line or an image name is shorter).
+LONG_STRING = 256
+# The stored copy stays under this many bytes, well below the 256 KiB the API allows all annotations together.
+BUDGET = 32 * 1024
+
+
+def _encoded(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def digest(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(_encoded(value).encode()).hexdigest()
+
+
+def _short_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return digest(value) if len(value) > LONG_STRING else value
+    if isinstance(value, dict):
+        return {key: _short_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_short_strings(item) for item in value]
+    return value
+
+
+def _within(value: Any, budget: int) -> Any:
+    """``value`` with its largest parts digested until its encoding fits ``budget`` (or it is one digest)."""
+    if len(_encoded(value)) <= budget or not isinstance(value, (dict, list)) or not value:
+        return value if len(_encoded(value)) <= budget else digest(value)
+    keys = list(value.keys()) if isinstance(value, dict) else list(range(len(value)))
+    result: Any = dict(value) if isinstance(value, dict) else list(value)
+    for key in sorted(keys, key=lambda k: len(_encoded(value[k])), reverse=True):
+        if len(_encoded(result)) <= budget:
+            break
+        result[key] = digest(value[key])
+    return result if len(_encoded(result)) <= budget else digest(value)
+
+
+def compact(essence: Any, budget: int = BUDGET) -> Any:
+    """What kopf keeps of a resource: ``essence`` when small, else with long or large parts as digests (pure)."""
+    shortened = _short_strings(essence)
+    if not isinstance(shortened, dict):
+        return _within(shortened, budget)
+    # Top-level stanzas (spec, metadata) are kept as keys, so a diff still says which one changed.
+    result = dict(shortened)
+    for key in sorted(result, key=lambda k: len(_encoded(result[k])), reverse=True):
+        if len(_encoded(result)) <= budget:
+            break
+        result[key] = _within(result[key], budget // 2)
+    return result
+
+
+class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's annotation diff-base, compacted (see the module docstring)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        essence = super().build(body=body, extra_fields=extra_fields)
+        return compact(dict(essence))  # type: ignore[no-any-return]
