@@ -209,7 +209,7 @@ def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterE
              api: SchedulerAPI | None, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger) -> None:
     # kopf runs the delete handler while a round may still be under way: that round creates nothing more.
     def deleting() -> bool:
-        return bool(memo.get("deleting"))
+        return bool(memo.get("deleting")) or ref.uid in ORPHANED
 
     if isinstance(cluster, ClusterSpec):
         if decision.apply_children:
@@ -273,6 +273,8 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
                edited: frozenset[str] = frozenset()) -> None:
     metrics.RECONCILES.labels(handler).inc()
     ref = ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+    if ref.uid in ORPHANED:
+        return
     cluster: ClusterSpec | ParameterError
     try:
         cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy)
@@ -376,24 +378,38 @@ def delete_cluster(meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo
         raise kopf.TemporaryError(f"children keep coming back: {', '.join(left)}", delay=2)
 
 
+# Resources whose CRD is being deleted: kopf no longer serves them, yet their timers may still run a round,
+# which would make the children again; a round of one of these does nothing.
+ORPHANED: set[str] = set()
+
+
 def _release_all(logger: logging.Logger, *, delete_children: bool) -> int:
     """Take the finalizer off every resource this operator serves (their children deleted first, if asked)."""
-    released = 0
     try:
         served = kube.clusters(SETTINGS.namespaces)
     except API_FAILURES as exc:
         logger.warning("could not list the SeamlessDaskClusters to release them: %s", exc)
         return 0
-    for cluster in served:
-        meta = cluster["metadata"]
-        try:
-            if delete_children:
-                kube.delete_children(ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
-                                     (cluster.get("status") or {}).get("tlsSecretUid"))
-            released += kube.release(cluster)
-        except API_FAILURES as exc:  # best effort: one failing must not keep the others
-            logger.warning("could not release %s/%s: %s", meta["namespace"], meta["name"], exc)
-    return released
+    refs = [ClusterRef(name=c["metadata"]["name"], namespace=c["metadata"]["namespace"], uid=c["metadata"]["uid"])
+            for c in served]
+    if delete_children:
+        ORPHANED.update(ref.uid for ref in refs)
+        # Twice: a round already past its check when the first pass ran may still have made a child.
+        for tls_uids in ([(c.get("status") or {}).get("tlsSecretUid") for c in served], [None] * len(refs)):
+            for ref, tls_uid in zip(refs, tls_uids, strict=True):
+                _best_effort(logger, f"delete the children of {ref.namespace}/{ref.name}",
+                             kube.delete_children, ref, tls_uid)
+            time.sleep(0.5)
+    return sum(bool(_best_effort(logger, f"release {ref.namespace}/{ref.name}", kube.release, cluster))
+               for ref, cluster in zip(refs, served, strict=True))
+
+
+def _best_effort(logger: logging.Logger, what: str, call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except API_FAILURES as exc:  # one failing must not keep the others
+        logger.warning("could not %s: %s", what, exc)
+        return None
 
 
 @kopf.on.cleanup()
