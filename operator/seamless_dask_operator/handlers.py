@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +33,10 @@ from seamless_dask_runtime.status import Phase
 
 from . import kube, metrics
 from .builders import ClusterRef, desired_children, operator_peer, worker_pod
-from .decide import Decision, Event, decide, forbidden, name_clash, rejected
+from .decide import Decision, Event, Retire, decide, forbidden, name_clash, rejected
 from .observation import ChildrenView, Observation, SchedulerAnswers, pod_views
 from .persistence import CompactDiffBaseStorage
-from .resource import ClusterSpec, parse_spec
+from .resource import MAX_RETIRE_TIMEOUT, ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
 from .settings import SETTINGS
 
@@ -184,14 +185,41 @@ def _post(body: kopf.Body, event: Event, memo: kopf.Memo) -> None:
         metrics.ERRORS.labels("cluster", event.reason).inc()
 
 
+# A retire call lasts as long as the scheduler takes to move the workers' memory (up to retireTimeout): it runs
+# here, never in kopf's handler threads, so slow schedulers cannot starve the rounds of other clusters. One call
+# per cluster at most; threads that wait on a socket cost little, so many clusters retire at once, none queued
+# behind another's slow scheduler (up to this many).
+RETIRE_THREADS = 256
+_retirer = ThreadPoolExecutor(max_workers=RETIRE_THREADS, thread_name_prefix="retire")
+
+
+def _call_retire(api: SchedulerAPI, retire: Retire) -> list[str]:
+    timeout = min(retire.timeout, MAX_RETIRE_TIMEOUT)
+    retired = api.retire_named(list(retire.names), timeout) if retire.names else []
+    if retire.count:
+        retired += api.retire(retire.count, timeout)
+    return retired
+
+
 def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision: Decision, memo: kopf.Memo) -> None:
-    retire = decision.retire
-    if retire is None or api is None:
+    """Start the decided retirement, or finish the one under way: one call in flight per cluster.
+
+    Retire first, then delete: only the pods the scheduler says it retired are deleted, by the first round
+    that finds the call finished. That round asks for nothing more: it decided on pods it has just deleted.
+    """
+    pending: tuple[Retire, Future[list[str]]] | None = memo.get("retiring")
+    if pending is not None:
+        if pending[1].done():
+            memo["retiring"] = None
+            _retired(body, ref, *pending, memo)
         return
+    if decision.retire is not None and api is not None:
+        memo["retiring"] = (decision.retire, _retirer.submit(_call_retire, api, decision.retire))
+
+
+def _retired(body: kopf.Body, ref: ClusterRef, retire: Retire, call: Future[list[str]], memo: kopf.Memo) -> None:
     try:
-        retired = api.retire_named(list(retire.names), retire.timeout) if retire.names else []
-        if retire.count:
-            retired += api.retire(retire.count, retire.timeout)
+        retired = call.result()
     except SchedulerUnavailable as exc:
         _post(body, Event("Warning", "RetireFailed", f"could not retire workers within {retire.timeout:g} s "
                                                      f"({exc}); they keep running", 60.0), memo)

@@ -171,6 +171,10 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
         errors.append(FieldError("spec.workers.replicas", options.replicas,
                                  f"must not exceed workers.maximum ({params.maximum_jobs}); "
                                  "raise maximum or enable adaptive"))
+    if not 1 <= options.retire_timeout <= MAX_RETIRE_TIMEOUT:
+        errors.append(FieldError("spec.workers.retireTimeout", options.retire_timeout,
+                                 f"must be between 1 and {MAX_RETIRE_TIMEOUT} seconds: a worker whose memory "
+                                 "has not moved by then is reported stuck, and the call must not hang on"))
     if options.replicas < 0:
         errors.append(FieldError("spec.workers.replicas", options.replicas, "must not be negative"))
     reserved = {"seamless-dask-tmp"}
@@ -181,6 +185,9 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
         errors += _env_name_errors(params, where, env)
     return errors
 
+
+# The longest a retire call may wait for a scheduler to move workers' memory (the CRD's maximum too).
+MAX_RETIRE_TIMEOUT = 600
 
 # Linux's MAX_ARG_STRLEN: one "NAME=value" string of a process's environment, terminating NUL included.
 MAX_ENV_STRING = 128 * 1024
