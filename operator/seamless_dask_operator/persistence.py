@@ -45,17 +45,32 @@ def _short_strings(value: Any) -> Any:
     return value
 
 
+DIGEST_SIZE = len(_encoded("sha256:" + "0" * 64))
+
+
 def _within(value: Any, budget: int) -> Any:
-    """``value`` with its largest parts digested until its encoding fits ``budget`` (or it is one digest)."""
-    if len(_encoded(value)) <= budget or not isinstance(value, (dict, list)) or not value:
-        return value if len(_encoded(value)) <= budget else digest(value)
+    """``value`` with its largest parts shrunk (recursively) or digested until its encoding fits ``budget``."""
+    size = len(_encoded(value))
+    if size <= budget:
+        return value
+    if not isinstance(value, (dict, list)) or not value:
+        return digest(value)
     keys = list(value.keys()) if isinstance(value, dict) else list(range(len(value)))
+    if isinstance(value, dict):
+        floor = sum(len(_encoded(k)) + 2 + DIGEST_SIZE for k in keys)  # every part a digest
+    else:
+        floor = len(keys) * (DIGEST_SIZE + 1)
+    if floor > budget:
+        return digest(value)  # too many parts to keep each: the whole, as one digest
     result: Any = dict(value) if isinstance(value, dict) else list(value)
-    for key in sorted(keys, key=lambda k: len(_encoded(value[k])), reverse=True):
-        if len(_encoded(result)) <= budget:
+    sizes = {key: len(_encoded(value[key])) for key in keys}
+    for key in sorted(keys, key=lambda k: sizes[k], reverse=True):
+        if size <= budget:
             break
-        result[key] = digest(value[key])
-    return result if len(_encoded(result)) <= budget else digest(value)
+        shrunk = _within(value[key], max(budget - (size - sizes[key]), DIGEST_SIZE))
+        size += len(_encoded(shrunk)) - sizes[key]
+        result[key] = shrunk
+    return result if size <= budget else digest(value)
 
 
 def compact(essence: Any, budget: int = BUDGET) -> Any:
@@ -64,12 +79,8 @@ def compact(essence: Any, budget: int = BUDGET) -> Any:
     if not isinstance(shortened, dict):
         return _within(shortened, budget)
     # Top-level stanzas (spec, metadata) are kept as keys, so a diff still says which one changed.
-    result = dict(shortened)
-    for key in sorted(result, key=lambda k: len(_encoded(result[k])), reverse=True):
-        if len(_encoded(result)) <= budget:
-            break
-        result[key] = _within(result[key], budget // 2)
-    return result
+    result = _within(shortened, budget)
+    return result if isinstance(result, dict) else {key: digest(value) for key, value in shortened.items()}
 
 
 class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):

@@ -1,0 +1,31 @@
+"""Limits the spec must respect for deletion to complete and rounds to stay bounded (issue 14)."""
+
+from __future__ import annotations
+
+import pytest
+from seamless_dask_operator.resource import MAX_ENV_STRING, MAX_RETIRE_TIMEOUT, parse_spec
+
+from seamless_dask_runtime.parameters import ParameterError
+
+
+def test_env_value_a_process_could_not_start_with_is_refused_naming_it() -> None:
+    with pytest.raises(ParameterError) as refused:
+        parse_spec({"workers": {"env": [{"name": "OK", "value": "1"}, {"name": "BIG", "value": "x" * 300_000}]}})
+    assert str(refused.value).startswith("spec.workers.env[1].value: is over 128 KiB")
+
+
+def test_env_value_just_within_linux_limit_is_accepted() -> None:
+    value = "x" * (MAX_ENV_STRING - len("BIG=") - 1)
+    assert parse_spec({"scheduler": {"env": [{"name": "BIG", "value": value}]}}).options.scheduler.env[0]["value"]
+    with pytest.raises(ParameterError, match=r"spec\.scheduler\.env\[0\]\.value"):
+        parse_spec({"scheduler": {"env": [{"name": "BIG", "value": value + "x"}]}})
+
+
+@pytest.mark.parametrize("seconds", [0, MAX_RETIRE_TIMEOUT + 1])
+def test_retire_timeout_out_of_bounds_is_refused(seconds: int) -> None:
+    with pytest.raises(ParameterError, match=r"spec\.workers\.retireTimeout"):
+        parse_spec({"workers": {"retireTimeout": seconds}})
+
+
+def test_retire_timeout_at_its_cap_is_accepted() -> None:
+    assert parse_spec({"workers": {"retireTimeout": MAX_RETIRE_TIMEOUT}}).options.retire_timeout == MAX_RETIRE_TIMEOUT
