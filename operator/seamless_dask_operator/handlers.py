@@ -9,6 +9,7 @@ failures become ``kopf.TemporaryError`` and are retried soon.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -191,6 +192,7 @@ def _post(body: kopf.Body, event: Event, memo: kopf.Memo) -> None:
 # behind another's slow scheduler (up to this many).
 RETIRE_THREADS = 256
 _retirer = ThreadPoolExecutor(max_workers=RETIRE_THREADS, thread_name_prefix="retire")
+_retiring = threading.Lock()
 
 
 def _call_retire(api: SchedulerAPI, retire: Retire) -> list[str]:
@@ -207,14 +209,16 @@ def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision
     Retire first, then delete: only the pods the scheduler says it retired are deleted, by the first round
     that finds the call finished. That round asks for nothing more: it decided on pods it has just deleted.
     """
-    pending: tuple[Retire, Future[list[str]]] | None = memo.get("retiring")
-    if pending is not None:
-        if pending[1].done():
-            memo["retiring"] = None
-            _retired(body, ref, *pending, memo)
-        return
-    if decision.retire is not None and api is not None:
-        memo["retiring"] = (decision.retire, _retirer.submit(_call_retire, api, decision.retire))
+    with _retiring:  # an apply round and a timer round of one cluster may run at once: one call, one harvest
+        pending: tuple[Retire, Future[list[str]]] | None = memo.get("retiring")
+        if pending is None:
+            if decision.retire is not None and api is not None:
+                memo["retiring"] = (decision.retire, _retirer.submit(_call_retire, api, decision.retire))
+            return
+        if not pending[1].done():
+            return
+        memo["retiring"] = None
+    _retired(body, ref, *pending, memo)
 
 
 def _retired(body: kopf.Body, ref: ClusterRef, retire: Retire, call: Future[list[str]], memo: kopf.Memo) -> None:
