@@ -174,9 +174,12 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
     if options.replicas < 0:
         errors.append(FieldError("spec.workers.replicas", options.replicas, "must not be negative"))
     reserved = {"seamless-dask-tmp"}
-    for volume in options.volumes:
-        if volume.get("name") in reserved:
-            errors.append(FieldError("spec.volumes", volume.get("name"), "this volume name is reserved"))
+    for i, volume in enumerate(options.volumes):
+        name = volume.get("name")
+        if not isinstance(name, str):
+            errors.append(FieldError(f"spec.volumes[{i}].name", name, "must be a string"))
+        elif name in reserved:
+            errors.append(FieldError(f"spec.volumes[{i}].name", name, "this volume name is reserved"))
     for where, env in (("spec.workers.env", options.workers.env), ("spec.scheduler.env", options.scheduler.env)):
         errors += _env_name_errors(params, where, env)
     return errors
@@ -189,12 +192,15 @@ def _env_name_errors(params: ClusterParameters, where: str, env: tuple[dict[str,
     errors, seen = [], set()
     for i, entry in enumerate(env):
         name = entry.get("name")
-        if name in ours:
+        if not isinstance(name, str):
+            errors.append(FieldError(f"{where}[{i}].name", name, "must be a string"))
+        elif name in ours:
             errors.append(FieldError(f"{where}[{i}].name", name, "is set by the operator from the cluster's "
                                      "fields (e.g. transformationThrottle, extraDaskConfig); set that field instead"))
         elif name in seen:
             errors.append(FieldError(f"{where}[{i}].name", name, "is listed twice"))
-        seen.add(name)
+        else:
+            seen.add(name)
     return errors
 
 

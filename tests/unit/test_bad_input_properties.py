@@ -63,11 +63,29 @@ def test_status_parameters_translate_or_name_the_field(raw: dict) -> None:
             assert "dask worker" in script
 
 
+VOLUME_SOURCES = st.sampled_from(["emptyDir", "hostPath", "secret", "projected", "configMap", "nfs", "csi"])
+# What a hostile or careless user puts where the pod policy looks: volumes, projections, env, accounts, Services.
+POLICY_FIELDS = st.fixed_dictionaries({}, optional={
+    "volumes": st.lists(st.dictionaries(st.just("name") | VOLUME_SOURCES, JSON | st.fixed_dictionaries(
+        {"sources": st.lists(st.dictionaries(VOLUME_SOURCES | st.just("serviceAccountToken"), JSON), max_size=2)}),
+        max_size=2), max_size=2) | JSON,
+    "workers": st.fixed_dictionaries({}, optional={"env": st.lists(st.dictionaries(
+        st.sampled_from(["name", "value", "valueFrom"]), JSON | st.just("SEAMLESS_WORKER_TRANSFORMATION_THROTTLE")
+        | st.fixed_dictionaries({"secretKeyRef": JSON})), max_size=3) | JSON}),
+    "scheduler": st.fixed_dictionaries({}, optional={"serviceType": JSON | st.sampled_from(["LoadBalancer",
+                                                                                            "ClusterIP"]),
+                                                     "allowFrom": JSON}),
+    "serviceAccountName": JSON, "podAnnotations": JSON | st.dictionaries(
+        st.sampled_from(["container.apparmor.security.beta.kubernetes.io/worker", "a"]), JSON, max_size=2),
+})
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["cores", "memory", "workers", "pureDask", "unknownTaskDuration",
                                         "volumes", "timeout", "image", "bogus"]), JSON, max_size=5)
        | st.fixed_dictionaries({"walltime": PLAUSIBLE["walltime"],
-                                "workers": st.fixed_dictionaries({"maximum": st.integers(1, 4)})}))
+                                "workers": st.fixed_dictionaries({"maximum": st.integers(1, 4)})})
+       | POLICY_FIELDS)
 def test_resource_specs_build_or_name_the_field(spec: dict) -> None:
     try:
         cluster = parse_spec(spec)
