@@ -31,7 +31,7 @@ if missing_stack(VENV_BIN):
 
 def test_seamless_transformations_on_slurm_jobs(slurm: None, tmp_path: Path) -> None:
     tmp_path.chmod(0o777)
-    home = make_home(tmp_path, VENV_BIN, cores=1, maximum_jobs=2, slurm_partition=PARTITION)
+    home = make_home(tmp_path, VENV_BIN, cores=2, maximum_jobs=2, slurm_partition=PARTITION)
     before = squeue_job_ids()
     try:
         report = run_driver(home, "simple", "parallel", "nested", "seamless_run")
