@@ -169,24 +169,49 @@ def _children() -> dict[int, list[int]]:
     return children
 
 
-def pool_processes(home: SeamlessHome) -> dict[int, bool]:
-    """Seamless pool processes under the daskserver (wrapper -> Dask worker -> pool), each with
-    whether it started with ``SEAMLESS_REMOTE_CLIENTS`` in its environment."""
-    wrapper = service_pids(home).get("daskserver")
-    if wrapper is None:
-        return {}
+def _pool_under(worker_parents: list[int]) -> dict[int, bool]:
+    """Seamless pool processes two levels below ``worker_parents`` (parent -> Dask worker -> pool), each
+    with whether it started with ``SEAMLESS_REMOTE_CLIENTS`` in its environment."""
     children = _children()
     pool: dict[int, bool] = {}
-    for worker in children.get(wrapper, []):
-        for pid in children.get(worker, []):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"spawn_main" in cmdline:  # multiprocessing children, not its resource tracker
-                pool[pid] = any(item.startswith(b"SEAMLESS_REMOTE_CLIENTS=") for item in environ)
+    for parent in worker_parents:
+        for worker in children.get(parent, []):
+            for pid in children.get(worker, []):
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"spawn_main" in cmdline:  # multiprocessing children, not its resource tracker
+                    pool[pid] = any(item.startswith(b"SEAMLESS_REMOTE_CLIENTS=") for item in environ)
     return pool
+
+
+def pool_processes(home: SeamlessHome) -> dict[int, bool]:
+    """Seamless pool processes under the daskserver's local Dask workers (see :func:`_pool_under`)."""
+    wrapper = service_pids(home).get("daskserver")
+    return {} if wrapper is None else _pool_under([wrapper])
+
+
+def job_pool_processes(job_ids: set[str]) -> dict[int, bool]:
+    """Seamless pool processes under the ``dask worker`` of these batch jobs (see :func:`_pool_under`)."""
+    nannies = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1].endswith(b"/dask") and argv[2] == b"worker" and any(
+                item in environ for item in (f"SLURM_JOB_ID={job}".encode() for job in job_ids)):
+            nannies.append(int(proc.name))
+    return _pool_under(nannies)
+
+
+def job_logs(home: SeamlessHome) -> str:
+    """What the wrapper's batch jobs wrote (their ``dask-worker-*.err`` beside the status file)."""
+    return "".join(log.read_text(errors="replace")
+                   for log in sorted((home.launcher_state / "server").glob("dask-worker-*.err")))
 
 
 def service_log(home: SeamlessHome, service: str) -> str:
