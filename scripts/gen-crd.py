@@ -68,6 +68,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # seamless_dask_runtime, also when not installed
 SOURCE = REPO / "crds" / "src" / "seamlessdaskclusters.src.yaml"
 OUTPUT = REPO / "crds" / "seamlessdaskclusters.yaml"
 MARKER = "x-embed"
@@ -89,6 +90,19 @@ class GenerationError(RuntimeError):
 
 
 # -- pure: source + OpenAPI schemas -> CRD ----------------------------------------------------------------------
+
+def fill_identity(source_text: str) -> str:
+    """``@NAME@`` in the source becomes the constant NAME of seamless_dask_runtime/identity.py."""
+    from seamless_dask_runtime import identity
+
+    def constant(match: re.Match[str]) -> str:
+        value = getattr(identity, match.group(1), None)
+        if not isinstance(value, (str, int)):
+            raise GenerationError(f"@{match.group(1)}@: seamless_dask_runtime.identity has no such constant")
+        return str(value)
+
+    return re.sub(r"@([A-Z][A-Z0-9_]*)@", constant, source_text)
+
 
 def generate(source: Mapping[str, Any], schemas: Mapping[str, Any]) -> dict[str, Any]:
     """The CRD: ``source`` with every ``x-embed`` marker replaced by the structural Kubernetes schema."""
@@ -242,7 +256,7 @@ def api_server(kubeconfig: str | None) -> Iterator[str]:
 
 def build(kubeconfig: str) -> tuple[str, dict[str, Any]]:
     schemas, version = fetch_openapi(kubeconfig)
-    crd = generate(yaml.safe_load(SOURCE.read_text()), schemas)
+    crd = generate(yaml.safe_load(fill_identity(SOURCE.read_text())), schemas)
     return render(crd, version), crd
 
 
