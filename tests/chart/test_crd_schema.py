@@ -76,6 +76,9 @@ REFUSED: list[tuple[str, str, dict[str, Any], list[str]]] = [
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": "a", "operator": "Near", "values": ["b"]}]}]}}}}},
      ["spec.scheduler.affinity.nodeAffinity", "operator", "Near"]),
+    # Stricter than a pod, and said so (a structural schema has no "number or string"): write "0.5" or 500m.
+    ("cpu-fraction-as-number", "cpu", {"scheduler": {"resources": {"requests": {"cpu": 0.5}}}},
+     ["spec.scheduler.resources.requests.cpu", "integer,string"]),
     ("mount-without-path", "mount", {"volumeMounts": [{"name": "data"}]}, ["spec.volumeMounts[0].mountPath"]),
 ]
 
