@@ -262,8 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="API server whose OpenAPI to embed (default $KUBECONFIG)")
     parser.add_argument("--check", action="store_true", help="compare with the committed file instead of writing")
     args = parser.parse_args(argv)
-    with api_server(args.kubeconfig) as kubeconfig:
-        text, crd = build(kubeconfig)
+    try:
+        with api_server(args.kubeconfig) as kubeconfig:
+            text, crd = build(kubeconfig)
+    except GenerationError as exc:
+        print(f"gen-crd: {exc}", file=sys.stderr)
+        return 2
     size = last_applied_size(crd)
     print(f"{OUTPUT.relative_to(REPO)}: {len(text.encode())} bytes of YAML, {size} bytes as JSON "
           f"(kubectl apply's annotation limit {LAST_APPLIED_LIMIT})")
