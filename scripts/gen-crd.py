@@ -7,9 +7,9 @@
 The source, ``crds/src/seamlessdaskclusters.src.yaml``, is the CRD as we write
 it: our fields, defaults, CEL rules, descriptions. Where a field is a core/v1
 type (resources, env, nodeSelector, tolerations, affinity, volumes,
-volumeMounts) it holds a marker, ``x-embed: io.k8s.api.core.v1.PodSpec.volumes``,
+volumeMounts; and the scheduler's allowFrom, networking/v1 NetworkPolicyPeers) it holds a marker, ``x-embed: io.k8s.api.core.v1.PodSpec.volumes``,
 and this script puts there the schema of that field as a real kube-apiserver
-publishes it (``/openapi/v3/api/v1``), so the API server validates those fields
+publishes it (``/openapi/v3/api/v1``, ``/openapi/v3/apis/networking.k8s.io/v1``), so the API server validates those fields
 at admission and ``kubectl explain`` describes them. One source per fact: our
 fields live in the source, Kubernetes' in Kubernetes.
 
@@ -42,7 +42,7 @@ volume source stays (the operator's pod policy, not the schema, decides which
 types users may have; an admin may allow nfs or csi), and ``kubectl explain``
 describes every level. ``main()`` refuses to write a CRD over the limit. If a
 later Kubernetes grows past it, drop the descriptions more than one field below
-an embedded field first (measured: 66 KB with only those kept, 49 KB with none):
+an embedded field first (measured before allowFrom was embedded: 66 KB with only those kept, 49 KB with none):
 they are the longest part and the Kubernetes reference has them.
 """
 
@@ -211,8 +211,31 @@ def last_applied_size(crd: Mapping[str, Any]) -> int:
 
 # -- I/O: the API server ---------------------------------------------------------------------------------------
 
-def fetch_openapi(kubeconfig: str) -> tuple[dict[str, Any], str]:
-    """core/v1 component schemas and the gitVersion of the API server of ``kubeconfig``."""
+def openapi_paths(source: Any) -> list[str]:
+    """The OpenAPI v3 documents holding the types the markers name (``io.k8s.api.GROUP.VERSION.Type``)."""
+    paths = set()
+    for reference in _markers(source):
+        parts = reference.split(".")
+        if parts[:3] != ["io", "k8s", "api"] or len(parts) < 6:
+            raise GenerationError(f"{MARKER}: {reference!r} is not io.k8s.api.GROUP.VERSION.Type.field")
+        group, version = parts[3], parts[4]
+        paths.add(f"/openapi/v3/api/{version}" if group == "core" else f"/openapi/v3/apis/{group}.k8s.io/{version}")
+    return sorted(paths)
+
+
+def _markers(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if MARKER in node:
+            yield str(node[MARKER])
+        for value in node.values():
+            yield from _markers(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _markers(item)
+
+
+def fetch_openapi(kubeconfig: str, paths: list[str]) -> tuple[dict[str, Any], str]:
+    """The component schemas of the OpenAPI documents ``paths`` and the gitVersion of the API server."""
     import kubernetes
 
     api = kubernetes.config.new_client_from_config(config_file=kubeconfig)
@@ -223,7 +246,9 @@ def fetch_openapi(kubeconfig: str) -> tuple[dict[str, Any], str]:
             response.read()
             return json.loads(response.data)
 
-        schemas = get("/openapi/v3/api/v1")["components"]["schemas"]
+        schemas: dict[str, Any] = {}
+        for path in paths:
+            schemas.update(get(path)["components"]["schemas"])
         version = get("/version")["gitVersion"]
     finally:
         api.close()
@@ -252,8 +277,9 @@ def api_server(kubeconfig: str | None) -> Iterator[str]:
 
 
 def build(kubeconfig: str) -> tuple[str, dict[str, Any]]:
-    schemas, version = fetch_openapi(kubeconfig)
-    crd = generate(yaml.safe_load(fill_identity(SOURCE.read_text())), schemas)
+    source = yaml.safe_load(fill_identity(SOURCE.read_text()))
+    schemas, version = fetch_openapi(kubeconfig, openapi_paths(source))
+    crd = generate(source, schemas)
     return render(crd, version), crd
 
 

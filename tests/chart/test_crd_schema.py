@@ -76,6 +76,8 @@ REFUSED: list[tuple[str, str, dict[str, Any], list[str]]] = [
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": "a", "operator": "Near", "values": ["b"]}]}]}}}}},
      ["spec.scheduler.affinity.nodeAffinity", "operator", "Near"]),
+    ("allow-from-ip-block", "allow", {"scheduler": {"allowFrom": [{"ipBlock": {"except": ["10.0.0.0/8"]}}]}},
+     ["spec.scheduler.allowFrom[0].ipBlock.cidr", "Required"]),
     # Stricter than a pod, and said so (a structural schema has no "number or string"): write "0.5" or 500m.
     ("cpu-fraction-as-number", "cpu", {"scheduler": {"resources": {"requests": {"cpu": 0.5}}}},
      ["spec.scheduler.resources.requests.cpu", "integer,string"]),

@@ -68,6 +68,8 @@ def test_embedded_fields_are_the_kubernetes_schemas_not_blobs() -> None:
     volume = spec["volumes"]["items"]
     assert {"emptyDir", "persistentVolumeClaim", "configMap", "hostPath", "csi", "nfs"} <= set(volume["properties"])
     assert spec["volumeMounts"]["x-kubernetes-list-map-keys"] == ["mountPath"]
+    peer = spec["scheduler"]["properties"]["allowFrom"]["items"]["properties"]
+    assert {"podSelector", "namespaceSelector", "ipBlock"} == set(peer)
 
 
 def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
