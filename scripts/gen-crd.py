@@ -5,13 +5,15 @@
     scripts/gen-crd.py --check    # exit 1 (and say why) when the committed file is stale
 
 The source, ``crds/src/seamlessdaskclusters.src.yaml``, is the CRD as we write
-it: our fields, defaults, CEL rules, descriptions. Where a field is a core/v1
-type (resources, env, nodeSelector, tolerations, affinity, volumes,
-volumeMounts; and the scheduler's allowFrom, networking/v1 NetworkPolicyPeers) it holds a marker, ``x-embed: io.k8s.api.core.v1.PodSpec.volumes``,
-and this script puts there the schema of that field as a real kube-apiserver
-publishes it (``/openapi/v3/api/v1``, ``/openapi/v3/apis/networking.k8s.io/v1``), so the API server validates those fields
-at admission and ``kubectl explain`` describes them. One source per fact: our
-fields live in the source, Kubernetes' in Kubernetes.
+it: our fields, defaults, CEL rules, descriptions. Where a field is a Kubernetes
+type (resources, env, nodeSelector, tolerations, affinity, volumes, volumeMounts
+of core/v1; the scheduler's allowFrom, networking/v1 NetworkPolicyPeers) it holds
+a marker, ``x-embed: io.k8s.api.core.v1.PodSpec.volumes``, and this script puts
+there the schema of that field as a real kube-apiserver publishes it
+(``/openapi/v3/api/v1``, ``/openapi/v3/apis/networking.k8s.io/v1``), so the API
+server validates those fields at admission and ``kubectl explain`` describes
+them. One source per fact: our fields live in the source, Kubernetes' in
+Kubernetes.
 
 The API server is ``$KUBECONFIG`` (``--kubeconfig``), or, when
 ``SDO_KUBE_UP=../shared/kube/up.sh`` is set, one this script starts and stops.
@@ -36,13 +38,14 @@ Made structural, as a CRD requires (``structural()``):
 
 Size (``kubectl apply`` of crds/, client side, stores the whole object as JSON in
 the ``last-applied-configuration`` annotation, at most 262144 bytes of annotations):
-measured from Kubernetes v1.36.2 with every description kept, 186616 bytes of
-JSON (71 % of the limit; the YAML file is 316 KB). Nothing is trimmed: every
+measured from Kubernetes v1.36.2 with every description kept, 191011 bytes of
+JSON (73 % of the limit; the YAML file is 324 KB). Nothing is trimmed: every
 volume source stays (the operator's pod policy, not the schema, decides which
 types users may have; an admin may allow nfs or csi), and ``kubectl explain``
 describes every level. ``main()`` refuses to write a CRD over the limit. If a
 later Kubernetes grows past it, drop the descriptions more than one field below
-an embedded field first (measured before allowFrom was embedded: 66 KB with only those kept, 49 KB with none):
+an embedded field first (measured before allowFrom was embedded: 66 KB with
+only those kept, 49 KB with none):
 they are the longest part and the Kubernetes reference has them.
 """
 
