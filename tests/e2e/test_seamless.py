@@ -139,24 +139,25 @@ def session(operator_release: str, kube: Kube, platform: Platform, seamless_imag
 
 
 # Every Seamless pool process in a worker pod, and whether it started with the remote clients.
-# The pool is what seamless-dask's worker plugin spawns (multiprocessing): children of the Dask
-# worker process that run spawn_main, whichever process (nanny child or PID 1) the worker is.
+# PID 1 is `dask worker`: the nanny, whose multiprocessing child is the Dask worker (PID 1 itself
+# with --no-nanny). The pool is what seamless-dask's worker plugin spawns under the Dask worker.
 POOL_PROBE = r"""
 import json, pathlib
 procs = {}
-for stat in pathlib.Path('/proc').glob('[0-9]*/stat'):
+for proc in pathlib.Path('/proc').glob('[0-9]*'):
     try:
-        ppid = int(stat.read_text().rsplit(')', 1)[1].split()[1])
-        cmd = (stat.parent / 'cmdline').read_bytes()
-        env = (stat.parent / 'environ').read_bytes().split(b'\0')
+        cmd = (proc / 'cmdline').read_bytes()
+        env = (proc / 'environ').read_bytes().split(b'\0')
+        ppid = int((proc / 'stat').read_text().rsplit(')', 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         continue
-    procs[int(stat.parent.name)] = (ppid, cmd, env)
-workers = {pid for pid, (_, cmd, _) in procs.items() if b'distributed' in cmd or b'dask\0worker' in cmd
-           or (b'spawn_main' in cmd and procs.get(procs[pid][0], (0, b''))[1].find(b'worker') >= 0)}
-pool = {pid: any(e.startswith(b'SEAMLESS_REMOTE_CLIENTS=') for e in env)
-        for pid, (ppid, cmd, env) in procs.items() if b'spawn_main' in cmd and ppid in workers and pid not in workers}
-print(json.dumps({'pool': pool, 'processes': {p: c.replace(b'\0', b' ').decode()[:120] for p, (_, c, _) in procs.items()}}))
+    procs[int(proc.name)] = (ppid, cmd, any(e.startswith(b'SEAMLESS_REMOTE_CLIENTS=') for e in env))
+spawned = {pid for pid, (_, cmd, _) in procs.items() if cmd.startswith(b'/') and b'spawn_main' in cmd}
+workers = {1} if b'--no-nanny' in procs[1][1] else {pid for pid in spawned if procs[pid][0] == 1}
+print(json.dumps({'workers': sorted(workers),
+                  'pool': {pid: procs[pid][2] for pid in spawned if procs[pid][0] in workers},
+                  'processes': {pid: f"{ppid} " + cmd.replace(b'\0', b' ').decode()[:100]
+                                for pid, (ppid, cmd, _) in procs.items()}}))
 """
 
 
