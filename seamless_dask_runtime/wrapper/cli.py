@@ -223,6 +223,8 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
         cluster, raw = site_settings(args.cluster, contents.get("parameters"), os.environ)
         params = _parameters(raw, cluster)
         timeout = _timeout(args, params)
+        # On Kubernetes the operator applies it (spec.timeout): the launcher's --timeout must reach the spec.
+        params = params.model_copy(update={"timeout": timeout})
     except ValueError as exc:  # ParameterError is a ValueError
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
     if cluster != args.cluster:

@@ -177,6 +177,8 @@ def test_the_launcher_starts_our_wrapper_which_makes_a_seamless_cluster(session:
     script = wrapper_script(home)
     assert script is not None and "seamless_dask_runtime.wrapper.cli" in Path(script).read_text(), script
     assert session["resource"]["spec"]["image"] == SEAMLESS_IMAGE, session["resource"].get("spec")
+    # The launcher's `--timeout` (seamless-config: 600 s) is the idle timeout the operator applies.
+    assert session["resource"]["spec"].get("timeout") == 600, session["resource"].get("spec")
     assert session["worker_images"] and all(i.endswith(SEAMLESS_IMAGE) for i in session["worker_images"]), \
         session["worker_images"]
     assert session["first"]["scheduler"].startswith("tcp://127.0.0.1:")  # the port-forward
