@@ -107,6 +107,19 @@ def seamless_run_parallel() -> Any:
     return results
 
 
+def where() -> Any:
+    """The host name of the process that ran a transformation (a worker pod's name, on Kubernetes)."""
+    from seamless.transformer import direct
+
+    @direct
+    def hostname(salt):
+        import socket
+
+        return socket.gethostname()
+
+    return hostname("where")
+
+
 def rerun() -> Any:
     """The same as ``simple`` + ``parallel`` + ``nested`` again: from cache when a first process ran them."""
     return [simple(), parallel(), nested()]
@@ -114,7 +127,7 @@ def rerun() -> Any:
 
 WORKLOADS: dict[str, Callable[[], Any]] = {
     "simple": simple, "parallel": parallel, "nested": nested, "seamless_run": seamless_run, "rerun": rerun,
-    "nested_parallel": nested_parallel, "seamless_run_parallel": seamless_run_parallel,
+    "nested_parallel": nested_parallel, "seamless_run_parallel": seamless_run_parallel, "where": where,
 }
 
 
