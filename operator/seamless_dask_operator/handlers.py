@@ -69,31 +69,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     metrics.serve(SETTINGS.metrics_port)
 
 
-# Long-lived watches per watched namespace (pods, Deployments, Services, clusters), plus the CRD watch.
-WATCHES_PER_NAMESPACE = 4
-
-
-@kopf.on.login()
-async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
-    """kopf's own login (kubeconfig or service account), with a bounded pool of connections.
-
-    kopf's session opens as many TLS connections as requests are in flight (no limit); each keeps its buffers.
-    The watches hold theirs for good, so the bound is the watches plus ``api_connections``.
-    """
-    import aiohttp
-
-    info = kopf.login_via_client(**kwargs)
-    if info is None:
-        return None
-    namespaces = memo.get("namespaces", SETTINGS.namespaces)  # main() passes the ones it watches
-    watches = 1 + WATCHES_PER_NAMESPACE * max(1, len(namespaces))
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=watches + SETTINGS.api_connections, ssl=info.as_ssl_context()),
-        headers=info.as_http_headers(), proxy=info.proxy_url, trust_env=info.trust_env)
-    return kopf.AiohttpSession(aiohttp_session=session, server=info.server, default_namespace=info.default_namespace,
-                               priority=info.priority, expiration=info.expiration)
-
-
 # -- observe ------------------------------------------------------------------
 
 def _pod_status_summary(status: dict[str, Any]) -> dict[str, Any]:
@@ -420,15 +395,18 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
     loop = asyncio.get_running_loop()
     try:
         delay = SETTINGS.reconcile_interval  # the create/resume round has just run
+        waited_for_apply = False
         while not stopped:
             if await _woken_or_due(wake, stopped, delay):
                 await asyncio.sleep(max(WAKE_DEBOUNCE, memo.get("applied_at", 0.0) + AFTER_APPLY - time.monotonic()))
             wake.clear()
             if stopped or meta.get("deletionTimestamp"):
                 break
-            if "applied_at" not in memo:
-                # Its create/resume round has not run yet (many clusters at once queue for the threads): without
-                # it, the children this round misses are not drift.
+            if "applied_at" not in memo and not waited_for_apply:
+                # Its create/resume round has not run yet (many clusters at once queue for the threads): the
+                # children this round would miss are not drift. One period more; then the round runs anyway,
+                # and repairs a cluster whose create kopf gave up on (its own patch refused, say).
+                waited_for_apply = True
                 continue
             # Copied context: kopf.event() and the per-object logger find their queue, as in kopf's own threads.
             run = functools.partial(contextvars.copy_context().run, _follow_round, body, meta, status, memo,

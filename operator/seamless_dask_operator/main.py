@@ -34,7 +34,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness,
-        memo=kopf.Memo(namespaces=tuple(namespaces)),
     ))
     return 0
 

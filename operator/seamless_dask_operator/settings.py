@@ -20,7 +20,6 @@ class OperatorSettings:
     metrics_port: int
     request_timeout: float
     handler_threads: int
-    api_connections: int
     pod_policy: PodPolicy
     # Where the operator's own pods run and their labels (the chart passes them), for the schedulers'
     # NetworkPolicy; empty outside a cluster.
@@ -42,9 +41,6 @@ class OperatorSettings:
             request_timeout=float(env.get("SEAMLESS_DASK_OPERATOR_REQUEST_TIMEOUT", "30")),
             # Sync handlers wait on the API and on schedulers: threads, not CPUs, bound the clusters served at once.
             handler_threads=int(env.get("SEAMLESS_DASK_OPERATOR_HANDLER_THREADS", "32")),
-            # kopf's own requests (status patches, Events) at once, on top of its watches: each TLS connection
-            # costs memory, and kopf's default is no limit (one per concurrent request at 100 clusters at once).
-            api_connections=int(env.get("SEAMLESS_DASK_OPERATOR_API_CONNECTIONS", "8")),
             # What users may ask for in the pods made for them (the chart's podPolicy, as JSON).
             pod_policy=PodPolicy.from_json(env.get("SEAMLESS_DASK_OPERATOR_POD_POLICY", "")),
             pod_namespace=env.get("SEAMLESS_DASK_OPERATOR_POD_NAMESPACE", ""),
