@@ -95,9 +95,7 @@ class Operator:
 
 
 OPERATOR_COMMAND: list[str | None] = [None]  # set from --operator-command
-# What operator/Dockerfile sets for our operator's process (glibc malloc arenas); --operator-env adds more.
-IMAGE_ENV = {"MALLOC_ARENA_MAX": "2"}
-OPERATOR_ENV: dict[str, str] = {}
+OPERATOR_ENV: dict[str, str] = {}  # our operator's environment on top of the bench's (--operator-env)
 
 
 def _venv_bin(name: str) -> str:
@@ -427,7 +425,7 @@ def run_one(op: Operator, n: int, scratch: Path, timeout: float, idle: float) ->
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_DASK_OPERATOR_")}
         env["KUBECONFIG"] = str(kubeconfig)
         if op.name == "ours":
-            env.update({**IMAGE_ENV, **OPERATOR_ENV})
+            env.update(OPERATOR_ENV)
             env = {k: v for k, v in env.items() if v}
         with log.open("wb") as fh:
             proc = subprocess.Popen(op.command, env=env, stdout=fh, stderr=subprocess.STDOUT,
@@ -578,8 +576,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="our operator's executable, e.g. from a venv with only '.[operator]' installed "
                              "(as in its image); default: this venv's seamless-dask-operator")
     parser.add_argument("--operator-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="environment of our operator on top of the image's (repeatable), e.g. "
-                             "SEAMLESS_DASK_OPERATOR_HANDLER_THREADS=8 or MALLOC_ARENA_MAX= (empty: unset)")
+                        help="environment of our operator (repeatable), e.g. SEAMLESS_DASK_OPERATOR_HANDLER_THREADS=8 "
+                             "or MALLOC_ARENA_MAX=2; an empty value unsets the variable")
     args = parser.parse_args(argv)
     OPERATOR_COMMAND[0] = args.operator_command
     OPERATOR_ENV.update(item.split("=", 1) for item in args.operator_env)
