@@ -129,6 +129,10 @@ def _drift(ref: ClusterRef, cluster: ClusterSpec, children: ChildrenView | None)
     return None
 
 
+def _deployment_there(children: ChildrenView | None) -> bool:
+    return children is not None and children.deployment_replicas is not None
+
+
 def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
            old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False,
            edited: frozenset[str] = frozenset()) -> Decision:
@@ -200,9 +204,9 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     events.extend(_problem_events(problems, old_status))
     observed = Observed(
         generation=generation,
-        # A Deployment applied this round has its pod on the way: saying "missing" now would only make the
-        # next round write a status that says nothing new.
-        scheduler_exists=bool(observation.schedulers) or apply_children,
+        # A Deployment applied this round, or one whose pod the controller has not made yet, has its pod on
+        # the way: "missing" then "not ready" would be two writes for one state (seen at N=100 in the bench).
+        scheduler_exists=bool(observation.schedulers) or apply_children or _deployment_there(observation.children),
         scheduler_ready=ready_scheduler is not None,
         workers_ready=workers_ready,
         workers_desired=desired,

@@ -128,6 +128,19 @@ def test_nothing_written_when_nothing_changed() -> None:
     assert not run(None, scheduler(), worker(0), worker(1), old=first.status).write_status
 
 
+def test_no_second_write_while_the_controller_makes_the_scheduler_pod() -> None:
+    """Create round, then rounds before and after the Deployment's pod appears: one status, written once."""
+    created = run(None, spec_changed=True, answers=SchedulerAnswers())
+    before_pod = run(None, deployment=True, answers=SchedulerAnswers(), old=created.status)
+    with_pod = run(None, scheduler(ready=False), deployment=True, answers=SchedulerAnswers(), old=before_pod.status)
+    assert created.write_status and not before_pod.write_status and not with_pod.write_status
+    reasons = {c["type"]: c["reason"] for c in with_pod.status["conditions"]}
+    assert reasons["SchedulerReady"] == "SchedulerNotReady"
+    assert {c["type"]: c["reason"] for c in run(None, deployment=False, answers=SchedulerAnswers(),
+                                                 old=created.status).status["conditions"]}["SchedulerReady"] \
+        == "SchedulerNotReady"  # re-applied this round: on the way again
+
+
 def test_bad_spec_fails_with_one_event_per_generation() -> None:
     bad = {"cores": -1}
     first = run(bad, generation=3)
