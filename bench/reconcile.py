@@ -95,6 +95,7 @@ class Operator:
 
 
 OPERATOR_COMMAND: list[str | None] = [None]  # set from --operator-command
+OPERATOR_ENV: dict[str, str] = {}  # our operator's environment on top of the bench's (--operator-env)
 
 
 def _venv_bin(name: str) -> str:
@@ -283,9 +284,10 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def peak_rss_mb(pid: int) -> float:
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """Peak resident memory of the process (``VmRSS``: now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -377,6 +379,7 @@ class Result:
     wall: float = float("nan")
     cpu: float = float("nan")
     rss_mb: float = float("nan")
+    rss_idle_mb: float = float("nan")  # VmRSS at the end of the idle window
     requests: int = 0
     requests_no_events: int = 0
     setup_requests: int = 0
@@ -421,6 +424,9 @@ def run_one(op: Operator, n: int, scratch: Path, timeout: float, idle: float) ->
                                                         workdir / "operator.kubeconfig")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_DASK_OPERATOR_")}
         env["KUBECONFIG"] = str(kubeconfig)
+        if op.name == "ours":
+            env.update(OPERATOR_ENV)
+            env = {k: v for k, v in env.items() if v}
         with log.open("wb") as fh:
             proc = subprocess.Popen(op.command, env=env, stdout=fh, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, cwd=workdir)
@@ -470,6 +476,8 @@ def run_one(op: Operator, n: int, scratch: Path, timeout: float, idle: float) ->
         t_idle0 = time.time()
         time.sleep(idle)
         t_idle1 = time.time()
+        if proc.poll() is None:
+            result.rss_idle_mb = peak_rss_mb(proc.pid, "VmRSS")
         if result.converged == n:
             final = poll_state(api, op)
             result.phases = collections.Counter(
@@ -517,7 +525,8 @@ def print_details(r: Result) -> None:
           f"{r.apply_s:.2f} s; operator up in {r.startup_s:.1f} s)", flush=True)
     if r.missing:
         print(f"   NOT converged: {dict(r.missing)}")
-    print(f"   phases at the end: {dict(r.phases)}")
+    print(f"   phases at the end: {dict(r.phases)}; operator memory: peak {r.rss_mb:.1f} MB, "
+          f"{r.rss_idle_mb:.1f} MB after the idle window")
     print(f"   requests in the create window: {r.requests} ({r.per_cluster:.2f}/cluster, "
           f"{r.requests_no_events / r.n:.2f}/cluster without Events)")
     print(f"   median cluster {r.one_name} (requests naming it): {sum(r.one.values())}: {fmt_counter(r.one)}")
@@ -566,8 +575,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--operator-command", default=None,
                         help="our operator's executable, e.g. from a venv with only '.[operator]' installed "
                              "(as in its image); default: this venv's seamless-dask-operator")
+    parser.add_argument("--operator-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="environment of our operator (repeatable), e.g. SEAMLESS_DASK_OPERATOR_HANDLER_THREADS=8 "
+                             "or MALLOC_ARENA_MAX=2; an empty value unsets the variable")
     args = parser.parse_args(argv)
     OPERATOR_COMMAND[0] = args.operator_command
+    OPERATOR_ENV.update(item.split("=", 1) for item in args.operator_env)
     os.environ[control_plane.ENV_UP_SCRIPT] = args.kube_up  # always a fresh control plane, never $KUBECONFIG's
 
     operators = _operators()

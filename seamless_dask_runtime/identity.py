@@ -58,3 +58,12 @@ def is_worker_of(cluster: str, name: str) -> bool:
 
 def tls_secret_name(cluster: str) -> str:
     return f"{cluster}-tls"
+
+
+# -- limits on the resource's name, so that every child name is valid ----------
+# The tightest child is the scheduler Service NAME-scheduler: a DNS-1035 label (at most 63 characters,
+# lower-case letter first, no dots). Worker pods NAME-worker-N and the Secret NAME-tls are DNS subdomains
+# (253), and the label values holding NAME allow 63. The CRD's CEL rules (crds/src) are generated from these.
+DNS_LABEL_MAX_LENGTH = 63
+MAX_NAME_LENGTH = DNS_LABEL_MAX_LENGTH - len(scheduler_name(""))  # 53
+NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$"  # DNS-1035 label

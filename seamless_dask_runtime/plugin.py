@@ -35,8 +35,9 @@ PLUGIN_NAME = "seamless-worker"
 class SeamlessWorkerPlugin(WorkerPlugin):
     """Makes a Dask worker ready for Seamless's own worker plugin.
 
-    ``environment`` comes from :func:`worker_environment`, the same function
-    the job scripts and pod specs use; values a job script already exported
+    ``environment`` comes from :func:`worker_process_environment`: the
+    function the job scripts and pod specs use, plus what only a worker
+    process may be given (see there); values a job script already exported
     win (they may hold batch-system expansions such as the CPU count).
     """
 
@@ -47,9 +48,9 @@ class SeamlessWorkerPlugin(WorkerPlugin):
 
     @classmethod
     def for_parameters(cls, params: ClusterParameters) -> SeamlessWorkerPlugin:
-        from .worker_environment import worker_environment
+        from .worker_environment import worker_process_environment
 
-        return cls(worker_environment(params))
+        return cls(worker_process_environment(params))
 
     async def setup(self, worker: Any) -> None:
         for name, value in self.environment.items():

@@ -19,6 +19,7 @@ from .parameters import ClusterParameters
 EXCLUSIVE_VARIABLE = "SEAMLESS_DASK_QUEUE_EXCLUSIVE"
 RECORD_VARIABLE = "SEAMLESS_DASK_RECORD_MODE"
 CPU_COUNT_VARIABLE = "PYTHON_CPU_COUNT"
+SCHEDULER_VARIABLE = "SEAMLESS_DASK_SCHEDULER"
 
 # Only config under these prefixes reaches workers; scheduler-only keys stay out.
 _EXPORTED_PREFIXES = ("distributed.worker.", "distributed.scheduler.", "distributed.nanny.")
@@ -60,6 +61,29 @@ def worker_environment(params: ClusterParameters, *, cpu_count: str | None = Non
             # The nanny pins BLAS pools to nthreads (1); an exclusive task owns the node.
             threads = {name: cpu_count for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
             env[dask_env_name("distributed.nanny.environ")] = json.dumps(threads)
+    return env
+
+
+def worker_process_environment(params: ClusterParameters) -> dict[str, str]:
+    """What our worker plugin sets in each Dask worker process, before seamless-dask's plugin runs.
+
+    The worker environment, plus ``SEAMLESS_DASK_SCHEDULER`` set empty on
+    Seamless clusters. seamless-dask's plugin only ``setdefault``s it to the
+    scheduler address; pool processes inherit it, and a ``seamless-run``
+    inside a transformation that finds it connects as a new Dask client and
+    submits a task that needs an ``S`` slot of a worker. Each worker has as
+    many ``S`` slots as Seamless workers, and the waiting outer
+    transformation holds one: once outer ``seamless-run`` transformations
+    hold them all (one is enough at cores 1), the inner tasks never start
+    (issue 13; ``bench/seamless_defects.py``). Empty, the inner
+    ``seamless-run`` runs in the outer one's job, on the CPUs it holds, with
+    the same remote clients (database, hashserver) and so the same cache.
+    Not in job scripts (seed 002's lines) nor pod specs: only the plugin runs
+    before seamless-dask's; a job that exports the variable keeps its value.
+    """
+    env = worker_environment(params)
+    if not params.pure_dask:
+        env[SCHEDULER_VARIABLE] = ""
     return env
 
 

@@ -21,7 +21,7 @@ from .builders.service import scheduler_service
 from .builders.workers import worker_template
 from .observation import ChildrenView, Observation
 from .pod_problems import PodProblem, same_problem, summary
-from .resource import ClusterSpec, desired_workers
+from .resource import ClusterSpec, desired_workers, name_errors
 from .scaling import WorkerPod, plan_workers
 from .status import Observed, status_patch
 
@@ -129,6 +129,10 @@ def _drift(ref: ClusterRef, cluster: ClusterSpec, children: ChildrenView | None)
     return None
 
 
+def _deployment_there(children: ChildrenView | None) -> bool:
+    return children is not None and children.deployment_replicas is not None
+
+
 def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
            old_status: Mapping[str, Any], generation: int, now: float, *, spec_changed: bool = False,
            edited: frozenset[str] = frozenset()) -> Decision:
@@ -137,8 +141,10 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     ``spec_changed``: a create/update/resume round; ``edited``: the spec fields an update changed
     (dotted, below ``spec``: ``workers.replicas`` is what ``kubectl scale`` sets).
     """
-    if isinstance(cluster, ParameterError):
-        return _spec_error(ref, str(cluster), old_status, generation, now)
+    bad_name = name_errors(ref.name)  # no child can be named after it
+    if isinstance(cluster, ParameterError) or bad_name:
+        errors = bad_name + (cluster.errors if isinstance(cluster, ParameterError) else [])
+        return _spec_error(ref, str(ParameterError(errors)), old_status, generation, now)
     if _waiting_for_a_new_spec(old_status, generation):
         return Decision(status=dict(old_status), write_status=False)
     params, options = cluster.params, cluster.options
@@ -198,9 +204,9 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     events.extend(_problem_events(problems, old_status))
     observed = Observed(
         generation=generation,
-        # A Deployment applied this round has its pod on the way: saying "missing" now would only make the
-        # next round write a status that says nothing new.
-        scheduler_exists=bool(observation.schedulers) or apply_children,
+        # A Deployment applied this round, or one whose pod the controller has not made yet, has its pod on
+        # the way: "missing" then "not ready" would be two writes for one state (seen at N=100 in the bench).
+        scheduler_exists=bool(observation.schedulers) or apply_children or _deployment_there(observation.children),
         scheduler_ready=ready_scheduler is not None,
         workers_ready=workers_ready,
         workers_desired=desired,

@@ -1,6 +1,7 @@
 """kopf handlers: observe, call :func:`decide.decide`, execute. No rule of the operator lives here.
 
-create/update/resume and a timer run the same round (:func:`_reconcile`);
+create/update/resume and a daemon per cluster run the same round (:func:`_reconcile`): the daemon's
+every interval, and soon after one of the cluster's pods changed;
 delete removes the children at once. A bad spec ends in a Failed phase, a
 condition and one Event per generation, never in an exception loop; API
 failures become ``kopf.TemporaryError`` and are retried soon.
@@ -8,6 +9,9 @@ failures become ``kopf.TemporaryError`` and are retried soon.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import logging
 import threading
 import time
@@ -48,7 +52,7 @@ API_FAILURES = (ApiException, HTTPError)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # Events for problems, not for every log line
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -58,6 +62,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.request_timeout = SETTINGS.request_timeout
     # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
     settings.execution.max_workers = SETTINGS.handler_threads
+    # The operator-wide memo is shallow-copied into every resource's memo: the rounds of the daemons run in
+    # kopf's own thread pool, and a pod's event finds its cluster's daemon in the one shared dict.
+    memo.executor = settings.execution.executor
+    memo.wake = {}
     kube.load_configuration()
     metrics.serve(SETTINGS.metrics_port)
 
@@ -344,9 +352,11 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
                   cluster_deployments: kopf.Index[Any, Any], cluster_services: kopf.Index[Any, Any],
                   diff: kopf.Diff = (), **_: Any) -> None:
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
-    _reconcile("apply", body, meta, status, patch, memo, logger,
-               Indexes(cluster_pods, cluster_deployments, cluster_services), spec_changed=True,
-               edited=_edited_fields(diff))
+    with _round_lock(memo):
+        _reconcile("apply", body, meta, status, patch, memo, logger,
+                   Indexes(cluster_pods, cluster_deployments, cluster_services), spec_changed=True,
+                   edited=_edited_fields(diff))
+        memo["applied_at"] = time.monotonic()
 
 
 def _edited_fields(diff: kopf.Diff) -> frozenset[str]:
@@ -362,17 +372,101 @@ def _edited_fields(diff: kopf.Diff) -> frozenset[str]:
     return frozenset(edited)
 
 
-@kopf.timer(*RESOURCE, interval=SETTINGS.reconcile_interval, initial_delay=SETTINGS.reconcile_interval,
-            sharp=False)
-def observe_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                    logger: logging.Logger, cluster_pods: kopf.Index[Any, Any],
-                    cluster_deployments: kopf.Index[Any, Any], cluster_services: kopf.Index[Any, Any],
-                    **_: Any) -> None:
-    """Follow pods and the scheduler: scale, replace, time out, report."""
-    if meta.get("deletionTimestamp"):
+# -- follow: one daemon per cluster, a round every interval or soon after one of its pods changed ----------
+
+# A woken round waits this long: a pod's changes come in bursts (scheduled, started, Ready), one round sees them.
+WAKE_DEBOUNCE = 0.3
+# ...and runs no sooner than this after an apply round, whose children the watches may not show yet.
+AFTER_APPLY = 1.0
+
+
+def _round_lock(memo: kopf.Memo) -> threading.Lock:
+    """One round at a time per cluster: an apply round and a daemon round never see each other half-done."""
+    lock: threading.Lock = memo.setdefault("round_lock", threading.Lock())
+    return lock
+
+
+@kopf.on.event("pods", labels={MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
+async def pod_changed(type: str | None, namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    """A pod of ours changed (bound, Ready, failed, deleted): its cluster's round runs now, not a period later.
+
+    Pods the operator creates (ADDED) and the initial listing (None) wake nothing: the round that made them
+    knows.
+    """
+    if type not in ("MODIFIED", "DELETED"):
         return
-    _reconcile("observe", body, meta, status, patch, memo, logger,
-               Indexes(cluster_pods, cluster_deployments, cluster_services), spec_changed=False)
+    wake = memo.get("wake", {}).get((namespace, labels[CLUSTER_LABEL]))
+    if wake is not None:
+        wake.set()
+
+
+async def _woken_or_due(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> bool:
+    """Wait for the interval, a pod change or the stop; True when a pod change woke it."""
+    waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return wake.is_set()
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=SETTINGS.request_timeout)
+async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
+                         logger: logging.Logger, stopped: kopf.DaemonStopped, cluster_pods: kopf.Index[Any, Any],
+                         cluster_deployments: kopf.Index[Any, Any], cluster_services: kopf.Index[Any, Any],
+                         **_: Any) -> None:
+    """Follow pods and the scheduler: scale, replace, time out, report; every interval, and when a pod changes.
+
+    The body, meta and status kopf gives a daemon follow the resource; the round runs in kopf's handler threads
+    and writes ``.status`` itself (kopf applies a daemon's patch only when it returns).
+    """
+    key = (meta["namespace"], meta["name"])
+    wakers: dict[tuple[str, str], asyncio.Event] = memo.setdefault("wake", {})
+    wake = wakers[key] = asyncio.Event()
+    indexes = Indexes(cluster_pods, cluster_deployments, cluster_services)
+    loop = asyncio.get_running_loop()
+    try:
+        delay = SETTINGS.reconcile_interval  # the create/resume round has just run
+        waited_for_apply = False
+        while not stopped:
+            if await _woken_or_due(wake, stopped, delay):
+                await asyncio.sleep(max(WAKE_DEBOUNCE, memo.get("applied_at", 0.0) + AFTER_APPLY - time.monotonic()))
+            wake.clear()
+            if stopped or meta.get("deletionTimestamp"):
+                break
+            if "applied_at" not in memo and not waited_for_apply:
+                # Its create/resume round has not run yet (many clusters at once queue for the threads): the
+                # children this round would miss are not drift. One period more; then the round runs anyway,
+                # and repairs a cluster whose create kopf gave up on (its own patch refused, say).
+                waited_for_apply = True
+                continue
+            # Copied context: kopf.event() and the per-object logger find their queue, as in kopf's own threads.
+            run = functools.partial(contextvars.copy_context().run, _follow_round, body, meta, status, memo,
+                                    logger, indexes)
+            delay = await loop.run_in_executor(memo.get("executor"), run)
+    finally:
+        if wakers.get(key) is wake:
+            del wakers[key]
+
+
+def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo, logger: logging.Logger,
+                  indexes: Indexes) -> float:
+    """One round, its status written; the seconds until the next one (sooner after a failure kopf would retry)."""
+    patch = kopf.Patch()
+    with _round_lock(memo):
+        try:
+            _reconcile("observe", body, meta, status, patch, memo, logger, indexes, spec_changed=False)
+        except kopf.TemporaryError as exc:
+            logger.warning("round failed, again in %s s: %s", exc.delay, exc)
+            return min(exc.delay or SETTINGS.reconcile_interval, SETTINGS.reconcile_interval)
+        if patch.status:
+            try:
+                kube.patch_status(ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"]),
+                                  dict(patch.status))
+            except API_FAILURES as exc:
+                logger.warning("status not written, again in %s s: %s", SETTINGS.reconcile_interval, exc)
+    return SETTINGS.reconcile_interval
 
 
 @kopf.on.delete(*RESOURCE)

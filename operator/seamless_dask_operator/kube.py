@@ -1,6 +1,6 @@
 """The Kubernetes API calls the operator makes, and nothing else.
 
-Sync kubernetes client, called from kopf's thread pool. Server-side apply
+The sync kubernetes client's transport, called from kopf's thread pool. Server-side apply
 keeps the scheduler Deployment and Service idempotent (same name, same
 owner: a restarted operator re-applies and creates nothing twice); worker
 pods are created by name and a 409 means "already there".
@@ -12,6 +12,7 @@ import functools
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -24,6 +25,7 @@ from .settings import SETTINGS
 TIMEOUT = SETTINGS.request_timeout  # every call: a hung API fails the round, which kopf retries
 
 FIELD_MANAGER = "seamless-dask-operator"
+
 
 def load_configuration() -> None:
     """In-cluster service account when there is one, else the kubeconfig."""
@@ -44,8 +46,42 @@ def _shared_client() -> client.ApiClient:
     return api
 
 
-def _api(kind: Any) -> Any:
-    return kind(_shared_client())
+# The operator's few calls go through the ApiClient's transport (auth, TLS, pool) by path, with JSON in and out.
+# The typed API classes (CoreV1Api & co.) are not used: importing the four cost 28 MB of the operator's memory
+# (pydantic validators for every method of every API), more than all of kopf; and their model objects were
+# most of a round's transient memory at 100 clusters at once.
+PATHS = {
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments",
+    "Service": "/api/v1/namespaces/{namespace}/services",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
+    "Secret": "/api/v1/namespaces/{namespace}/secrets",
+    "Pod": "/api/v1/namespaces/{namespace}/pods",
+    "SeamlessDaskCluster": f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}",
+}
+
+
+def _path(kind: str, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+    path = PATHS[kind].format(namespace=quote(namespace, safe=""))
+    for part in (name, subresource):
+        if part is not None:
+            path += "/" + quote(part, safe="")
+    return path
+
+
+def _request(method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
+             content_type: str = "application/json") -> dict[str, Any]:
+    """One call; the answer as JSON. A status outside 2xx raises :class:`ApiException` (``.status``, ``.body``)."""
+    api = _shared_client()
+    method, url, headers, body, _ = api.param_serialize(
+        method, path, query_params=list((query or {}).items()) or None,
+        header_params={"Accept": "application/json", "Content-Type": content_type}, body=body,
+        auth_settings=["BearerToken"])
+    response = api.call_api(method, url, headers, body, _request_timeout=TIMEOUT)
+    data = response.read()  # read to the end: the connection goes back to the pool
+    if not 200 <= response.status <= 299:
+        ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
+        raise ApiException(http_resp=response)  # from_response raises for every status; this is for mypy
+    return json.loads(data) if data else {}
 
 
 class ForeignObject(RuntimeError):
@@ -58,18 +94,12 @@ class ForeignObject(RuntimeError):
 
 def _read(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The object's metadata as the API stores it, or None when there is none."""
-    read = {
-        "Deployment": _api(client.AppsV1Api).read_namespaced_deployment,
-        "Service": _api(client.CoreV1Api).read_namespaced_service,
-        "NetworkPolicy": _api(client.NetworkingV1Api).read_namespaced_network_policy,
-    }[kind]
     try:
-        response = read(name, namespace, _preload_content=False, _request_timeout=TIMEOUT)
+        return _request("GET", _path(kind, namespace, name))["metadata"]
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
-    return json.loads(response.data)["metadata"]
 
 
 def _owned(meta: dict[str, Any], owner_uid: str) -> bool:
@@ -85,13 +115,8 @@ def apply(obj: dict[str, Any], owner_uid: str) -> None:
     existing = _read(obj["kind"], meta["namespace"], meta["name"])
     if existing is not None and not _owned(existing, owner_uid):
         raise ForeignObject(obj["kind"], meta["namespace"], meta["name"])
-    patch = {
-        "Deployment": _api(client.AppsV1Api).patch_namespaced_deployment,
-        "Service": _api(client.CoreV1Api).patch_namespaced_service,
-        "NetworkPolicy": _api(client.NetworkingV1Api).patch_namespaced_network_policy,
-    }[obj["kind"]]
-    patch(meta["name"], meta["namespace"], obj, field_manager=FIELD_MANAGER, force=True,
-          _content_type="application/apply-patch+yaml", _request_timeout=TIMEOUT)
+    _request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
+             query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
 
 
 def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
@@ -103,21 +128,20 @@ def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
     from .tls import make_certificates, tls_secret
 
     try:
-        created = _api(client.CoreV1Api).create_namespaced_secret(
-            ref.namespace, tls_secret(ref, make_certificates(ref)), _preload_content=False, _request_timeout=TIMEOUT)
+        created = _request("POST", _path("Secret", ref.namespace), body=tls_secret(ref, make_certificates(ref)))
     except ApiException as exc:
         if exc.status != 409:
             raise
         if recorded_uid is None:
             raise ForeignObject("Secret", ref.namespace, ref.tls_secret_name) from None
         return recorded_uid  # ours, made earlier: its certificates are in use
-    return str(json.loads(created.data)["metadata"]["uid"])
+    return str(created["metadata"]["uid"])
 
 
 def create_pod(pod: dict[str, Any]) -> bool:
     """Create a worker pod; False when a pod of that name exists already."""
     try:
-        _api(client.CoreV1Api).create_namespaced_pod(pod["metadata"]["namespace"], pod, _request_timeout=TIMEOUT)
+        _request("POST", _path("Pod", pod["metadata"]["namespace"]), body=pod)
     except ApiException as exc:
         if exc.status == 409:
             return False
@@ -125,10 +149,9 @@ def create_pod(pod: dict[str, Any]) -> bool:
     return True
 
 
-
 def delete_pod(namespace: str, name: str) -> None:
     try:
-        _api(client.CoreV1Api).delete_namespaced_pod(name, namespace, grace_period_seconds=30, _request_timeout=TIMEOUT)
+        _request("DELETE", _path("Pod", namespace, name), query={"gracePeriodSeconds": 30})
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -140,16 +163,7 @@ def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[
     Returns what was still there; an empty list means everything is gone
     (pods already terminating count as gone: their kubelet finishes them).
     """
-    core, apps = _api(client.CoreV1Api), _api(client.AppsV1Api)
     found: list[str] = []
-    deletes = {
-        "Deployment": lambda name, options: apps.delete_namespaced_deployment(
-            name, ref.namespace, body=options, propagation_policy="Background", _request_timeout=TIMEOUT),
-        "Service": lambda name, options: core.delete_namespaced_service(
-            name, ref.namespace, body=options, _request_timeout=TIMEOUT),
-        "Secret": lambda name, options: core.delete_namespaced_secret(
-            name, ref.namespace, body=options, _request_timeout=TIMEOUT),
-    }
     ours: list[tuple[str, str, str]] = []
     for kind, name in (("Deployment", ref.scheduler_name), ("Service", ref.scheduler_name)):
         meta = _read(kind, ref.namespace, name)
@@ -158,18 +172,22 @@ def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[
     if tls_secret_uid:
         ours.append(("Secret", ref.tls_secret_name, tls_secret_uid))
     for kind, name, uid in ours:
-        try:  # the precondition: exactly our object, not another made under the name since
-            deletes[kind](name, client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)))
+        # The precondition: exactly our object, not another made under the name since.
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        if kind == "Deployment":
+            options["propagationPolicy"] = "Background"
+        try:
+            _request("DELETE", _path(kind, ref.namespace, name), body=options)
         except ApiException as exc:
             if exc.status in (404, 409):
                 continue  # gone, or not ours
             raise
         found.append(kind)
     # Pods carrying our cluster label that we do not own (dask-kubernetes uses the same label) are left alone.
-    labelled = core.list_namespaced_pod(ref.namespace, label_selector=f"{CLUSTER_LABEL}={ref.name}",
-                                        _request_timeout=TIMEOUT).items
-    pods = [p.metadata.name for p in labelled if p.metadata.deletion_timestamp is None
-            and any(o.uid == ref.uid for o in p.metadata.owner_references or [])]
+    labelled = _request("GET", _path("Pod", ref.namespace), query={"labelSelector": f"{CLUSTER_LABEL}={ref.name}"})
+    pods = [p["metadata"]["name"] for p in labelled.get("items") or []
+            if not p["metadata"].get("deletionTimestamp")
+            and any(o.get("uid") == ref.uid for o in p["metadata"].get("ownerReferences") or [])]
     for name in pods:
         delete_pod(ref.namespace, name)
         found.append(f"pod {name}")
@@ -195,11 +213,10 @@ def delete_children_until_gone(ref: ClusterRef, tls_secret_uid: str | None = Non
 
 def clusters(namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
     """The SeamlessDaskClusters of these namespaces (none given: of all), as listed now."""
-    custom = _api(client.CustomObjectsApi)
     if not namespaces:
-        return list(custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=TIMEOUT)["items"])
-    return [item for namespace in namespaces for item in custom.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, _request_timeout=TIMEOUT)["items"]]
+        return list(_request("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}").get("items") or [])
+    return [item for namespace in namespaces
+            for item in _request("GET", _path("SeamlessDaskCluster", namespace)).get("items") or []]
 
 
 def release(cluster: dict[str, Any]) -> bool:
@@ -213,10 +230,9 @@ def release(cluster: dict[str, Any]) -> bool:
         return False
     at = f"/metadata/finalizers/{finalizers.index(FINALIZER)}"
     try:
-        _api(client.CustomObjectsApi).patch_namespaced_custom_object(
-            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"],
-            [{"op": "test", "path": at, "value": FINALIZER}, {"op": "remove", "path": at}],
-            _content_type="application/json-patch+json", _request_timeout=TIMEOUT)
+        _request("PATCH", _path("SeamlessDaskCluster", meta["namespace"], meta["name"]),
+                 body=[{"op": "test", "path": at, "value": FINALIZER}, {"op": "remove", "path": at}],
+                 content_type="application/json-patch+json")
     except ApiException as exc:
         if exc.status in (404, 409, 422):  # gone, or its finalizers changed: the next round sees it anew
             return False
@@ -224,10 +240,19 @@ def release(cluster: dict[str, Any]) -> bool:
     return True
 
 
+def patch_status(ref: ClusterRef, status: dict[str, Any]) -> None:
+    """Merge ``status`` into the resource's ``.status`` (as kopf writes a handler's patch); gone is fine."""
+    try:
+        _request("PATCH", _path("SeamlessDaskCluster", ref.namespace, ref.name, "status"), body={"status": status},
+                 content_type="application/merge-patch+json")
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
 def delete_cluster(ref: ClusterRef) -> None:
     try:
-        _api(client.CustomObjectsApi).delete_namespaced_custom_object(GROUP, VERSION, ref.namespace, PLURAL, ref.name,
-                                                                  _request_timeout=TIMEOUT)
+        _request("DELETE", _path("SeamlessDaskCluster", ref.namespace, ref.name))
     except ApiException as exc:
         if exc.status != 404:
             raise

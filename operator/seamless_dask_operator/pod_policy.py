@@ -96,7 +96,7 @@ def _volume_errors(policy: PodPolicy, volumes: Iterable[Mapping[str, Any]]) -> l
             errors.append(_refused(f"{where}.{kind}", volume.get("name"), f"a {kind} volume", "allowedVolumeTypes"))
             continue
         if kind == "projected":
-            for j, source in enumerate((volume.get("projected") or {}).get("sources") or []):
+            for j, source in enumerate(_sources(volume.get("projected"))):
                 for projection in source:
                     if projection == "secret" and policy.allow_secrets:
                         continue
@@ -106,6 +106,12 @@ def _volume_errors(policy: PodPolicy, volumes: Iterable[Mapping[str, Any]]) -> l
                         errors.append(_refused(f"{where}.projected.sources[{j}].{projection}", volume.get("name"),
                                                f"a projected {projection}", chart_value))
     return errors
+
+
+def _sources(projected: Any) -> list[Mapping[str, Any]]:
+    # A malformed projection is the API server's to refuse; the policy looks at well-formed sources only.
+    sources = projected.get("sources") if isinstance(projected, Mapping) else None
+    return [source for source in sources if isinstance(source, Mapping)] if isinstance(sources, list) else []
 
 
 def _env_errors(policy: PodPolicy, env: Iterable[Mapping[str, Any]], where: str) -> list[FieldError]:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from seamless_dask_runtime.identity import DEFAULT_IMAGE, POD_VARIABLES
+from seamless_dask_runtime.identity import (
+    DEFAULT_IMAGE,
+    DNS_LABEL_MAX_LENGTH,
+    MAX_NAME_LENGTH,
+    NAME_PATTERN,
+    POD_VARIABLES,
+    scheduler_name,
+)
 from seamless_dask_runtime.parameters import (
     PARAMETER_TABLE,
     ClusterParameters,
@@ -18,7 +26,7 @@ from seamless_dask_runtime.worker_environment import worker_environment
 
 from .pod_policy import DEFAULT_POLICY, PodPolicy, policy_errors
 
-__all__ = ["ClusterSpec", "desired_workers", "parse_spec"]
+__all__ = ["ClusterSpec", "desired_workers", "name_errors", "parse_spec"]
 
 _MODEL_KEYS = {p.crd_key for p in PARAMETER_TABLE}
 
@@ -178,9 +186,12 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
     if options.replicas < 0:
         errors.append(FieldError("spec.workers.replicas", options.replicas, "must not be negative"))
     reserved = {"seamless-dask-tmp"}
-    for volume in options.volumes:
-        if volume.get("name") in reserved:
-            errors.append(FieldError("spec.volumes", volume.get("name"), "this volume name is reserved"))
+    for i, volume in enumerate(options.volumes):
+        name = volume.get("name")
+        if not isinstance(name, str):
+            errors.append(FieldError(f"spec.volumes[{i}].name", name, "must be a string"))
+        elif name in reserved:
+            errors.append(FieldError(f"spec.volumes[{i}].name", name, "this volume name is reserved"))
     for where, env in (("spec.workers.env", options.workers.env), ("spec.scheduler.env", options.scheduler.env)):
         errors += _env_name_errors(params, where, env)
     return errors
@@ -200,18 +211,36 @@ def _env_name_errors(params: ClusterParameters, where: str, env: tuple[dict[str,
     errors, seen = [], set()
     for i, entry in enumerate(env):
         name = entry.get("name")
-        if name in ours:
+        if not isinstance(name, str):
+            errors.append(FieldError(f"{where}[{i}].name", name, "must be a string"))
+        elif name in ours:
             errors.append(FieldError(f"{where}[{i}].name", name, "is set by the operator from the cluster's "
                                      "fields (e.g. transformationThrottle, extraDaskConfig); set that field instead"))
         elif name in seen:
             errors.append(FieldError(f"{where}[{i}].name", name, "is listed twice"))
-        seen.add(name)
+        else:
+            seen.add(name)
         value = entry.get("value")
         if isinstance(value, str) and len(f"{name}={value}".encode()) + 1 > MAX_ENV_STRING:
             errors.append(FieldError(f"{where}[{i}].value", f"<{len(value.encode())} bytes>",
                                      f"is over {MAX_ENV_STRING // 1024} KiB: Linux refuses such an environment "
                                      "variable (execve: argument list too long), so the container could not "
                                      "start; put large data in a ConfigMap or Secret mounted as a volume"))
+    return errors
+
+
+def name_errors(name: str) -> list[FieldError]:
+    """A resource name that would make an invalid child name; the CRD's CEL rules say the same at admission,
+    this is for API servers without CEL (or a CRD applied from an older copy)."""
+    errors = []
+    if len(name) > MAX_NAME_LENGTH:
+        errors.append(FieldError("metadata.name", name, f"must be at most {MAX_NAME_LENGTH} characters: the "
+                                 f"scheduler Service {scheduler_name('NAME')} must be a DNS-1035 label of at most "
+                                 f"{DNS_LABEL_MAX_LENGTH} characters; recreate the cluster under a shorter name"))
+    if not re.fullmatch(NAME_PATTERN, name):
+        errors.append(FieldError("metadata.name", name, "must be a DNS-1035 label (lower-case letters, digits and "
+                                 "'-', starting with a letter, no dots): the scheduler Service "
+                                 f"{scheduler_name('NAME')} is named after it; recreate the cluster under such a name"))
     return errors
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,11 @@ from .ports import (
 STATUS_FILE_WAIT = 20.0
 LAUNCH_ATTEMPTS = 3  # fresh ports after another process took the chosen ones
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# What a site sets in the wrapper's environment when its launcher cannot say it: seamless-config
+# knows only local/slurm/oar clusters and its own queue keys, so a SeamlessDaskCluster, its
+# namespace and its image come from here (e.g. the daskserver conda environment's activation).
+CLUSTER_VARIABLE = "SEAMLESS_DASK_CLUSTER"
+PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
 
 log = logging.getLogger("seamless-dask-wrapper")
 
@@ -133,9 +140,6 @@ class _StopSignal:
 
 def _create_status_file(status_file: StatusFile, variable: str) -> None:
     """A scheduler pod is its own launcher: the operator passes the parameters in the environment."""
-    import json
-    import os
-
     try:
         parameters = json.loads(os.environ.get(variable) or "{}")
     except json.JSONDecodeError as exc:
@@ -144,11 +148,30 @@ def _create_status_file(status_file: StatusFile, variable: str) -> None:
     status_file.path.write_text(json.dumps({"status": "starting", "parameters": parameters}))
 
 
-def _parameters(contents: dict[str, Any], cluster_string: str) -> ClusterParameters:
-    raw = contents.get("parameters")
-    if raw is None:
-        raw = {}
-    params = from_status_parameters(raw)
+def site_settings(cluster: str, raw: Any, environ: Mapping[str, str]) -> tuple[str, Any]:
+    """The cluster string and parameters after the site's environment (pure).
+
+    ``SEAMLESS_DASK_CLUSTER`` replaces the launcher's cluster string;
+    ``SEAMLESS_DASK_PARAMETERS`` (a JSON object) fills in parameters the launcher left out.
+    The launcher's own parameters win: the site only adds what it cannot express.
+    """
+    cluster = environ.get(CLUSTER_VARIABLE) or cluster
+    text = environ.get(PARAMETERS_VARIABLE)
+    if not text or not isinstance(raw, Mapping):
+        return cluster, raw
+    try:
+        site = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{PARAMETERS_VARIABLE}: invalid JSON ({exc}); give a JSON object such as "
+                         '\'{"namespace": "team-a", "image": "REPO/IMAGE:TAG"}\'') from None
+    if not isinstance(site, dict):
+        raise ValueError(f"{PARAMETERS_VARIABLE}: a JSON object of parameters is needed, not "
+                         f"{type(site).__name__}; e.g. '{{\"namespace\": \"team-a\"}}'")
+    return cluster, {**site, **raw}
+
+
+def _parameters(raw: Any, cluster_string: str) -> ClusterParameters:
+    params = from_status_parameters({} if raw is None else raw)
     return params.model_copy(update={"cluster": cluster_string})
 
 
@@ -197,12 +220,17 @@ def _choose_ports(args: argparse.Namespace, address: str) -> tuple[int, int]:
 
 def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile) -> int:
     try:
-        params = _parameters(contents, args.cluster)
+        cluster, raw = site_settings(args.cluster, contents.get("parameters"), os.environ)
+        params = _parameters(raw, cluster)
         timeout = _timeout(args, params)
+        # On Kubernetes the operator applies it (spec.timeout): the launcher's --timeout must reach the spec.
+        params = params.model_copy(update={"timeout": timeout})
     except ValueError as exc:  # ParameterError is a ValueError
         return _fail(status_file, str(exc), EXIT_BAD_INPUT)
+    if cluster != args.cluster:
+        log.info("cluster %s from %s instead of the launcher's %s", cluster, CLUSTER_VARIABLE, args.cluster)
     try:
-        target = resolve(args.cluster)
+        target = resolve(cluster)
         backend = choose_backend(target)
     except (ClusterStringError, ValueError) as exc:
         return _fail(status_file, f"cluster: {exc}", EXIT_BAD_INPUT)
@@ -230,7 +258,7 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
                 stop=stop.event,
             )
             log.info("starting %s backend for %s on ports %d/%d",
-                     backend.name, args.cluster, scheduler_port, dashboard_port)
+                     backend.name, cluster, scheduler_port, dashboard_port)
             try:
                 handle = backend.start(target, request)
             except Exception as exc:

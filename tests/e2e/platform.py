@@ -71,6 +71,11 @@ class Platform:
         """Whether an OOM kill ends the whole container (cgroup v2 group kill), so Kubernetes reports OOMKilled."""
         return True
 
+    @property
+    def enforces_network_policies(self) -> bool:
+        """Whether the network plugin enforces NetworkPolicies (kind's kindnet does since v0.24)."""
+        return True
+
     def close(self) -> None:
         pass
 
@@ -158,6 +163,10 @@ class KnodePlatform(Platform):
                 number, unit = float(parts[3]), parts[4]
                 return int(number * {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}.get(unit, 1))
         return None
+
+    @property
+    def enforces_network_policies(self) -> bool:
+        return False  # ../shared/kube's node: a plain CNI bridge, no policy engine
 
     @property
     def oom_kills_containers(self) -> bool:

@@ -135,13 +135,18 @@ def test_invalid_spec_gives_condition_and_event_and_operator_survives(operator: 
 
 
 def test_child_refused_by_the_api_fails_once_and_recovers_when_fixed(operator: Any, clusters: Clusters) -> None:
-    """A worker pod the API server refuses (422): Failed with the API's own words, one Event, no retry loop."""
-    clusters.create("refused", {"workers": {"replicas": 1, "tolerations": [{"key": "x", "operator": "Sometimes"}]}})
+    """A worker pod the API server refuses (422): Failed with the API's own words, one Event, no retry loop.
+
+    Requests above limits pass the CRD's schema (each quantity is valid alone) and only the pod's validation
+    sees them together."""
+    clusters.create("refused", {"workers": {"replicas": 1, "resources": {"requests": {"memory": "2Gi"},
+                                                                         "limits": {"memory": "1Gi"}}}})
     status = clusters.wait_status("refused", lambda s: s.get("phase") == "Failed", description="Failed")
-    assert status["reason"] == "RejectedByAPI" and "toleration" in status["message"].lower(), status["message"]
+    assert status["reason"] == "RejectedByAPI" and "resources.requests" in status["message"], status["message"]
+    assert "less than or equal to memory limit" in status["message"], status["message"]
     time.sleep(4)  # several rounds later: still one Event, and the spec is not retried
     assert len([e for e in clusters.events("refused") if e.reason == "RejectedByAPI"]) == 1
-    clusters.patch_spec("refused", {"workers": {"replicas": 1, "tolerations": []}})
+    clusters.patch_spec("refused", {"workers": {"replicas": 1, "resources": {"requests": {"memory": "1Gi"}}}})
     clusters.wait_status("refused", lambda s: s.get("phase") == "Starting", description="recovered")
     wait_for(lambda: len(clusters.pods("refused", "worker")) == 1, timeout=20, description="the worker pod")
 

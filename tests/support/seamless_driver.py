@@ -94,6 +94,32 @@ def seamless_run() -> Any:
     return done.stdout.strip()
 
 
+def seamless_run_parallel() -> Any:
+    """``SEAMLESS_RUN_OUTER`` (default 2) ``seamless-run`` jobs at once, each calling ``seamless-run``."""
+    outer = int(os.environ.get("SEAMLESS_RUN_OUTER", "2"))
+    jobs = [subprocess.Popen(["seamless-run", f"seamless-run echo nested-run-{k}-ok"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for k in range(outer)]
+    results = []
+    for job in jobs:
+        stdout, stderr = job.communicate(timeout=240)
+        results.append(stdout.strip() if job.returncode == 0 else {"returncode": job.returncode,
+                                                                   "stderr": stderr[-3000:]})
+    return results
+
+
+def where() -> Any:
+    """The host name of the process that ran a transformation (a worker pod's name, on Kubernetes)."""
+    from seamless.transformer import direct
+
+    @direct
+    def hostname(salt):
+        import socket
+
+        return socket.gethostname()
+
+    return hostname("where")
+
+
 def rerun() -> Any:
     """The same as ``simple`` + ``parallel`` + ``nested`` again: from cache when a first process ran them."""
     return [simple(), parallel(), nested()]
@@ -101,7 +127,7 @@ def rerun() -> Any:
 
 WORKLOADS: dict[str, Callable[[], Any]] = {
     "simple": simple, "parallel": parallel, "nested": nested, "seamless_run": seamless_run, "rerun": rerun,
-    "nested_parallel": nested_parallel,
+    "nested_parallel": nested_parallel, "seamless_run_parallel": seamless_run_parallel, "where": where,
 }
 
 

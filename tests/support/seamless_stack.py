@@ -52,10 +52,11 @@ class SeamlessHome:
         return self.home / ".remote-http-launcher"
 
 
-def _clusters(root: Path, *, cores: int, maximum_jobs: int, slurm_partition: str | None) -> dict:
-    queue_extra: dict = {}
+def _clusters(root: Path, *, cores: int, maximum_jobs: int, slurm_partition: str | None, services_host: str,
+              memory: str, interactive: bool) -> dict:
+    queue_extra: dict = {"interactive": True} if interactive else {}
     if slurm_partition is not None:  # workers are Slurm jobs on this machine
-        queue_extra = {"partition": slurm_partition, "tmpdir": str(root / "tmp")}
+        queue_extra.update({"partition": slurm_partition, "tmpdir": str(root / "tmp")})
     return {
         "local_cluster": CLUSTER,  # the launcher runs services here, without SSH
         CLUSTER: {
@@ -64,13 +65,13 @@ def _clusters(root: Path, *, cores: int, maximum_jobs: int, slurm_partition: str
             "frontends": [{
                 "hostname": "localhost",
                 "hashserver": {"bufferdir": str(root / "buffers"), "conda": CONDA_ENV,
-                               "network_interface": "127.0.0.1", "port_start": 62000, "port_end": 62999},
+                               "network_interface": services_host, "port_start": 62000, "port_end": 62999},
                 "database": {"database_dir": str(root / "database"), "conda": CONDA_ENV,
-                             "network_interface": "127.0.0.1", "port_start": 62000, "port_end": 62999},
+                             "network_interface": services_host, "port_start": 62000, "port_end": 62999},
                 "daskserver": {"network_interface": "127.0.0.1", "port_start": 62000, "port_end": 62999},
             }],
             "queues": {"default": {
-                "conda": CONDA_ENV, "walltime": "01:00:00", "cores": cores, "memory": "2GB",
+                "conda": CONDA_ENV, "walltime": "01:00:00", "cores": cores, "memory": memory,
                 "maximum_jobs": maximum_jobs, "unknown_task_duration": "1m", "target_duration": "10m",
                 **queue_extra,
             }},
@@ -80,17 +81,21 @@ def _clusters(root: Path, *, cores: int, maximum_jobs: int, slurm_partition: str
 
 
 def make_home(root: Path, venv_bin: Path, *, cores: int = 2, maximum_jobs: int = 1,
-              slurm_partition: str | None = None) -> SeamlessHome:
+              slurm_partition: str | None = None, services_host: str = "127.0.0.1", memory: str = "2GB",
+              interactive: bool = False) -> SeamlessHome:
     """Write the user's files under ``root``; services run from ``venv_bin``.
 
     ``slurm_partition``: the daskserver is ``dask_jobqueue::SLURMCluster`` on that partition.
+    ``services_host``: the address the hashserver and the database listen on, and the one
+    the client hands to the Dask workers; workers elsewhere (pods) need one they can reach.
     """
     home = root / "home"
     project = root / "project"
     for directory in (home / ".seamless", project, root / "buffers", root / "database", root / "tmp"):
         directory.mkdir(parents=True, exist_ok=True)
     (home / ".seamless" / "clusters.yaml").write_text(yaml.safe_dump(
-        _clusters(root, cores=cores, maximum_jobs=maximum_jobs, slurm_partition=slurm_partition)))
+        _clusters(root, cores=cores, maximum_jobs=maximum_jobs, slurm_partition=slurm_partition,
+                  services_host=services_host, memory=memory, interactive=interactive)))
     (project / "seamless.yaml").write_text(yaml.safe_dump([
         {"cluster": CLUSTER}, {"project": PROJECT}, {"execution": "remote"}, {"remote": "daskserver"},
     ]))
@@ -169,24 +174,49 @@ def _children() -> dict[int, list[int]]:
     return children
 
 
-def pool_processes(home: SeamlessHome) -> dict[int, bool]:
-    """Seamless pool processes under the daskserver (wrapper -> Dask worker -> pool), each with
-    whether it started with ``SEAMLESS_REMOTE_CLIENTS`` in its environment."""
-    wrapper = service_pids(home).get("daskserver")
-    if wrapper is None:
-        return {}
+def _pool_under(worker_parents: list[int]) -> dict[int, bool]:
+    """Seamless pool processes two levels below ``worker_parents`` (parent -> Dask worker -> pool), each
+    with whether it started with ``SEAMLESS_REMOTE_CLIENTS`` in its environment."""
     children = _children()
     pool: dict[int, bool] = {}
-    for worker in children.get(wrapper, []):
-        for pid in children.get(worker, []):
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"spawn_main" in cmdline:  # multiprocessing children, not its resource tracker
-                pool[pid] = any(item.startswith(b"SEAMLESS_REMOTE_CLIENTS=") for item in environ)
+    for parent in worker_parents:
+        for worker in children.get(parent, []):
+            for pid in children.get(worker, []):
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if b"spawn_main" in cmdline:  # multiprocessing children, not its resource tracker
+                    pool[pid] = any(item.startswith(b"SEAMLESS_REMOTE_CLIENTS=") for item in environ)
     return pool
+
+
+def pool_processes(home: SeamlessHome) -> dict[int, bool]:
+    """Seamless pool processes under the daskserver's local Dask workers (see :func:`_pool_under`)."""
+    wrapper = service_pids(home).get("daskserver")
+    return {} if wrapper is None else _pool_under([wrapper])
+
+
+def job_pool_processes(job_ids: set[str]) -> dict[int, bool]:
+    """Seamless pool processes under the ``dask worker`` of these batch jobs (see :func:`_pool_under`)."""
+    nannies = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1].endswith(b"/dask") and argv[2] == b"worker" and any(
+                item in environ for item in (f"SLURM_JOB_ID={job}".encode() for job in job_ids)):
+            nannies.append(int(proc.name))
+    return _pool_under(nannies)
+
+
+def job_logs(home: SeamlessHome) -> str:
+    """What the wrapper's batch jobs wrote (their ``dask-worker-*.err`` beside the status file)."""
+    return "".join(log.read_text(errors="replace")
+                   for log in sorted((home.launcher_state / "server").glob("dask-worker-*.err")))
 
 
 def service_log(home: SeamlessHome, service: str) -> str:

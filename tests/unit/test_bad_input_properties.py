@@ -63,11 +63,29 @@ def test_status_parameters_translate_or_name_the_field(raw: dict) -> None:
             assert "dask worker" in script
 
 
+VOLUME_SOURCES = st.sampled_from(["emptyDir", "hostPath", "secret", "projected", "configMap", "nfs", "csi"])
+# What a hostile or careless user puts where the pod policy looks: volumes, projections, env, accounts, Services.
+POLICY_FIELDS = st.fixed_dictionaries({}, optional={
+    "volumes": st.lists(st.dictionaries(st.just("name") | VOLUME_SOURCES, JSON | st.fixed_dictionaries(
+        {"sources": st.lists(st.dictionaries(VOLUME_SOURCES | st.just("serviceAccountToken"), JSON), max_size=2)}),
+        max_size=2), max_size=2) | JSON,
+    "workers": st.fixed_dictionaries({}, optional={"env": st.lists(st.dictionaries(
+        st.sampled_from(["name", "value", "valueFrom"]), JSON | st.just("SEAMLESS_WORKER_TRANSFORMATION_THROTTLE")
+        | st.fixed_dictionaries({"secretKeyRef": JSON})), max_size=3) | JSON}),
+    "scheduler": st.fixed_dictionaries({}, optional={"serviceType": JSON | st.sampled_from(["LoadBalancer",
+                                                                                            "ClusterIP"]),
+                                                     "allowFrom": JSON}),
+    "serviceAccountName": JSON, "podAnnotations": JSON | st.dictionaries(
+        st.sampled_from(["container.apparmor.security.beta.kubernetes.io/worker", "a"]), JSON, max_size=2),
+})
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(["cores", "memory", "workers", "pureDask", "unknownTaskDuration",
                                         "volumes", "timeout", "image", "bogus"]), JSON, max_size=5)
        | st.fixed_dictionaries({"walltime": PLAUSIBLE["walltime"],
-                                "workers": st.fixed_dictionaries({"maximum": st.integers(1, 4)})}))
+                                "workers": st.fixed_dictionaries({"maximum": st.integers(1, 4)})})
+       | POLICY_FIELDS)
 def test_resource_specs_build_or_name_the_field(spec: dict) -> None:
     try:
         cluster = parse_spec(spec)
@@ -184,3 +202,43 @@ def test_lock_faults_are_one_clear_error_and_the_failure_still_reaches_the_file(
         status_file.write_failure(ClusterStatus(Phase.FAILED, message="lock"))
     assert json.loads(path.read_text()) == {"pid": 7, "status": "failed", "parameters": {}, "error": "lock"}
     status_file.release()
+
+
+def _valid_service_name(name: str) -> bool:
+    """Kubernetes' rule for a Service name (a DNS-1035 label), spelled out independently of identity.py."""
+    allowed = set(string.ascii_lowercase + string.digits + "-")
+    return 0 < len(name) <= 63 and set(name) <= allowed and name[0] in string.ascii_lowercase \
+        and name[-1] != "-"
+
+
+def _valid_object_name(name: str) -> bool:
+    """A pod's or Secret's name (a DNS-1123 subdomain)."""
+    labels = name.split(".")
+    allowed = set(string.ascii_lowercase + string.digits + "-")
+    return len(name) <= 253 and all(label and set(label) <= allowed and label[0] != "-" and label[-1] != "-"
+                                    for label in labels)
+
+
+NAMES = (st.text(string.ascii_lowercase + string.digits + "-.", min_size=1, max_size=70)
+         | st.integers(1, 70).map(lambda n: "a" * n)
+         | st.sampled_from(["dotted.name", "Upper", "9lives", "ends-", "a-b", "x" * 53, "x" * 54]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(NAMES, st.integers(0, 10**6))
+def test_any_name_makes_valid_children_or_fails_naming_metadata_name(name: str, index: int) -> None:
+    from seamless_dask_runtime import identity
+
+    ref = ClusterRef(name, "ns", "uid")
+    cluster = parse_spec({"workers": {"replicas": 1}, "tls": {"enabled": True}})
+    decision = decide(ref, cluster, Observation(), {}, 1, 1_800_000_000.0, spec_changed=True)
+    if decision.status["phase"] == "Failed":
+        assert decision.status["message"].startswith("metadata.name: ") and not decision.apply_children
+        # Refused only when the API server refuses the name itself or a child named after it.
+        assert not (_valid_object_name(name) and _valid_service_name(identity.scheduler_name(name))), name
+        return
+    assert decision.status["phase"] == "Starting"
+    assert _valid_service_name(scheduler_deployment(ref, cluster)["metadata"]["name"])
+    assert _valid_object_name(worker_pod(ref, cluster, index)["metadata"]["name"])
+    assert _valid_object_name(identity.tls_secret_name(name))
+    assert len(name) <= 63  # label values (dask.org/cluster-name) hold the name

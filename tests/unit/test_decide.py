@@ -128,6 +128,19 @@ def test_nothing_written_when_nothing_changed() -> None:
     assert not run(None, scheduler(), worker(0), worker(1), old=first.status).write_status
 
 
+def test_no_second_write_while_the_controller_makes_the_scheduler_pod() -> None:
+    """Create round, then rounds before and after the Deployment's pod appears: one status, written once."""
+    created = run(None, spec_changed=True, answers=SchedulerAnswers())
+    before_pod = run(None, deployment=True, answers=SchedulerAnswers(), old=created.status)
+    with_pod = run(None, scheduler(ready=False), deployment=True, answers=SchedulerAnswers(), old=before_pod.status)
+    assert created.write_status and not before_pod.write_status and not with_pod.write_status
+    reasons = {c["type"]: c["reason"] for c in with_pod.status["conditions"]}
+    assert reasons["SchedulerReady"] == "SchedulerNotReady"
+    assert {c["type"]: c["reason"] for c in run(None, deployment=False, answers=SchedulerAnswers(),
+                                                 old=created.status).status["conditions"]}["SchedulerReady"] \
+        == "SchedulerNotReady"  # re-applied this round: on the way again
+
+
 def test_bad_spec_fails_with_one_event_per_generation() -> None:
     bad = {"cores": -1}
     first = run(bad, generation=3)
@@ -194,3 +207,15 @@ def test_pod_problem_is_one_event_until_it_changes() -> None:
     crash = PodView("c-worker-0", "worker", 0, False, False, HASH, None,
                     problem=PodProblem("c-worker-0", "worker", "CrashLoopBackOff", "exit 1"))
     assert acts(run(None, scheduler(), crash, worker(1), old=first.status))["events"] == ("CrashLoopBackOff",)
+
+
+@pytest.mark.parametrize("name", ["a" * 54, "dotted.name"])
+def test_a_name_no_child_can_carry_is_a_spec_error_said_once(name: str) -> None:
+    """For API servers without the CRD's CEL rules: Failed naming metadata.name, nothing made, one Event."""
+    ref = ClusterRef(name, "ns", "uid-1")
+    first = decide(ref, parse_spec(SPEC), Observation(), {}, 3, NOW, spec_changed=True)
+    assert (first.status["phase"], first.status["reason"]) == ("Failed", "InvalidSpec")
+    assert first.status["message"].startswith("metadata.name: ") and "DNS-1035" in first.status["message"]
+    assert acts(first) == {"events": ("InvalidSpec",)}
+    again = decide(ref, parse_spec(SPEC), Observation(), first.status, 3, NOW + 5)
+    assert acts(again) == {} and not again.write_status

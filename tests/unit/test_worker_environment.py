@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from seamless_dask_runtime.activity import IdleTracker
 from seamless_dask_runtime.commands import scheduler_command, worker_command
+from seamless_dask_runtime.jobqueue.arguments import render_job_script
 from seamless_dask_runtime.parameters import from_status_parameters
-from seamless_dask_runtime.worker_environment import export_lines, worker_environment
+from seamless_dask_runtime.worker_environment import export_lines, worker_environment, worker_process_environment
 
 
 def test_seamless_environment() -> None:
@@ -61,3 +62,18 @@ def test_local_workers_count_the_cpus_the_machine_has() -> None:
     assert local_cpu_count(params, available=2) == 2
     assert local_cpu_count(params, available=16) == 6
     assert local_cpu_count(from_status_parameters({"cores": 1, "exclusive": True}), available=8) == 1
+
+
+def test_worker_processes_of_seamless_clusters_hide_the_scheduler_from_nested_seamless_run() -> None:
+    params = from_status_parameters({"cores": 1, "memory": "2GB"})
+    env = worker_process_environment(params)
+    # Issue 13: an inner seamless-run that finds the scheduler waits for the S slot its parent holds.
+    assert env.pop("SEAMLESS_DASK_SCHEDULER") == ""
+    assert env == worker_environment(params)
+    # Job scripts keep seed 002's lines: only the plugin, which runs before seamless-dask's, sets it.
+    assert "SEAMLESS_DASK_SCHEDULER" not in render_job_script(params, "slurm")
+
+
+def test_pure_dask_worker_processes_get_no_seamless_variable() -> None:
+    env = worker_process_environment(from_status_parameters({"pure_dask": True}))
+    assert not [name for name in env if name.startswith("SEAMLESS_")]

@@ -53,6 +53,9 @@ def start(cluster_class: type, request: LaunchRequest) -> JobQueueHandle:
             "host": request.host,
             **scheduler_options(params),
         },
+        # dask-jobqueue silences the in-process scheduler below ERROR; the launcher's log
+        # should tell when workers register, as the local backend's does.
+        silence_logs=False,
         **kwargs,
     )
     minimum = sizing.minimum_workers(params)
