@@ -46,10 +46,6 @@ VENV_BIN = Path(sys.executable).parent
 SEAMLESS_IMAGE = "seamless-dask-runtime:e2e-seamless"
 K8S_CLUSTER = "seamless_dask_runtime.kubernetes::SeamlessDaskCluster"
 PARALLEL = 20
-# Known limit, not of the pods: with one Seamless worker per Dask worker (cores: 1, all a 2-CPU node
-# holds next to the rest), a `seamless-run` inside a transformation never returns (the same hangs
-# on the local backend with cores: 1; with cores: 2 it passes there). SDO_SEAMLESS_POD_RUN=1 runs it.
-SEAMLESS_RUN = os.environ.get("SDO_SEAMLESS_POD_RUN") == "1"
 
 if missing_stack(VENV_BIN):
     pytest.skip(f"the real Seamless stack is not installed on the host (missing {', '.join(missing_stack(VENV_BIN))})"
@@ -120,8 +116,7 @@ def session(operator_release: str, kube: Kube, platform: Platform, seamless_imag
     name = None
     started = time.monotonic()
     try:
-        first = run_driver(home, env, "simple", "parallel", "nested", "where",
-                           *(["seamless_run"] if SEAMLESS_RUN else []))
+        first = run_driver(home, env, "simple", "parallel", "nested", "where", "seamless_run")
         first_seconds = time.monotonic() - started
         name = cluster_name(home)
         pools = {pod["metadata"]["name"]: pool_in_pod(kube, pod["metadata"]["name"])
@@ -209,9 +204,8 @@ def test_every_pool_process_in_the_pods_has_the_remote_clients(session: dict[str
 
 
 def test_seamless_run_inside_a_transformation_in_a_worker_pod(session: dict[str, Any]) -> None:
-    if not SEAMLESS_RUN:
-        pytest.skip("a seamless-run inside a transformation hangs with one Seamless worker per Dask worker "
-                    "(cores: 1; also on the local backend); SDO_SEAMLESS_POD_RUN=1 runs it")
+    # One Seamless worker per Dask worker (cores: 1): the inner seamless-run runs in the outer one's pod
+    # (worker_process_environment leaves SEAMLESS_DASK_SCHEDULER empty), so it cannot wait for an S slot.
     result = workload(session["first"], "seamless_run")["result"]
     assert isinstance(result, str) and result.splitlines()[-1] == "nested-run-ok", result
 
