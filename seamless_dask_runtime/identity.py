@@ -32,7 +32,10 @@ SCHEDULER, WORKER = "scheduler", "worker"
 # -- environment variables ----------------------------------------------------
 THROTTLE_VARIABLE = "SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"
 DEFAULT_TRANSFORMATION_THROTTLE = 3  # seed 002
+# Status-file parameters as JSON, from the environment: all of them for a scheduler pod's preload (the operator
+# sets it), the ones a launcher leaves out for the wrapper (a site sets it; the launcher's own win).
 PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
+CLUSTER_VARIABLE = "SEAMLESS_DASK_CLUSTER"  # a site's cluster string for the wrapper, over the launcher's
 WORKER_NAME_VARIABLE = "DASK_WORKER_NAME"  # a worker pod's Dask name = its pod name (downward API)
 HTTP_ROUTES_VARIABLE = "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"
 TEMPORARY_DIRECTORY_VARIABLE = "DASK_TEMPORARY_DIRECTORY"

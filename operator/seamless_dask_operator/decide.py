@@ -21,7 +21,7 @@ from .builders.service import scheduler_service
 from .builders.workers import worker_template
 from .observation import ChildrenView, Observation
 from .pod_problems import PodProblem, same_problem, summary
-from .resource import ClusterSpec, desired_workers, name_errors
+from .resource import ClusterSpec, desired_workers
 from .scaling import WorkerPod, plan_workers
 from .status import Observed, status_patch
 
@@ -141,10 +141,8 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     ``spec_changed``: a create/update/resume round; ``edited``: the spec fields an update changed
     (dotted, below ``spec``: ``workers.replicas`` is what ``kubectl scale`` sets).
     """
-    bad_name = name_errors(ref.name)  # no child can be named after it
-    if isinstance(cluster, ParameterError) or bad_name:
-        errors = bad_name + (cluster.errors if isinstance(cluster, ParameterError) else [])
-        return _spec_error(ref, str(ParameterError(errors)), old_status, generation, now)
+    if isinstance(cluster, ParameterError):
+        return _spec_error(ref, str(cluster), old_status, generation, now)
     if _waiting_for_a_new_spec(old_status, generation):
         return Decision(status=dict(old_status), write_status=False)
     params, options = cluster.params, cluster.options

@@ -41,7 +41,7 @@ from .builders import ClusterRef, desired_children, operator_peer, worker_pod
 from .decide import Decision, Event, Retire, decide, forbidden, name_clash, rejected
 from .observation import ChildrenView, Observation, SchedulerAnswers, pod_views
 from .persistence import CompactDiffBaseStorage
-from .resource import MAX_RETIRE_TIMEOUT, ClusterSpec, parse_spec
+from .resource import ClusterSpec, parse_spec
 from .scheduler_api import SchedulerAPI, SchedulerUnavailable
 from .settings import SETTINGS
 
@@ -200,14 +200,13 @@ def _post(body: kopf.Body, event: Event, memo: kopf.Memo) -> None:
 # behind another's slow scheduler (up to this many).
 RETIRE_THREADS = 256
 _retirer = ThreadPoolExecutor(max_workers=RETIRE_THREADS, thread_name_prefix="retire")
-_retiring = threading.Lock()
 
 
 def _call_retire(api: SchedulerAPI, retire: Retire) -> list[str]:
-    timeout = min(retire.timeout, MAX_RETIRE_TIMEOUT)
-    retired = api.retire_named(list(retire.names), timeout) if retire.names else []
+    # retire.timeout is spec.workers.retireTimeout, which the model bounds (MAX_RETIRE_TIMEOUT).
+    retired = api.retire_named(list(retire.names), retire.timeout) if retire.names else []
     if retire.count:
-        retired += api.retire(retire.count, timeout)
+        retired += api.retire(retire.count, retire.timeout)
     return retired
 
 
@@ -217,15 +216,15 @@ def _retire(body: kopf.Body, ref: ClusterRef, api: SchedulerAPI | None, decision
     Retire first, then delete: only the pods the scheduler says it retired are deleted, by the first round
     that finds the call finished. That round asks for nothing more: it decided on pods it has just deleted.
     """
-    with _retiring:  # an apply round and a timer round of one cluster may run at once: one call, one harvest
-        pending: tuple[Retire, Future[list[str]]] | None = memo.get("retiring")
-        if pending is None:
-            if decision.retire is not None and api is not None:
-                memo["retiring"] = (decision.retire, _retirer.submit(_call_retire, api, decision.retire))
-            return
-        if not pending[1].done():
-            return
-        memo["retiring"] = None
+    # Rounds of one cluster never overlap (_round_lock): one call in flight, harvested once.
+    pending: tuple[Retire, Future[list[str]]] | None = memo.get("retiring")
+    if pending is None:
+        if decision.retire is not None and api is not None:
+            memo["retiring"] = (decision.retire, _retirer.submit(_call_retire, api, decision.retire))
+        return
+    if not pending[1].done():
+        return
+    memo["retiring"] = None
     _retired(body, ref, *pending, memo)
 
 
@@ -317,7 +316,7 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         return
     cluster: ClusterSpec | ParameterError
     try:
-        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy)
+        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name)
     except ParameterError as exc:
         cluster = exc
     try:

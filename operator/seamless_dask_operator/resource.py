@@ -119,13 +119,15 @@ class _Fields:
         )
 
 
-def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY) -> ClusterSpec:
-    """Split and validate; :class:`ParameterError` names every bad ``spec.`` field.
+def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name: str | None = None) -> ClusterSpec:
+    """Split and validate; :class:`ParameterError` names every bad ``spec.`` field (and ``metadata.name``).
 
-    ``policy`` is what the admin lets users ask for in pods (the chart's ``podPolicy``).
+    ``policy`` is what the admin lets users ask for in pods (the chart's ``podPolicy``); ``name``, the
+    resource's, must make valid child names.
     """
+    name_problems = [] if name is None else name_errors(name)
     if not isinstance(spec, Mapping):
-        raise ParameterError([FieldError("spec", spec, "must be an object")])
+        raise ParameterError([*name_problems, FieldError("spec", spec, "must be an object")])
     fields = _Fields()
     workers = fields.object(spec, "workers", "spec")
     scheduler = fields.object(spec, "scheduler", "spec")
@@ -163,8 +165,8 @@ def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY) -> C
         env={"spec.workers.env": options.workers.env, "spec.scheduler.env": options.scheduler.env},
         service_account_name=options.service_account_name, service_type=options.service_type,
         pod_annotations=options.pod_annotations)
-    if fields.errors:
-        raise ParameterError(fields.errors)
+    if name_problems or fields.errors:
+        raise ParameterError(name_problems + fields.errors)
     assert params is not None
     return ClusterSpec(params, options)
 
@@ -193,7 +195,7 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
         elif name in reserved:
             errors.append(FieldError(f"spec.volumes[{i}].name", name, "this volume name is reserved"))
     for where, env in (("spec.workers.env", options.workers.env), ("spec.scheduler.env", options.scheduler.env)):
-        errors += _env_name_errors(params, where, env)
+        errors += _env_errors(params, where, env)
     return errors
 
 
@@ -204,7 +206,7 @@ MAX_RETIRE_TIMEOUT = 600
 MAX_ENV_STRING = 128 * 1024
 
 
-def _env_name_errors(params: ClusterParameters, where: str, env: tuple[dict[str, Any], ...]) -> list[FieldError]:
+def _env_errors(params: ClusterParameters, where: str, env: tuple[dict[str, Any], ...]) -> list[FieldError]:
     # The operator's own variables come from spec fields; a second entry of the same name is refused by the API
     # server's apply (duplicate list key), and overriding them would split scheduler and workers.
     ours = set(worker_environment(params, cpu_count="1")) | POD_VARIABLES

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..activity import scheduler_activity
+from ..identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
 from ..parameters import ClusterParameters, ParameterError, from_status_parameters
 from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
 from .backends import ClusterHandle, LaunchRequest, choose_backend
@@ -39,11 +40,10 @@ from .ports import (
 STATUS_FILE_WAIT = 20.0
 LAUNCH_ATTEMPTS = 3  # fresh ports after another process took the chosen ones
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-# What a site sets in the wrapper's environment when its launcher cannot say it: seamless-config
-# knows only local/slurm/oar clusters and its own queue keys, so a SeamlessDaskCluster, its
-# namespace and its image come from here (e.g. the daskserver conda environment's activation).
-CLUSTER_VARIABLE = "SEAMLESS_DASK_CLUSTER"
-PARAMETERS_VARIABLE = "SEAMLESS_DASK_PARAMETERS"
+# What a site sets in the wrapper's environment when its launcher cannot say it (CLUSTER_VARIABLE,
+# PARAMETERS_VARIABLE of identity.py): seamless-config knows only local/slurm/oar clusters and its own
+# queue keys, so a SeamlessDaskCluster, its namespace and its image come from there (e.g. the daskserver
+# conda environment's activation).
 
 log = logging.getLogger("seamless-dask-wrapper")
 

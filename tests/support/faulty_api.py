@@ -94,7 +94,10 @@ class FaultyAPI:
         kinds = ["429", "500", "503", "drop", "slow"]
         if request.method in ("POST", "PUT", "PATCH"):
             kinds.append("409")
-        return self.rng.choice(kinds)
+        # When a fault strikes is random; which one is the least injected so far (ties at random), so every
+        # kind happens even though an operator that makes few writes gives 409 few chances.
+        fewest = min(self.injected[kind] for kind in kinds)
+        return self.rng.choice([kind for kind in kinds if self.injected[kind] == fewest])
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         watch = request.query.get("watch") in ("true", "1")

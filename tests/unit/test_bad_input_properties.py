@@ -8,6 +8,7 @@ import json
 import os
 import string
 import tempfile
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -230,8 +231,13 @@ def test_any_name_makes_valid_children_or_fails_naming_metadata_name(name: str, 
     from seamless_dask_runtime import identity
 
     ref = ClusterRef(name, "ns", "uid")
-    cluster = parse_spec({"workers": {"replicas": 1}, "tls": {"enabled": True}})
-    decision = decide(ref, cluster, Observation(), {}, 1, 1_800_000_000.0, spec_changed=True)
+    spec = {"workers": {"replicas": 1}, "tls": {"enabled": True}}
+    try:
+        named: Any = parse_spec(spec, name=name)
+    except ParameterError as exc:
+        named = exc
+    decision = decide(ref, named, Observation(), {}, 1, 1_800_000_000.0, spec_changed=True)
+    cluster = parse_spec(spec)
     if decision.status["phase"] == "Failed":
         assert decision.status["message"].startswith("metadata.name: ") and not decision.apply_children
         # Refused only when the API server refuses the name itself or a child named after it.

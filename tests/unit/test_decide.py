@@ -213,9 +213,13 @@ def test_pod_problem_is_one_event_until_it_changes() -> None:
 def test_a_name_no_child_can_carry_is_a_spec_error_said_once(name: str) -> None:
     """For API servers without the CRD's CEL rules: Failed naming metadata.name, nothing made, one Event."""
     ref = ClusterRef(name, "ns", "uid-1")
-    first = decide(ref, parse_spec(SPEC), Observation(), {}, 3, NOW, spec_changed=True)
+    try:
+        parse_spec(SPEC, name=name)
+    except ParameterError as exc:
+        cluster: Any = exc
+    first = decide(ref, cluster, Observation(), {}, 3, NOW, spec_changed=True)
     assert (first.status["phase"], first.status["reason"]) == ("Failed", "InvalidSpec")
     assert first.status["message"].startswith("metadata.name: ") and "DNS-1035" in first.status["message"]
     assert acts(first) == {"events": ("InvalidSpec",)}
-    again = decide(ref, parse_spec(SPEC), Observation(), first.status, 3, NOW + 5)
+    again = decide(ref, cluster, Observation(), first.status, 3, NOW + 5)
     assert acts(again) == {} and not again.write_status
