@@ -10,8 +10,8 @@ created at once into one namespace from a thread pool, and the bench polls
 until every cluster has converged:
 
 * ``ours`` (``seamless-dask-operator``, ``spec.workers: {replicas: 1, maximum: 2}``):
-  scheduler Deployment, its pod, Service, 1 worker pod, and ``.status.phase``
-  Starting (or Running) with ``workersDesired`` = 1.
+  scheduler pod (the operator makes it), Service, 1 worker pod, and
+  ``.status.phase`` Starting (or Running) with ``workersDesired`` = 1.
 * ``dask-kubernetes`` (``kopf run -m dask_kubernetes.operator.controller``,
   ``make_cluster_spec(name, n_workers=1)``): scheduler Deployment, its pod,
   Service, DaskWorkerGroup ``NAME-default``, its worker Deployment and worker
@@ -133,8 +133,6 @@ def _common_missing(name: str, state: State) -> list[str]:
     missing = []
     if name not in state.primary:
         missing.append("resource")
-    if f"{name}-scheduler" not in state.deployments:
-        missing.append("scheduler Deployment")
     if not state.scheduler_pods[name]:
         missing.append("scheduler pod")
     if f"{name}-scheduler" not in state.services:
@@ -156,6 +154,8 @@ def ours_converged(name: str, state: State) -> str | None:
 
 def theirs_converged(name: str, state: State) -> str | None:
     missing = _common_missing(name, state)
+    if f"{name}-scheduler" not in state.deployments:
+        missing.append("scheduler Deployment")
     if f"{name}-default" not in state.workergroups:
         missing.append("DaskWorkerGroup")
     if state.worker_deployments[f"{name}-default"] < 1:

@@ -45,7 +45,7 @@ POD_VARIABLES = frozenset({WORKER_NAME_VARIABLE, PARAMETERS_VARIABLE, HTTP_ROUTE
 
 
 def scheduler_name(cluster: str) -> str:
-    """The scheduler Deployment and its Service."""
+    """The scheduler pod and its Service."""
     return f"{cluster}-scheduler"
 
 

@@ -1,9 +1,10 @@
 """One reconcile round, decided without I/O: (spec, observation, old status) -> what to do and what to report.
 
 ``handlers`` observe (kopf's pod index, the scheduler's HTTP API), call
-:func:`decide`, and execute the :class:`Decision`: apply children, create or
-delete worker pods, retire workers through the scheduler, delete an idle
-cluster, post Events and patch ``.status``. Every rule of the operator lives
+:func:`decide`, and execute the :class:`Decision`: apply the Service and
+NetworkPolicy, create the scheduler pod and worker pods, delete pods, retire
+workers through the scheduler, delete an idle cluster, post Events and patch
+``.status``. Every rule of the operator lives
 here and is table-tested in tests/unit/test_decide.py.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from seamless_dask_runtime.parameters import ParameterError
 
 from .builders.objects import ClusterRef, template_hash
+from .builders.scheduler import scheduler_template
 from .builders.service import scheduler_service
 from .builders.workers import worker_template
 from .observation import ChildrenView, Observation
@@ -49,8 +51,11 @@ class Decision:
     status: dict[str, Any]
     write_status: bool
     apply_children: bool = False
+    # The scheduler pod from this template (none of the cluster's is left, not even one terminating).
+    create_scheduler: dict[str, Any] | None = None
     create_workers: tuple[int, ...] = ()
-    delete_workers: tuple[str, ...] = ()
+    worker_template: dict[str, Any] | None = None  # what create_workers are made from
+    delete_pods: tuple[str, ...] = ()
     retire: Retire | None = None
     delete_cluster: bool = False
     events: tuple[Event, ...] = field(default_factory=tuple)
@@ -115,22 +120,14 @@ def _service_shape(spec: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def _drift(ref: ClusterRef, cluster: ClusterSpec, children: ChildrenView | None) -> str | None:
-    """What someone changed in the scheduler's Deployment or Service, or None."""
+    """What someone changed in the scheduler's Service, or None."""
     if children is None:
         return None
-    if children.deployment_replicas is None:
-        return f"the scheduler Deployment {ref.scheduler_name} is gone"
-    if children.deployment_replicas != 1:
-        return f"the scheduler Deployment {ref.scheduler_name} was scaled to {children.deployment_replicas}"
     if children.service is None:
         return f"the scheduler Service {ref.scheduler_name} is gone"
     if _service_shape(children.service) != _service_shape(scheduler_service(ref, cluster)["spec"]):
         return f"the scheduler Service {ref.scheduler_name} was edited (type, ports or selector)"
     return None
-
-
-def _deployment_there(children: ChildrenView | None) -> bool:
-    return children is not None and children.deployment_replicas is not None
 
 
 def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
@@ -149,23 +146,39 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     answers = observation.scheduler
     events: list[Event] = []
 
-    # The Deployment makes the scheduler pod; a Deployment or Service deleted, scaled or edited by hand
-    # is applied again (server-side apply restores our fields).
+    # A Service deleted or edited by hand is applied again (server-side apply restores our fields).
     drift = None if spec_changed else _drift(ref, cluster, observation.children)
     if drift is not None:
         events.append(Event("Warning", "DriftRestored", f"{drift}: applied again", 60.0))
     apply_children = spec_changed or drift is not None
     ready_scheduler = observation.ready_scheduler
 
+    # One scheduler pod, made from the current template; an outdated or finished one is deleted, and the next
+    # is made once none is left, not even a terminating one: never two schedulers for one cluster (a
+    # Deployment's Recreate, without its controller-manager round trips).
+    template = scheduler_template(ref, cluster)
+    scheduler_hash = template_hash(template)
+    delete_now: tuple[str, ...] = ()
+    for pod in observation.scheduler_pods:
+        if pod.terminating:
+            continue
+        if pod.finished or pod.template_hash != scheduler_hash:
+            delete_now += (pod.name,)
+            if not pod.finished and "image" not in edited:  # an image change has its own Event below
+                events.append(Event("Normal", "SchedulerRestart", "the scheduler's template changed: restarting "
+                                    "it (clients reconnect; results held only in worker memory are lost)"))
+    create_scheduler = None if observation.scheduler_pods else template
+
     batch = params.cluster is not None  # workers are batch jobs the scheduler pod submits, not pods
     desired = 0 if batch else desired_workers(cluster, answers.adaptive_target if options.adaptive else None)
-    current_hash = template_hash(worker_template(ref, cluster))
+    workers_template = worker_template(ref, cluster)
     plan = plan_workers([WorkerPod(name=p.name, index=p.index, ready=p.ready, template_hash=p.template_hash,
-                                   terminating=p.terminating) for p in observation.workers], desired, current_hash)
+                                   terminating=p.terminating, finished=p.finished) for p in observation.workers],
+                        desired, template_hash(workers_template))
     # A pod that is not Ready may still be a worker holding results (a busy one misses its probe):
     # whatever the scheduler knows is retired, never just deleted.
     known = set(answers.worker_names or ())
-    delete_now = tuple(n for n in plan.delete_unready if n not in known)
+    delete_now += tuple(plan.delete_finished) + tuple(n for n in plan.delete_unready if n not in known)
     retire_names = tuple(plan.replace) + tuple(n for n in plan.delete_unready if n in known)
     retire = None
     if plan.retire_count or retire_names:
@@ -190,9 +203,8 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         desired = answers.adaptive_target or 0
     if "image" in edited and observation.schedulers:
         events.append(Event("Normal", "ImageChange",
-                            f"image {options.image}: the scheduler restarts on it (clients reconnect; results held "
-                            "only in worker memory are lost), then the workers are replaced one at a time, each "
-                            "retired first"))
+                            f"image {options.image}: the scheduler restarts on it, then the workers are replaced "
+                            "one at a time, each retired first"))
     if "workers.replicas" in edited and options.adaptive:
         events.append(Event("Normal", "AdaptiveScaling",
                             f"workers.adaptive is true: the scheduler's adaptive target decides the workers (now "
@@ -202,9 +214,9 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     events.extend(_problem_events(problems, old_status))
     observed = Observed(
         generation=generation,
-        # A Deployment applied this round, or one whose pod the controller has not made yet, has its pod on
-        # the way: "missing" then "not ready" would be two writes for one state (seen at N=100 in the bench).
-        scheduler_exists=bool(observation.schedulers) or apply_children or _deployment_there(observation.children),
+        # A scheduler pod made this round is on its way: "missing" then "not ready" would be two writes for one
+        # state.
+        scheduler_exists=bool(observation.schedulers) or create_scheduler is not None,
         scheduler_ready=ready_scheduler is not None,
         workers_ready=workers_ready,
         workers_desired=desired,
@@ -217,8 +229,10 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         status=status,
         write_status=_changed(old_status, status),
         apply_children=apply_children,
+        create_scheduler=create_scheduler,
         create_workers=tuple(plan.create),
-        delete_workers=delete_now,
+        worker_template=workers_template if plan.create else None,
+        delete_pods=delete_now,
         retire=retire,
         delete_cluster=delete_cluster,
         events=tuple(events),

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from seamless_dask_runtime.identity import (
@@ -37,7 +36,8 @@ from seamless_dask_runtime.parameters import ParameterError
 from seamless_dask_runtime.status import Phase
 
 from . import kube, metrics
-from .builders import ClusterRef, desired_children, operator_peer, worker_pod
+from .api_client import API_FAILURES, ApiError
+from .builders import ClusterRef, desired_children, operator_peer, scheduler_pod, worker_pod
 from .decide import Decision, Event, Retire, decide, forbidden, name_clash, rejected
 from .observation import ChildrenView, Observation, SchedulerAnswers, pod_views
 from .persistence import CompactDiffBaseStorage
@@ -47,8 +47,6 @@ from .settings import SETTINGS
 
 RESOURCE = (GROUP, VERSION, PLURAL)
 OPERATOR_PEER = operator_peer(SETTINGS.pod_namespace, SETTINGS.pod_labels) if SETTINGS.pod_namespace else None
-# What the API (or the way to it) can throw at a handler; all of it is worth a retry.
-API_FAILURES = (ApiException, HTTPError)
 
 
 @kopf.on.startup()
@@ -66,7 +64,6 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # kopf's own thread pool, and a pod's event finds its cluster's daemon in the one shared dict.
     memo.executor = settings.execution.executor
     memo.wake = {}
-    kube.load_configuration()
     metrics.serve(SETTINGS.metrics_port)
 
 
@@ -97,41 +94,31 @@ def cluster_pods(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any)
             "labels": dict(labels),
             "annotations": dict(body["metadata"].get("annotations") or {}),
             "deletionTimestamp": body["metadata"].get("deletionTimestamp"),
+            "owners": _owner_uids(body),
         },
         "status": _pod_status_summary(body.get("status") or {}),
     }
     return {(namespace, labels[CLUSTER_LABEL]): pod}
 
 
-def _child_summary(body: kopf.Body) -> dict[str, Any]:
-    spec = body.get("spec") or {}
-    return {
-        "name": body["metadata"]["name"],
-        "owners": [o.get("uid") for o in body["metadata"].get("ownerReferences") or []],
-        "replicas": spec.get("replicas"),
-        "service": {k: spec.get(k) for k in ("type", "ports", "selector")},
-    }
-
-
-@kopf.index("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
-def cluster_deployments(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    """Our scheduler Deployments, kept current by one watch: a Deployment deleted or scaled is seen."""
-    return {(namespace, labels[CLUSTER_LABEL]): _child_summary(body)}
+def _owner_uids(body: kopf.Body) -> list[str]:
+    return [o.get("uid") for o in body["metadata"].get("ownerReferences") or []]
 
 
 @kopf.index("v1", "services", labels={MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT})
 def cluster_services(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """Our scheduler Services, kept current by one watch: a Service deleted or edited is seen."""
-    return {(namespace, labels[CLUSTER_LABEL]): _child_summary(body)}
+    spec = body.get("spec") or {}
+    return {(namespace, labels[CLUSTER_LABEL]): {
+        "name": body["metadata"]["name"],
+        "owners": _owner_uids(body),
+        "service": {k: spec.get(k) for k in ("type", "ports", "selector")},
+    }}
 
 
-def _children(ref: ClusterRef, deployments: list[dict[str, Any]], services: list[dict[str, Any]]) -> ChildrenView:
-    def ours(items: list[dict[str, Any]]) -> dict[str, Any] | None:
-        return next((i for i in items if i["name"] == ref.scheduler_name and ref.uid in i["owners"]), None)
-
-    deployment, service = ours(deployments), ours(services)
-    replicas = None if deployment is None else (1 if deployment["replicas"] is None else deployment["replicas"])
-    return ChildrenView(deployment_replicas=replicas, service=None if service is None else service["service"])
+def _children(ref: ClusterRef, services: list[dict[str, Any]]) -> ChildrenView:
+    service = next((s for s in services if s["name"] == ref.scheduler_name and ref.uid in s["owners"]), None)
+    return ChildrenView(service=None if service is None else service["service"])
 
 
 def _scheduler_api(observation_pods: Observation) -> SchedulerAPI | None:
@@ -161,9 +148,10 @@ def _ask_scheduler(api: SchedulerAPI | None, cluster: ClusterSpec, logger: loggi
 def _observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, indexes: Indexes,
              logger: logging.Logger) -> tuple[Observation, SchedulerAPI | None]:
     key = (ref.namespace, ref.name)
-    seen = Observation(pods=pod_views(list(indexes.pods.get(key, [])), time.time()),
-                       children=_children(ref, list(indexes.deployments.get(key, [])),
-                                          list(indexes.services.get(key, []))))
+    # Only the pods this cluster owns: one that merely carries its labels is not ours to count, scale or delete.
+    owned = [p for p in indexes.pods.get(key, []) if ref.uid in p["metadata"]["owners"]]
+    seen = Observation(pods=pod_views(owned, time.time()),
+                       children=_children(ref, list(indexes.services.get(key, []))))
     if isinstance(cluster, ParameterError):
         return seen, None
     api = _scheduler_api(seen)
@@ -172,10 +160,9 @@ def _observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, indexes: In
 
 @dataclass(frozen=True)
 class Indexes:
-    """kopf's indexes of our pods, scheduler Deployments and Services, by (namespace, cluster)."""
+    """kopf's indexes of our pods and scheduler Services, by (namespace, cluster)."""
 
     pods: kopf.Index[Any, Any]
-    deployments: kopf.Index[Any, Any]
     services: kopf.Index[Any, Any]
 
 
@@ -261,11 +248,15 @@ def _execute(body: kopf.Body, ref: ClusterRef, cluster: ClusterSpec | ParameterE
                 if deleting():
                     return
                 kube.apply(obj, ref.uid)
+        if decision.create_scheduler is not None:
+            if deleting():
+                return
+            kube.create_pod(scheduler_pod(ref, cluster, decision.create_scheduler), ref.uid)
         for index in decision.create_workers:
             if deleting():
                 return
-            kube.create_pod(worker_pod(ref, cluster, index))
-    for name in decision.delete_workers:
+            kube.create_pod(worker_pod(ref, cluster, index, decision.worker_template), ref.uid)
+    for name in decision.delete_pods:
         kube.delete_pod(ref.namespace, name)
     _retire(body, ref, api, decision, memo)
     if decision.delete_cluster:
@@ -287,7 +278,7 @@ REFUSALS = (400, 422)  # the request itself is wrong: retrying the same spec can
 FORBIDDEN = 403
 
 
-def _api_message(exc: ApiException) -> str:
+def _api_message(exc: ApiError) -> str:
     """The API server's own words (it names the field), not the whole response."""
     import json
 
@@ -300,7 +291,7 @@ def _api_message(exc: ApiException) -> str:
 
 def _api_errors_are_temporary(exc: Exception, handler: str) -> kopf.TemporaryError:
     # 409/429/5xx, dropped connections, timeouts: kopf retries soon; the resource keeps its state.
-    if isinstance(exc, ApiException):
+    if isinstance(exc, ApiError):
         metrics.ERRORS.labels(handler, str(exc.status)).inc()
         return kopf.TemporaryError(f"Kubernetes API {exc.status}: {exc.reason}", delay=5)
     metrics.ERRORS.labels(handler, "connection").inc()
@@ -324,7 +315,7 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         decision = decide(ref, cluster, observation, dict(status), meta.get("generation", 0), time.time(),
                           spec_changed=spec_changed, edited=edited)
         _execute(body, ref, cluster, decision, api, patch, memo, logger)
-    except ApiException as exc:
+    except ApiError as exc:
         if exc.status == FORBIDDEN:
             # A quota or a missing right: Failed with the API's words, said once, tried again every round.
             _report(body, ref, forbidden(ref, _api_message(exc), dict(status), meta.get("generation", 0),
@@ -348,12 +339,11 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
 @kopf.on.resume(*RESOURCE)
 def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
                   logger: logging.Logger, cluster_pods: kopf.Index[Any, Any],
-                  cluster_deployments: kopf.Index[Any, Any], cluster_services: kopf.Index[Any, Any],
-                  diff: kopf.Diff = (), **_: Any) -> None:
+                  cluster_services: kopf.Index[Any, Any], diff: kopf.Diff = (), **_: Any) -> None:
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
     with _round_lock(memo):
         _reconcile("apply", body, meta, status, patch, memo, logger,
-                   Indexes(cluster_pods, cluster_deployments, cluster_services), spec_changed=True,
+                   Indexes(cluster_pods, cluster_services), spec_changed=True,
                    edited=_edited_fields(diff))
         memo["applied_at"] = time.monotonic()
 
@@ -413,8 +403,7 @@ async def _woken_or_due(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeou
 @kopf.daemon(*RESOURCE, cancellation_timeout=SETTINGS.request_timeout)
 async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
                          logger: logging.Logger, stopped: kopf.DaemonStopped, cluster_pods: kopf.Index[Any, Any],
-                         cluster_deployments: kopf.Index[Any, Any], cluster_services: kopf.Index[Any, Any],
-                         **_: Any) -> None:
+                         cluster_services: kopf.Index[Any, Any], **_: Any) -> None:
     """Follow pods and the scheduler: scale, replace, time out, report; every interval, and when a pod changes.
 
     The body, meta and status kopf gives a daemon follow the resource; the round runs in kopf's handler threads
@@ -423,7 +412,7 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
     key = (meta["namespace"], meta["name"])
     wakers: dict[tuple[str, str], asyncio.Event] = memo.setdefault("wake", {})
     wake = wakers[key] = asyncio.Event()
-    indexes = Indexes(cluster_pods, cluster_deployments, cluster_services)
+    indexes = Indexes(cluster_pods, cluster_services)
     loop = asyncio.get_running_loop()
     try:
         delay = SETTINGS.reconcile_interval  # the create/resume round has just run

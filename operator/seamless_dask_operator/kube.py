@@ -1,57 +1,27 @@
 """The Kubernetes API calls the operator makes, and nothing else.
 
-The sync kubernetes client's transport, called from kopf's thread pool. Server-side apply
-keeps the scheduler Deployment and Service idempotent (same name, same
-owner: a restarted operator re-applies and creates nothing twice); worker
-pods are created by name and a 409 means "already there".
+Called from kopf's thread pool (the transport: :mod:`api_client`). Server-side apply
+keeps the scheduler Service and NetworkPolicy idempotent (same name, same
+owner: a restarted operator re-applies and creates nothing twice); the
+scheduler pod and worker pods are created by name and a 409 means "already
+there" when the pod there is the cluster's own.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import time
 from typing import Any
 from urllib.parse import quote
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
 from seamless_dask_runtime.identity import CLUSTER_LABEL, FINALIZER, GROUP, PLURAL, VERSION
 
+from .api_client import ApiError, request
 from .builders.objects import ClusterRef
-from .settings import SETTINGS
-
-TIMEOUT = SETTINGS.request_timeout  # every call: a hung API fails the round, which kopf retries
 
 FIELD_MANAGER = "seamless-dask-operator"
 
-
-def load_configuration() -> None:
-    """In-cluster service account when there is one, else the kubeconfig."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    _shared_client.cache_clear()
-
-
-@functools.cache
-def _shared_client() -> client.ApiClient:
-    """One ApiClient (one connection pool) for every call: a client per call meant a new TLS connection
-    and a new pool each time, which cost CPU, memory and latency at scale."""
-    api = client.ApiClient()
-    pool = api.rest_client.pool_manager
-    pool.connection_pool_kw["maxsize"] = SETTINGS.handler_threads  # one connection per handler thread at most
-    return api
-
-
-# The operator's few calls go through the ApiClient's transport (auth, TLS, pool) by path, with JSON in and out.
-# The typed API classes (CoreV1Api & co.) are not used: importing the four cost 28 MB of the operator's memory
-# (pydantic validators for every method of every API), more than all of kopf; and their model objects were
-# most of a round's transient memory at 100 clusters at once.
+# The operator's few calls, by path, with JSON in and out (api_client: kopf's credentials, one urllib3 pool).
 PATHS = {
-    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments",
     "Service": "/api/v1/namespaces/{namespace}/services",
     "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
     "Secret": "/api/v1/namespaces/{namespace}/secrets",
@@ -68,22 +38,6 @@ def _path(kind: str, namespace: str, name: str | None = None, subresource: str |
     return path
 
 
-def _request(method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-             content_type: str = "application/json") -> dict[str, Any]:
-    """One call; the answer as JSON. A status outside 2xx raises :class:`ApiException` (``.status``, ``.body``)."""
-    api = _shared_client()
-    method, url, headers, body, _ = api.param_serialize(
-        method, path, query_params=list((query or {}).items()) or None,
-        header_params={"Accept": "application/json", "Content-Type": content_type}, body=body,
-        auth_settings=["BearerToken"])
-    response = api.call_api(method, url, headers, body, _request_timeout=TIMEOUT)
-    data = response.read()  # read to the end: the connection goes back to the pool
-    if not 200 <= response.status <= 299:
-        ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
-        raise ApiException(http_resp=response)  # from_response raises for every status; this is for mypy
-    return json.loads(data) if data else {}
-
-
 class ForeignObject(RuntimeError):
     """An object has a child's name, and this cluster does not own it: it is never taken over nor deleted."""
 
@@ -95,8 +49,8 @@ class ForeignObject(RuntimeError):
 def _read(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The object's metadata as the API stores it, or None when there is none."""
     try:
-        return _request("GET", _path(kind, namespace, name))["metadata"]
-    except ApiException as exc:
+        return request("GET", _path(kind, namespace, name))["metadata"]
+    except ApiError as exc:
         if exc.status == 404:
             return None
         raise
@@ -107,7 +61,7 @@ def _owned(meta: dict[str, Any], owner_uid: str) -> bool:
 
 
 def apply(obj: dict[str, Any], owner_uid: str) -> None:
-    """Server-side apply of the scheduler Deployment, Service or NetworkPolicy: created when absent, updated when ours.
+    """Server-side apply of the scheduler Service or NetworkPolicy: created when absent, updated when ours.
 
     One of the same name that another owns (or nobody) raises :class:`ForeignObject`: never taken over.
     """
@@ -115,7 +69,7 @@ def apply(obj: dict[str, Any], owner_uid: str) -> None:
     existing = _read(obj["kind"], meta["namespace"], meta["name"])
     if existing is not None and not _owned(existing, owner_uid):
         raise ForeignObject(obj["kind"], meta["namespace"], meta["name"])
-    _request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
+    request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
              query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
 
 
@@ -128,8 +82,8 @@ def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
     from .tls import make_certificates, tls_secret
 
     try:
-        created = _request("POST", _path("Secret", ref.namespace), body=tls_secret(ref, make_certificates(ref)))
-    except ApiException as exc:
+        created = request("POST", _path("Secret", ref.namespace), body=tls_secret(ref, make_certificates(ref)))
+    except ApiError as exc:
         if exc.status != 409:
             raise
         if recorded_uid is None:
@@ -138,21 +92,28 @@ def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
     return str(created["metadata"]["uid"])
 
 
-def create_pod(pod: dict[str, Any]) -> bool:
-    """Create a worker pod; False when a pod of that name exists already."""
+def create_pod(pod: dict[str, Any], owner_uid: str) -> bool:
+    """Create the scheduler pod or a worker pod; False when the cluster's own pod of that name exists already.
+
+    One of that name that another owns (or nobody) raises :class:`ForeignObject`: never counted as ours.
+    """
+    meta = pod["metadata"]
     try:
-        _request("POST", _path("Pod", pod["metadata"]["namespace"]), body=pod)
-    except ApiException as exc:
-        if exc.status == 409:
-            return False
-        raise
+        request("POST", _path("Pod", meta["namespace"]), body=pod)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        existing = _read("Pod", meta["namespace"], meta["name"])
+        if existing is not None and not _owned(existing, owner_uid):
+            raise ForeignObject("Pod", meta["namespace"], meta["name"]) from None
+        return False
     return True
 
 
 def delete_pod(namespace: str, name: str) -> None:
     try:
-        _request("DELETE", _path("Pod", namespace, name), query={"gracePeriodSeconds": 30})
-    except ApiException as exc:
+        request("DELETE", _path("Pod", namespace, name), query={"gracePeriodSeconds": 30})
+    except ApiError as exc:
         if exc.status != 404:
             raise
 
@@ -165,26 +126,23 @@ def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[
     """
     found: list[str] = []
     ours: list[tuple[str, str, str]] = []
-    for kind, name in (("Deployment", ref.scheduler_name), ("Service", ref.scheduler_name)):
-        meta = _read(kind, ref.namespace, name)
-        if meta is not None and _owned(meta, ref.uid):  # absent, or another's of the same name: not ours
-            ours.append((kind, name, meta["uid"]))
+    meta = _read("Service", ref.namespace, ref.scheduler_name)
+    if meta is not None and _owned(meta, ref.uid):  # absent, or another's of the same name: not ours
+        ours.append(("Service", ref.scheduler_name, meta["uid"]))
     if tls_secret_uid:
         ours.append(("Secret", ref.tls_secret_name, tls_secret_uid))
     for kind, name, uid in ours:
         # The precondition: exactly our object, not another made under the name since.
         options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
-        if kind == "Deployment":
-            options["propagationPolicy"] = "Background"
         try:
-            _request("DELETE", _path(kind, ref.namespace, name), body=options)
-        except ApiException as exc:
+            request("DELETE", _path(kind, ref.namespace, name), body=options)
+        except ApiError as exc:
             if exc.status in (404, 409):
                 continue  # gone, or not ours
             raise
         found.append(kind)
     # Pods carrying our cluster label that we do not own (dask-kubernetes uses the same label) are left alone.
-    labelled = _request("GET", _path("Pod", ref.namespace), query={"labelSelector": f"{CLUSTER_LABEL}={ref.name}"})
+    labelled = request("GET", _path("Pod", ref.namespace), query={"labelSelector": f"{CLUSTER_LABEL}={ref.name}"})
     pods = [p["metadata"]["name"] for p in labelled.get("items") or []
             if not p["metadata"].get("deletionTimestamp")
             and any(o.get("uid") == ref.uid for o in p["metadata"].get("ownerReferences") or [])]
@@ -214,9 +172,9 @@ def delete_children_until_gone(ref: ClusterRef, tls_secret_uid: str | None = Non
 def clusters(namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
     """The SeamlessDaskClusters of these namespaces (none given: of all), as listed now."""
     if not namespaces:
-        return list(_request("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}").get("items") or [])
+        return list(request("GET", f"/apis/{GROUP}/{VERSION}/{PLURAL}").get("items") or [])
     return [item for namespace in namespaces
-            for item in _request("GET", _path("SeamlessDaskCluster", namespace)).get("items") or []]
+            for item in request("GET", _path("SeamlessDaskCluster", namespace)).get("items") or []]
 
 
 def release(cluster: dict[str, Any]) -> bool:
@@ -230,10 +188,10 @@ def release(cluster: dict[str, Any]) -> bool:
         return False
     at = f"/metadata/finalizers/{finalizers.index(FINALIZER)}"
     try:
-        _request("PATCH", _path("SeamlessDaskCluster", meta["namespace"], meta["name"]),
+        request("PATCH", _path("SeamlessDaskCluster", meta["namespace"], meta["name"]),
                  body=[{"op": "test", "path": at, "value": FINALIZER}, {"op": "remove", "path": at}],
                  content_type="application/json-patch+json")
-    except ApiException as exc:
+    except ApiError as exc:
         if exc.status in (404, 409, 422):  # gone, or its finalizers changed: the next round sees it anew
             return False
         raise
@@ -243,16 +201,16 @@ def release(cluster: dict[str, Any]) -> bool:
 def patch_status(ref: ClusterRef, status: dict[str, Any]) -> None:
     """Merge ``status`` into the resource's ``.status`` (as kopf writes a handler's patch); gone is fine."""
     try:
-        _request("PATCH", _path("SeamlessDaskCluster", ref.namespace, ref.name, "status"), body={"status": status},
+        request("PATCH", _path("SeamlessDaskCluster", ref.namespace, ref.name, "status"), body={"status": status},
                  content_type="application/merge-patch+json")
-    except ApiException as exc:
+    except ApiError as exc:
         if exc.status != 404:
             raise
 
 
 def delete_cluster(ref: ClusterRef) -> None:
     try:
-        _request("DELETE", _path("SeamlessDaskCluster", ref.namespace, ref.name))
-    except ApiException as exc:
+        request("DELETE", _path("SeamlessDaskCluster", ref.namespace, ref.name))
+    except ApiError as exc:
         if exc.status != 404:
             raise

@@ -31,6 +31,8 @@ class PodView:
     template_hash: str | None
     ip: str | None
     problem: PodProblem | None = None
+    # Failed or Succeeded: its containers will not run again (evicted, node shut down); it is replaced.
+    finished: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,8 @@ class SchedulerAnswers:
 
 @dataclass(frozen=True)
 class ChildrenView:
-    """The cluster's own scheduler Deployment and Service as the watches last saw them."""
+    """The cluster's own scheduler Service as the watch last saw it."""
 
-    deployment_replicas: int | None = None  # None: no Deployment of ours
     service: dict[str, Any] | None = None  # type, ports and selector; None: no Service of ours
 
 
@@ -63,9 +64,14 @@ class Observation:
         return [p for p in self.pods if p.component == WORKER]
 
     @property
+    def scheduler_pods(self) -> list[PodView]:
+        """Every scheduler pod, on its way out or not (a new one waits until none is left)."""
+        return [p for p in self.pods if p.component == SCHEDULER]
+
+    @property
     def schedulers(self) -> list[PodView]:
         """Scheduler pods that are not on their way out."""
-        return [p for p in self.pods if p.component == SCHEDULER and not p.terminating]
+        return [p for p in self.scheduler_pods if not p.terminating and not p.finished]
 
     @property
     def ready_scheduler(self) -> PodView | None:
@@ -88,15 +94,17 @@ def pod_view(pod: Mapping[str, Any], now: float) -> PodView:
     component = labels.get(COMPONENT_LABEL, "?")
     terminating = bool(meta.get("deletionTimestamp"))
     index = labels.get(WORKER_INDEX_LABEL, "0")
+    finished = status.get("phase") in ("Failed", "Succeeded")
     return PodView(
         name=meta.get("name", "?"),
         component=component,
         index=int(index) if str(index).isdigit() else 0,
-        ready=_is_ready(status) and not terminating,
+        ready=_is_ready(status) and not terminating and not finished,
         terminating=terminating,
         template_hash=(meta.get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION),
         ip=status.get("podIP"),
         problem=pod_problem(pod, component, now),
+        finished=finished,
     )
 
 

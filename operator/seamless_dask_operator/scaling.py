@@ -19,6 +19,7 @@ class WorkerPod:
     ready: bool
     template_hash: str | None
     terminating: bool = False
+    finished: bool = False  # Failed or Succeeded (evicted, say): no container of it runs again
 
 
 @dataclass(frozen=True)
@@ -27,27 +28,33 @@ class WorkerPlan:
     delete_unready: list[str] = field(default_factory=list)
     retire_count: int = 0
     replace: list[str] = field(default_factory=list)
+    delete_finished: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.create or self.delete_unready or self.retire_count or self.replace)
+        return not (self.create or self.delete_unready or self.retire_count or self.replace or self.delete_finished)
 
 
 def plan_workers(pods: list[WorkerPod], desired: int, current_hash: str) -> WorkerPlan:
-    """Converge the live pods on ``desired`` workers built from ``current_hash``."""
-    live = [p for p in pods if not p.terminating]
+    """Converge the live pods on ``desired`` workers built from ``current_hash``.
+
+    A finished pod (evicted, say) is deleted and replaced in the same round: it holds nothing any more.
+    """
+    finished = [p.name for p in pods if p.finished and not p.terminating]
+    live = [p for p in pods if not p.terminating and not p.finished]
     excess = len(live) - desired
     if excess < 0:
-        used = {p.index for p in pods}  # terminating names are still taken
+        used = {p.index for p in pods}  # terminating and finished names are still taken
         free = (i for i in range(len(pods) + desired + 1) if i not in used)
-        return WorkerPlan(create=[next(free) for _ in range(-excess)])
+        return WorkerPlan(create=[next(free) for _ in range(-excess)], delete_finished=finished)
     if excess > 0:
         unready = sorted((p for p in live if not p.ready), key=lambda p: -p.index)[:excess]
-        return WorkerPlan(delete_unready=[p.name for p in unready], retire_count=excess - len(unready))
+        return WorkerPlan(delete_unready=[p.name for p in unready], retire_count=excess - len(unready),
+                          delete_finished=finished)
     # Right count: roll outdated pods one at a time so capacity never drops by more than one.
     outdated = sorted((p for p in live if p.template_hash != current_hash), key=lambda p: (p.ready, p.index))
     # Outdated pods that never became ready (a bad image, say) give no capacity and hold no results.
     never_ready = [p.name for p in outdated if not p.ready]
     if never_ready:
-        return WorkerPlan(delete_unready=never_ready)
-    return WorkerPlan(replace=[outdated[0].name] if outdated else [])
+        return WorkerPlan(delete_unready=never_ready, delete_finished=finished)
+    return WorkerPlan(replace=[outdated[0].name] if outdated else [], delete_finished=finished)

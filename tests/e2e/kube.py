@@ -130,12 +130,12 @@ class Kube:
 
     def delete_cluster(self, name: str, namespace: str = TEST_NAMESPACE) -> None:
         self.kubectl("delete", "sdc", name, "-n", namespace, "--ignore-not-found", "--wait=true", "--timeout=120s")
-        wait_until(lambda: not self.names("pods,deployments,services", namespace, f"{CLUSTER_LABEL}={name}"),
+        wait_until(lambda: not self.names("pods,services", namespace, f"{CLUSTER_LABEL}={name}"),
                    f"children of {name} gone", timeout=120)
 
     def scheduler_exec(self, name: str, code: str, namespace: str = TEST_NAMESPACE) -> str:
         """Run Python in the scheduler pod (the image has no curl)."""
-        return self.kubectl("exec", "-n", namespace, f"deploy/{name}-scheduler", "--", "python", "-c", code).stdout
+        return self.kubectl("exec", "-n", namespace, f"pod/{name}-scheduler", "--", "python", "-c", code).stdout
 
     def connected_workers(self, name: str, namespace: str = TEST_NAMESPACE) -> list[str]:
         out = self.scheduler_exec(name, (

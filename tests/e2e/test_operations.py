@@ -60,7 +60,7 @@ def test_operator_killed_mid_reconcile_resumes_without_duplicates(operator_relea
     [before] = kube.items("pods", OPERATOR_NAMESPACE, selector)
     kube.apply(doc)
     # As soon as the operator has started on it: the scheduler exists, the workers are not all there.
-    wait_until(lambda: kube.names("deployments", TEST_NAMESPACE, f"dask.org/cluster-name={name}"),
+    wait_until(lambda: kube.names("services", TEST_NAMESPACE, f"dask.org/cluster-name={name}"),
                "the operator started on the cluster", interval=0.2)
     kube.kubectl("delete", "pod", before["metadata"]["name"], "-n", OPERATOR_NAMESPACE, "--grace-period=0",
                  "--force")

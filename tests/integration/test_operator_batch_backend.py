@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from distributed import Client
-from seamless_dask_operator.builders import ClusterRef, scheduler_deployment
+from seamless_dask_operator.builders import ClusterRef, scheduler_pod
 from seamless_dask_operator.resource import parse_spec
 
 from seamless_dask_runtime.identity import PARAMETERS_VARIABLE
@@ -23,7 +23,7 @@ REF = ClusterRef("hpc", "science", "uid-hpc")
 
 
 def _scheduler_container(spec: dict) -> dict:
-    return scheduler_deployment(REF, parse_spec(spec))["spec"]["template"]["spec"]["containers"][0]
+    return scheduler_pod(REF, parse_spec(spec))["spec"]["containers"][0]
 
 
 def test_scheduler_pod_for_slurm_spec_makes_the_seed_job_script() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from distributed import Client
 from distributed.security import Security
-from seamless_dask_operator.builders import ClusterRef, scheduler_deployment, worker_pod
+from seamless_dask_operator.builders import ClusterRef, scheduler_pod, worker_pod
 from seamless_dask_operator.builders.pods import TLS_DIRECTORY
 from seamless_dask_operator.resource import parse_spec
 from seamless_dask_operator.tls import make_certificates
@@ -21,7 +21,7 @@ REF = ClusterRef("secure", "science", "uid-secure")
 
 def test_tls_cluster_accepts_only_clients_with_its_certificates(tmp_path: Path) -> None:
     cluster = parse_spec({"cores": 1, "tls": {"enabled": True}, "workers": {"replicas": 1}})
-    scheduler = scheduler_deployment(REF, cluster)["spec"]["template"]["spec"]["containers"][0]
+    scheduler = scheduler_pod(REF, cluster)["spec"]["containers"][0]
     worker = worker_pod(REF, cluster, 0)["spec"]["containers"][0]
     assert {"name": "seamless-dask-tls", "mountPath": TLS_DIRECTORY, "readOnly": True} in worker["volumeMounts"]
     assert worker["args"][-1] == "tls://secure-scheduler.science.svc:8786"

@@ -56,7 +56,6 @@ class Clusters:
     def __init__(self, api: client.ApiClient, namespace: str):
         self.custom = client.CustomObjectsApi(api)
         self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
         self.namespace = namespace
 
     def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -77,12 +76,10 @@ class Clusters:
             raise
 
     def children(self, name: str) -> tuple[list[str], int, int]:
-        """Worker pod names, scheduler Deployments, scheduler Services: each must exist once."""
-        deployments = [d for d in self.apps.list_namespaced_deployment(self.namespace).items
-                       if d.metadata.name == f"{name}-scheduler"]
+        """Worker pod names, scheduler pods, scheduler Services (none terminating): each must exist once."""
         services = [s for s in self.core.list_namespaced_service(self.namespace).items
                     if s.metadata.name == f"{name}-scheduler"]
-        return self.worker_names(name), len(deployments), len(services)
+        return self.worker_names(name), len(self.pods(name, "scheduler")), len(services)
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})

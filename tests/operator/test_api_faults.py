@@ -21,8 +21,8 @@ OPERATOR = str(Path(sys.executable).parent / "seamless-dask-operator")
 
 
 def _exactly_once(clusters: Clusters, name: str, workers: int) -> bool:
-    pods, deployments, services = clusters.children(name)
-    return len(pods) == workers and deployments == services == 1
+    pods, schedulers, services = clusters.children(name)
+    return len(pods) == workers and schedulers == services == 1
 
 
 def test_operator_survives_injected_api_faults(kube_api: client.ApiClient, clusters: Clusters,

@@ -49,7 +49,7 @@ def test_sigkilled_operator_converges_without_duplicates_or_orphans(
     proc = _start(control_plane, log)
     try:
         wait_for(lambda: clusters.children("mu") == (["mu-worker-0"], 1, 1) or None, timeout=60,
-                 description="one worker, one Deployment, one Service")
+                 description="one worker, one scheduler pod, one Service")
         clusters.wait_status("mu", lambda s: s.get("workersDesired") == 1 and s.get("phase") == "Starting")
         clusters.delete("mu")
         _kill_soon(proc, rng)  # and once more in the middle of the deletion

@@ -38,9 +38,9 @@ def test_create_makes_owned_children_and_starting_status(operator: Any, clusters
     assert conditions["SchedulerReady"]["status"] == "False"
     assert conditions["SpecValid"]["status"] == "True"
 
-    deployment = clusters.apps.read_namespaced_deployment("alpha-scheduler", clusters.namespace)
+    scheduler = clusters.core.read_namespaced_pod("alpha-scheduler", clusters.namespace)
     service = clusters.core.read_namespaced_service("alpha-scheduler", clusters.namespace)
-    assert _owned_by(deployment, uid) and _owned_by(service, uid)
+    assert _owned_by(scheduler, uid) and _owned_by(service, uid)
     assert {p.port for p in service.spec.ports} == {8786, 8787}
     assert service.spec.type == "ClusterIP"
     workers = wait_for(lambda: clusters.worker_names("alpha") == ["alpha-worker-0", "alpha-worker-1"] and
@@ -90,9 +90,7 @@ def test_delete_removes_children_and_clears_finalizer(operator: Any, clusters: C
     wait_for(lambda: clusters.find("eps") is None, timeout=30, description="resource gone (finalizer cleared)")
     wait_for(lambda: not clusters.pods("eps", "worker") and not clusters.pods("eps", "scheduler"),
              timeout=30, description="pods gone")
-    deployments = clusters.apps.list_namespaced_deployment(clusters.namespace).items
-    services = clusters.core.list_namespaced_service(clusters.namespace).items
-    assert not deployments and not services
+    assert not clusters.core.list_namespaced_service(clusters.namespace).items
 
 
 def test_child_created_while_deleting_goes_before_the_resource(operator: Any, clusters: Clusters) -> None:
@@ -104,12 +102,12 @@ def test_child_created_while_deleting_goes_before_the_resource(operator: Any, cl
     """
     spec = {"workers": {"replicas": 1, "maximum": 1}}
     uid = clusters.create("zeta", spec)["metadata"]["uid"]
-    wait_for(lambda: clusters.worker_names("zeta") and clusters.apps.list_namespaced_deployment(
-        clusters.namespace).items, timeout=20, description="worker and scheduler Deployment")
+    wait_for(lambda: clusters.worker_names("zeta") and clusters.pods("zeta", "scheduler"), timeout=20,
+             description="worker and scheduler pods")
     clusters.delete("zeta")
-    wait_for(lambda: not clusters.apps.list_namespaced_deployment(clusters.namespace).items
+    wait_for(lambda: not clusters.core.list_namespaced_service(clusters.namespace).items
              and not clusters.pods("zeta", "worker"), timeout=20, interval=0.02,
-             description="the delete handler's first round (Deployment, then pods)")
+             description="the delete handler's first round (Service, then pods)")
     # Exactly what the in-flight reconcile would create: the operator's own worker pod builder.
     late = worker_pod(ClusterRef("zeta", clusters.namespace, uid), parse_spec(spec), 7)
     clusters.core.create_namespaced_pod(clusters.namespace, late)
@@ -188,7 +186,7 @@ def test_kubectl_scale_on_an_adaptive_cluster_says_the_scheduler_rules(operator:
 
 
 def test_drift_by_hand_is_restored(operator: Any, clusters: Clusters) -> None:
-    """A Service deleted, a Service made a LoadBalancer, the scheduler Deployment scaled to 0: all undone."""
+    """A Service deleted, a Service made a NodePort: both undone, and said."""
     ns = clusters.namespace
     clusters.create("drift", {"workers": {"replicas": 1}})
     wait_for(lambda: clusters.children("drift")[2] == 1, timeout=20, description="children")
@@ -198,9 +196,6 @@ def test_drift_by_hand_is_restored(operator: Any, clusters: Clusters) -> None:
     clusters.core.patch_namespaced_service("drift-scheduler", ns, {"spec": {"type": "NodePort"}})
     wait_for(lambda: _service_type(clusters, "drift-scheduler") == "ClusterIP", timeout=30,
              description="Service type restored")
-    clusters.apps.patch_namespaced_deployment_scale("drift-scheduler", ns, {"spec": {"replicas": 0}})
-    wait_for(lambda: clusters.apps.read_namespaced_deployment("drift-scheduler", ns).spec.replicas == 1,
-             timeout=30, description="scheduler Deployment back at 1 replica")
     assert [e for e in clusters.events("drift") if e.reason == "DriftRestored"]
 
 
@@ -228,13 +223,12 @@ def test_operator_restart_mid_create_creates_no_duplicates(operator_factory: Any
     clusters.create("zeta", {"workers": {"replicas": 3, "maximum": 3}})
     with operator_factory():
         # Stop as soon as the first child exists: mid-reconcile.
-        wait_for(lambda: clusters.apps.list_namespaced_deployment(clusters.namespace).items, timeout=20,
-                 interval=0.05, description="deployment")
+        wait_for(lambda: clusters.core.list_namespaced_service(clusters.namespace).items, timeout=20,
+                 interval=0.05, description="the first child (the Service)")
     with operator_factory():
         wait_for(lambda: len(clusters.worker_names("zeta")) == 3, timeout=20, description="3 workers")
         clusters.wait_status("zeta", lambda s: s.get("workersDesired") == 3)
     assert clusters.worker_names("zeta") == ["zeta-worker-0", "zeta-worker-1", "zeta-worker-2"]
-    assert len(clusters.apps.list_namespaced_deployment(clusters.namespace).items) == 1
     assert len(clusters.core.list_namespaced_service(clusters.namespace).items) == 1
     assert len(clusters.pods("zeta", "scheduler")) == 1
 
@@ -250,15 +244,20 @@ def test_scheduler_loss_leaves_running_and_recovers(operator: Any, clusters: Clu
     status = clusters.wait_status("eta", lambda s: s.get("phase") == "Starting", description="left Running")
     assert {c["type"]: c["reason"] for c in status["conditions"]}["SchedulerReady"] in (
         "SchedulerNotReady", "SchedulerMissing")
-    new = wait_for(lambda: [p for p in clusters.pods("eta", "scheduler") if p.metadata.name != pod.metadata.name],
+    new = wait_for(lambda: [p for p in clusters.pods("eta", "scheduler") if p.metadata.uid != pod.metadata.uid],
                    timeout=30, description="replacement scheduler pod")[0]
+    assert new.metadata.name == "eta-scheduler"
     make_pod_ready(kube_api, clusters.namespace, new.metadata.name, "node-1", pod_ip="10.244.0.11")
     clusters.wait_status("eta", lambda s: s.get("phase") == "Running", description="Running again")
 
-    # Even the Deployment itself: the operator applies it again.
-    clusters.apps.delete_namespaced_deployment("eta-scheduler", clusters.namespace)
-    wait_for(lambda: clusters.apps.list_namespaced_deployment(clusters.namespace).items, timeout=30,
-             description="scheduler Deployment re-created")
+    # Evicted (the kubelet's phase Failed): its containers never run again, so it is replaced too.
+    clusters.core.patch_namespaced_pod_status("eta-scheduler", clusters.namespace, {"status": {
+        "phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory.",
+        "conditions": [{"type": "Ready", "status": "False"}]}})
+    third = wait_for(lambda: [p for p in clusters.pods("eta", "scheduler")
+                              if p.metadata.uid not in (pod.metadata.uid, new.metadata.uid)],
+                     timeout=30, description="scheduler pod after the eviction")
+    assert len(third) == 1 and third[0].status.phase == "Pending"
 
 
 def test_deleted_worker_pod_is_replaced(operator: Any, clusters: Clusters) -> None:

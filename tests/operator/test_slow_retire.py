@@ -136,6 +136,7 @@ def test_33_slow_retires_do_not_starve_a_new_cluster_elsewhere(
     # Retire first, then delete: while the schedulers have not answered, every worker pod is still there,
     # and no scheduler was asked twice.
     assert all(clusters.worker_names(name) == [f"{name}-worker-0"] for name in names)
+    wait_for(lambda: len(set(_ours(slow_schedulers))) == SLOW, timeout=30, description=f"{SLOW} retire calls")
     assert sorted(_ours(slow_schedulers)) == sorted(slow_schedulers.clusters)
 
 

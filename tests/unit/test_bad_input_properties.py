@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from seamless_dask_operator.builders import ClusterRef, scheduler_deployment, worker_pod
+from seamless_dask_operator.builders import ClusterRef, scheduler_pod, worker_pod
 from seamless_dask_operator.decide import decide
 from seamless_dask_operator.observation import Observation
 from seamless_dask_operator.resource import parse_spec
@@ -97,7 +97,7 @@ def test_resource_specs_build_or_name_the_field(spec: dict) -> None:
         raise AssertionError(f"{spec!r} crashed the spec parser: {exc!r}") from exc
     ref = ClusterRef("c", "ns", "uid")
     # The model is the only validator: an accepted spec builds, and a whole reconcile round decides.
-    json.dumps(scheduler_deployment(ref, cluster))
+    json.dumps(scheduler_pod(ref, cluster))
     json.dumps(worker_pod(ref, cluster, 0))
     decision = decide(ref, cluster, Observation(), {}, 1, 1_800_000_000.0, spec_changed=True)
     assert decision.status["phase"] == "Starting"
@@ -244,7 +244,7 @@ def test_any_name_makes_valid_children_or_fails_naming_metadata_name(name: str, 
         assert not (_valid_object_name(name) and _valid_service_name(identity.scheduler_name(name))), name
         return
     assert decision.status["phase"] == "Starting"
-    assert _valid_service_name(scheduler_deployment(ref, cluster)["metadata"]["name"])
+    assert _valid_service_name(scheduler_pod(ref, cluster)["metadata"]["name"])
     assert _valid_object_name(worker_pod(ref, cluster, index)["metadata"]["name"])
     assert _valid_object_name(identity.tls_secret_name(name))
     assert len(name) <= 63  # label values (dask.org/cluster-name) hold the name

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from seamless_dask_operator.builders.objects import ClusterRef, template_hash
+from seamless_dask_operator.builders.scheduler import scheduler_template
 from seamless_dask_operator.builders.service import scheduler_service
 from seamless_dask_operator.builders.workers import worker_template
 from seamless_dask_operator.decide import Decision, Retire, decide
@@ -19,14 +21,19 @@ REF = ClusterRef("c", "ns", "uid-1")
 NOW = 1_800_000_000.0
 SPEC: dict[str, Any] = {"cores": 1, "workers": {"replicas": 2, "maximum": 4}}
 HASH = template_hash(worker_template(REF, parse_spec(SPEC)))
+CURRENT = "current"  # a scheduler pod made from the round's spec (run() puts in its hash)
+SCHEDULER_HASH = template_hash(scheduler_template(REF, parse_spec(SPEC)))
 
 
-def scheduler(ready: bool = True) -> PodView:
-    return PodView("c-scheduler-abc", "scheduler", 0, ready, False, None, "10.0.0.2" if ready else None)
+def scheduler(ready: bool = True, template: str = CURRENT, terminating: bool = False,
+              finished: bool = False) -> PodView:
+    return PodView("c-scheduler", "scheduler", 0, ready, terminating, template, "10.0.0.2" if ready else None,
+                   finished=finished)
 
 
-def worker(index: int, ready: bool = True, template: str = HASH, terminating: bool = False) -> PodView:
-    return PodView(f"c-worker-{index}", "worker", index, ready, terminating, template, "10.0.0.9")
+def worker(index: int, ready: bool = True, template: str = HASH, terminating: bool = False,
+           finished: bool = False) -> PodView:
+    return PodView(f"c-worker-{index}", "worker", index, ready, terminating, template, "10.0.0.9", finished=finished)
 
 
 IDLE = SchedulerAnswers(reachable=True, busy=False, idle_since=NOW - 30)
@@ -34,17 +41,18 @@ BUSY = SchedulerAnswers(reachable=True, busy=True)
 
 
 def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAnswers = IDLE,
-        old: dict[str, Any] | None = None, deployment: bool | None = None, spec_changed: bool = False,
+        old: dict[str, Any] | None = None, service: bool | None = None, spec_changed: bool = False,
         generation: int = 1, edited: frozenset[str] = frozenset()) -> Decision:
     try:
         cluster: Any = parse_spec(SPEC if spec is None else spec)
     except ParameterError as exc:
         cluster = exc
+    if not isinstance(cluster, ParameterError):
+        current = template_hash(scheduler_template(REF, cluster))
+        pods = tuple(dataclasses.replace(p, template_hash=current) if p.template_hash == CURRENT else p for p in pods)
     children = None
-    if deployment is not None:
-        spec = parse_spec(SPEC)
-        children = ChildrenView(deployment_replicas=1 if deployment else None,
-                                service=scheduler_service(REF, spec)["spec"] if deployment else None)
+    if service is not None:
+        children = ChildrenView(service=scheduler_service(REF, parse_spec(SPEC))["spec"] if service else None)
     observation = Observation(pods=pods, children=children, scheduler=answers)
     return decide(REF, cluster, observation, old or {}, generation, NOW, spec_changed=spec_changed,
                   edited=edited)
@@ -53,21 +61,32 @@ def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAn
 def acts(decision: Decision) -> dict[str, Any]:
     """The actions only, for compact expectations."""
     return {k: v for k, v in {
-        "apply": decision.apply_children, "create": decision.create_workers, "delete": decision.delete_workers,
+        "apply": decision.apply_children, "scheduler": decision.create_scheduler is not None,
+        "create": decision.create_workers, "delete": decision.delete_pods,
         "retire": decision.retire, "delete_cluster": decision.delete_cluster,
         "events": tuple(e.reason for e in decision.events)}.items() if v}
 
 
 ROUNDS = [
-    ("new resource: children, then the workers",
+    ("new resource: Service and policy, the scheduler pod, the workers",
      dict(spec_changed=True, answers=SchedulerAnswers()), (),
-     {"apply": True, "create": (0, 1)}),
+     {"apply": True, "scheduler": True, "create": (0, 1)}),
     ("converged: nothing to do", {}, (scheduler(), worker(0), worker(1)), {}),
-    ("Deployment and Service deleted by hand: applied again, said once a minute",
-     dict(deployment=False, answers=SchedulerAnswers()), (), {"apply": True, "create": (0, 1),
-                                                               "events": ("DriftRestored",)}),
-    ("children as applied: no drift", dict(deployment=True), (scheduler(), worker(0), worker(1)), {}),
-    ("scheduler pod restarting: the Deployment is there, nothing re-applied", {}, (worker(0), worker(1)), {}),
+    ("Service deleted by hand: applied again, said once a minute",
+     dict(service=False), (scheduler(), worker(0), worker(1)), {"apply": True, "events": ("DriftRestored",)}),
+    ("children as applied: no drift", dict(service=True), (scheduler(), worker(0), worker(1)), {}),
+    ("scheduler pod gone (deleted by hand, say): a new one, nothing re-applied",
+     dict(answers=SchedulerAnswers()), (worker(0), worker(1)), {"scheduler": True}),
+    ("scheduler pod terminating: its successor waits until it is gone (never two schedulers)",
+     dict(answers=SchedulerAnswers()), (scheduler(ready=False, terminating=True), worker(0), worker(1)), {}),
+    ("scheduler template changed: the old pod goes first, said once",
+     dict(answers=SchedulerAnswers()), (scheduler(template="old"), worker(0), worker(1)),
+     {"delete": ("c-scheduler",), "events": ("SchedulerRestart",)}),
+    ("scheduler pod evicted (Failed): deleted, replaced once gone",
+     dict(answers=SchedulerAnswers()), (scheduler(ready=False, finished=True), worker(0), worker(1)),
+     {"delete": ("c-scheduler",)}),
+    ("worker pod evicted (Failed): deleted and replaced in one round",
+     {}, (scheduler(), worker(0), worker(1, ready=False, finished=True)), {"create": (2,), "delete": ("c-worker-1",)}),
     ("scale down: the scheduler retires (results move first)", dict(spec={**SPEC, "workers": {"replicas": 1}}),
      (scheduler(), worker(0), worker(1)), {"retire": Retire(count=1, timeout=120)}),
     ("scale down without a ready scheduler: wait, say so", dict(spec={**SPEC, "workers": {"replicas": 1}},
@@ -128,17 +147,15 @@ def test_nothing_written_when_nothing_changed() -> None:
     assert not run(None, scheduler(), worker(0), worker(1), old=first.status).write_status
 
 
-def test_no_second_write_while_the_controller_makes_the_scheduler_pod() -> None:
-    """Create round, then rounds before and after the Deployment's pod appears: one status, written once."""
+def test_no_second_write_while_the_scheduler_pod_appears() -> None:
+    """Create round, then rounds before and after the watch shows its scheduler pod: one status, written once."""
     created = run(None, spec_changed=True, answers=SchedulerAnswers())
-    before_pod = run(None, deployment=True, answers=SchedulerAnswers(), old=created.status)
-    with_pod = run(None, scheduler(ready=False), deployment=True, answers=SchedulerAnswers(), old=before_pod.status)
+    before_pod = run(None, service=True, answers=SchedulerAnswers(), old=created.status)
+    with_pod = run(None, scheduler(ready=False), service=True, answers=SchedulerAnswers(), old=before_pod.status)
     assert created.write_status and not before_pod.write_status and not with_pod.write_status
+    assert before_pod.create_scheduler is not None, "not in the index yet: made again (a 409 when it exists)"
     reasons = {c["type"]: c["reason"] for c in with_pod.status["conditions"]}
     assert reasons["SchedulerReady"] == "SchedulerNotReady"
-    assert {c["type"]: c["reason"] for c in run(None, deployment=False, answers=SchedulerAnswers(),
-                                                 old=created.status).status["conditions"]}["SchedulerReady"] \
-        == "SchedulerNotReady"  # re-applied this round: on the way again
 
 
 def test_bad_spec_fails_with_one_event_per_generation() -> None:
@@ -152,14 +169,13 @@ def test_bad_spec_fails_with_one_event_per_generation() -> None:
 
 
 @pytest.mark.parametrize(("children", "what"), [
-    (ChildrenView(deployment_replicas=0, service={}), "scaled to 0"),
-    (ChildrenView(deployment_replicas=1, service=None), "Service c-scheduler is gone"),
-    (ChildrenView(deployment_replicas=1, service={**scheduler_service(REF, parse_spec(SPEC))["spec"],
-                                                  "type": "LoadBalancer"}), "was edited"),
+    (ChildrenView(service=None), "Service c-scheduler is gone"),
+    (ChildrenView(service={**scheduler_service(REF, parse_spec(SPEC))["spec"], "type": "LoadBalancer"}),
+     "was edited"),
 ])
 def test_drift_is_applied_again(children: ChildrenView, what: str) -> None:
-    decision = decide(REF, parse_spec(SPEC), Observation(pods=(scheduler(), worker(0), worker(1)), children=children),
-                      {}, 1, NOW)
+    pods = (scheduler(template=SCHEDULER_HASH), worker(0), worker(1))
+    decision = decide(REF, parse_spec(SPEC), Observation(pods=pods, children=children), {}, 1, NOW)
     assert decision.apply_children and [e.reason for e in decision.events] == ["DriftRestored"]
     assert what in decision.events[0].message
 
@@ -174,7 +190,7 @@ def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
     waiting = run(None, scheduler(), old=first.status, generation=5, spec_changed=True)
     assert acts(waiting) == {} and not waiting.write_status, "no retry of the same spec"
     assert acts(run(None, old=first.status, generation=6, spec_changed=True,
-                    answers=SchedulerAnswers())) == {"apply": True, "create": (0, 1)}
+                    answers=SchedulerAnswers())) == {"apply": True, "scheduler": True, "create": (0, 1)}
 
 
 def test_kubectl_scale_on_an_adaptive_cluster_is_answered() -> None:
@@ -187,10 +203,12 @@ def test_kubectl_scale_on_an_adaptive_cluster_is_answered() -> None:
 
 
 def test_an_image_change_says_what_it_will_do() -> None:
-    decision = run({**SPEC, "image": "runtime:2"}, scheduler(), worker(0, template="old"), worker(1, template="old"),
+    decision = run({**SPEC, "image": "runtime:2"}, scheduler(template=SCHEDULER_HASH), worker(0, template="old"),
+                   worker(1, template="old"),
                    spec_changed=True, edited=frozenset({"image"}))
     assert [e.reason for e in decision.events] == ["ImageChange"]
     assert "scheduler restarts" in decision.events[0].message and decision.apply_children
+    assert decision.delete_pods == ("c-scheduler",) and decision.create_scheduler is None, "Recreate: old one first"
 
 
 def test_pod_problem_is_one_event_until_it_changes() -> None:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from seamless_dask_operator.builders import ClusterRef, scheduler_deployment, scheduler_service, worker_pod
+from seamless_dask_operator.builders import ClusterRef, scheduler_pod, scheduler_service, worker_pod
 from seamless_dask_operator.builders.workers import worker_environment_for_pod
 from seamless_dask_operator.resource import parse_spec
 
+from seamless_dask_runtime.identity import TEMPLATE_HASH_ANNOTATION
 from seamless_dask_runtime.jobqueue import render_job_script
 from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
 
@@ -33,7 +34,7 @@ SPECS = {
 def _objects(name: str) -> dict:
     cluster = parse_spec(SPECS[name])
     return {
-        "deployment": scheduler_deployment(REF, cluster),
+        "scheduler": scheduler_pod(REF, cluster),
         "service": scheduler_service(REF, cluster),
         "worker": worker_pod(REF, cluster, 0),
     }
@@ -68,14 +69,14 @@ def test_worker_pod_environment_equals_job_script_environment() -> None:
 def test_pure_dask_pods_are_plain_dask() -> None:
     objects = _objects("pure-dask")
     worker = objects["worker"]["spec"]["containers"][0]
-    scheduler = objects["deployment"]["spec"]["template"]["spec"]["containers"][0]
+    scheduler = objects["scheduler"]["spec"]["containers"][0]
     assert not [n for n in _env(worker) if n.startswith("SEAMLESS_")]
     assert "--preload" not in scheduler["args"]
     assert worker["args"][:4] == ["dask", "worker", "--nthreads", "2"]
 
 
 def test_seamless_scheduler_preloads_plugin_and_throttle() -> None:
-    scheduler = _objects("seamless")["deployment"]["spec"]["template"]["spec"]["containers"][0]
+    scheduler = _objects("seamless")["scheduler"]["spec"]["containers"][0]
     assert scheduler["args"][-2:] == ["--preload", "seamless_dask_runtime.scheduler_preload"]
     assert _env(scheduler)["SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"] == "3"
 
@@ -85,7 +86,7 @@ def test_every_child_is_owned_and_secure() -> None:
         assert obj["metadata"]["ownerReferences"][0]["uid"] == REF.uid
         assert obj["metadata"]["ownerReferences"][0]["controller"] is True
     for pod_spec in (_objects("seamless")["worker"]["spec"],
-                     _objects("seamless")["deployment"]["spec"]["template"]["spec"]):
+                     _objects("seamless")["scheduler"]["spec"]):
         assert pod_spec["securityContext"]["runAsNonRoot"] is True
         assert pod_spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
         container = pod_spec["containers"][0]["securityContext"]
@@ -130,16 +131,17 @@ def test_bad_spec_names_field(spec: dict, field: str) -> None:
     {"transformationThrottle": 5},  # new workers report it to the scheduler's throttle
 ])
 def test_scaling_and_timeout_edits_never_restart_the_scheduler(edit: dict) -> None:
-    """The scheduler Deployment's template (and so its pod) is the same: clients stay, results stay."""
+    """The scheduler pod's template hash is the same: its pod stays, and so do clients and results."""
     ref = ClusterRef("c", "ns", "uid")
     base = {"cores": 1, "walltime": "01:00:00", "workers": {"replicas": 1, "maximum": 2}}
-    before = scheduler_deployment(ref, parse_spec(base))["spec"]["template"]
-    after = scheduler_deployment(ref, parse_spec({**base, **edit}))["spec"]["template"]
+    before = scheduler_pod(ref, parse_spec(base))
+    after = scheduler_pod(ref, parse_spec({**base, **edit}))
     assert after == before
 
 
 def test_what_the_scheduler_reads_does_restart_it() -> None:
     ref = ClusterRef("c", "ns", "uid")
     base = {"cores": 1, "workers": {"replicas": 1, "maximum": 2}}
-    before = scheduler_deployment(ref, parse_spec(base))["spec"]["template"]
-    assert scheduler_deployment(ref, parse_spec({**base, "targetDuration": "5m"}))["spec"]["template"] != before
+    before = scheduler_pod(ref, parse_spec(base))["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION]
+    after = scheduler_pod(ref, parse_spec({**base, "targetDuration": "5m"}))["metadata"]["annotations"]
+    assert after[TEMPLATE_HASH_ANNOTATION] != before

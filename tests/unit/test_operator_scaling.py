@@ -41,6 +41,16 @@ def test_terminating_pod_names_are_not_reused() -> None:
     assert plan_workers(existing, 1, "h").create == [1]
 
 
+def test_finished_pods_are_deleted_and_replaced_in_one_round() -> None:
+    """An evicted worker (phase Failed) runs nothing again: its slot is filled now, under a free name."""
+    existing = [WorkerPod("c-worker-0", 0, True, "h"), WorkerPod("c-worker-1", 1, False, "h", finished=True)]
+    plan = plan_workers(existing, 2, "h")
+    assert plan.create == [2] and plan.delete_finished == ["c-worker-1"] and not plan.retire_count
+    # ...and at the right count otherwise, it is not what a scale-down retires.
+    down = plan_workers(existing, 1, "h")
+    assert down.delete_finished == ["c-worker-1"] and not down.retire_count and not down.delete_unready
+
+
 def test_desired_workers() -> None:
     fixed = parse_spec({"workers": {"replicas": 3, "maximum": 5}})
     assert desired_workers(fixed, adaptive_target=None) == 3

@@ -72,13 +72,10 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [seamless.dask.org]
   resources: [seamlessdaskclusters/status]
   verbs: [patch]
-# The scheduler Deployment and Service: watched (drift: deleted, scaled or edited
-# by hand is applied again), a get first (one of the same name that the cluster
-# does not own is never taken over), then server-side apply (patch; create when
-# absent); deletion with the cluster, only when owned.
-- apiGroups: [apps]
-  resources: [deployments]
-  verbs: [get, list, watch, create, patch, delete]
+# The scheduler Service: watched (drift: deleted or edited by hand is applied
+# again), a get first (one of the same name that the cluster does not own is never
+# taken over), then server-side apply (patch; create when absent); deletion with
+# the cluster, only when owned.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
@@ -87,11 +84,12 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, create, patch]
-# Pods: one watch feeds the operator's index; worker pods are created by name and
-# deleted by name (after the scheduler retired them, or with the cluster: owned ones only).
+# Pods: one watch feeds the operator's index; the scheduler pod and worker pods are
+# created by name (on a name taken, a get tells whose pod it is) and deleted by name
+# (retired workers, an outdated scheduler, or with the cluster: owned ones only).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, watch, create, delete]
+  verbs: [get, list, watch, create, delete]
 # TLS (spec.tls.enabled): the certificates' Secret is created once and deleted with
 # the cluster by the uid recorded at creation; never read (no access to Secrets' data).
 - apiGroups: [""]

@@ -9,28 +9,29 @@ from typing import Any
 from ..resource import ClusterSpec
 from .network_policy import operator_peer, scheduler_network_policy
 from .objects import ClusterRef
-from .scheduler import scheduler_deployment
+from .scheduler import scheduler_pod, scheduler_template
 from .service import scheduler_service
 from .workers import worker_pod, worker_pod_name
 
 
 def desired_children(ref: ClusterRef, cluster: ClusterSpec,
                      operator: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The scheduler Deployment, its Service and NetworkPolicy (workers are scaled separately).
+    """The scheduler's Service and NetworkPolicy, applied as they are (pods are made one by one: the scheduler's
+    when there is none, the workers' as scaling decides).
 
     ``operator``: the NetworkPolicy peer of the operator's pods (:func:`operator_peer`); None when the operator
     runs outside the cluster, where a NetworkPolicy does not see it anyway.
     """
-    return [scheduler_deployment(ref, cluster), scheduler_service(ref, cluster),
-            scheduler_network_policy(ref, cluster, operator)]
+    return [scheduler_service(ref, cluster), scheduler_network_policy(ref, cluster, operator)]
 
 
 __all__ = [
     "ClusterRef",
     "desired_children",
     "operator_peer",
-    "scheduler_deployment",
+    "scheduler_pod",
     "scheduler_service",
+    "scheduler_template",
     "worker_pod",
     "worker_pod_name",
 ]

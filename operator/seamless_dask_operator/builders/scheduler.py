@@ -1,4 +1,12 @@
-"""The scheduler Deployment: one replica, Recreate, ready when ``/health`` answers."""
+"""The scheduler pod: one per cluster, made by the operator itself, ready when ``/health`` answers.
+
+A bare Pod, not a Deployment: the operator already watches its pods, so it
+recreates a scheduler pod that is deleted, evicted or outdated (the old one
+gone first: never two schedulers for one cluster), and a cluster's pods
+appear without a Deployment → ReplicaSet → Pod chain through the
+controller-manager, whose request rate limit made that chain most of the
+time 100 clusters took to start (bench/reconcile.py).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +20,14 @@ from seamless_dask_runtime.identity import (
     HTTP_ROUTES_VARIABLE,
     PARAMETERS_VARIABLE,
     SCHEDULER,
+    TEMPLATE_HASH_ANNOTATION,
     TEMPORARY_DIRECTORY_VARIABLE,
 )
 from seamless_dask_runtime.parameters import ClusterParameters, from_status_parameters, to_status_parameters
 from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
-from .objects import ClusterRef, metadata, selector
+from .objects import ClusterRef, metadata, template_hash
 from .pods import base_container, env_list, pod_spec, tls_flags
 
 # The HTTP API lets the operator read the adaptive target and retire workers
@@ -115,21 +124,17 @@ def scheduler_container(cluster: ClusterSpec) -> dict[str, Any]:
     return container
 
 
-def scheduler_deployment(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
-    pod_metadata: dict[str, Any] = {"labels": metadata(ref, "", SCHEDULER, cluster)["labels"]}
-    if cluster.options.pod_annotations:
-        pod_metadata["annotations"] = dict(cluster.options.pod_annotations)
+def scheduler_template(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
+    """Pod spec without identity: what the template hash covers (a change restarts the scheduler)."""
     pod = pod_spec(cluster, cluster.options.scheduler, scheduler_container(cluster), ref.tls_secret_name)
     if cluster.params.cluster is not None:
         pod["volumes"].append({"name": STATUS_VOLUME, "emptyDir": {}})
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(ref, ref.scheduler_name, SCHEDULER),
-        "spec": {
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},  # never two schedulers for one cluster
-            "selector": {"matchLabels": selector(ref, SCHEDULER)},
-            "template": {"metadata": pod_metadata, "spec": pod},
-        },
-    }
+    return pod
+
+
+def scheduler_pod(ref: ClusterRef, cluster: ClusterSpec, template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The pod ``NAME-scheduler`` (``template``: :func:`scheduler_template`, when the round has it already)."""
+    spec = scheduler_template(ref, cluster) if template is None else template
+    meta = metadata(ref, ref.scheduler_name, SCHEDULER, cluster)
+    meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH_ANNOTATION: template_hash(spec)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}

@@ -65,8 +65,10 @@ def worker_template(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     return pod_spec(cluster, cluster.options.workers, worker_container(ref, cluster), ref.tls_secret_name)
 
 
-def worker_pod(ref: ClusterRef, cluster: ClusterSpec, index: int) -> dict[str, Any]:
-    spec = worker_template(ref, cluster)
+def worker_pod(ref: ClusterRef, cluster: ClusterSpec, index: int,
+               template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Worker pod ``index`` (``template``: :func:`worker_template`, when the round has it already)."""
+    spec = worker_template(ref, cluster) if template is None else template
     meta = metadata(ref, worker_pod_name(ref, index), WORKER, cluster)
     meta["labels"][WORKER_INDEX_LABEL] = str(index)
     meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH_ANNOTATION: template_hash(spec)}
