@@ -81,6 +81,8 @@ def request(method: str, path: str, *, query: dict[str, Any] | None = None, body
     payload = None if body is None else json.dumps(body).encode()
     for attempt in (1, 2):
         with _lock:
+            if "pool" not in _connection:
+                raise RuntimeError("no API call before kopf's login (api_client.login) has run")
             server, headers, pool = _connection["server"], _connection["headers"], _connection["pool"]
         response = pool.request(method, server + url_path, body=payload,
                                 headers={**headers, "Accept": "application/json", "Content-Type": content_type})

@@ -60,7 +60,7 @@ def _launcher_account(kube: Kube) -> str:
 
 
 def test_service_mode_from_a_pod(operator_release: str, kube: Kube, images: Images) -> None:
-    """A launcher in a pod (the operator image has the wrapper and the Kubernetes client)."""
+    """A launcher in a pod of the runtime image (the wrapper, and the kubernetes client its backend uses)."""
     parameters = json.dumps({k: v for k, v in _parameters(images).items() if k != "namespace"})
     code = f"""
 import json, subprocess, sys, time
@@ -82,7 +82,7 @@ print('status file left', os.path.exists(path))
 """
     account = _launcher_account(kube)
     try:
-        log = kube.run_pod("sdo-e2e-launcher", images.operator, code, service_account=account, timeout=400)
+        log = kube.run_pod("sdo-e2e-launcher", images.runtime, code, service_account=account, timeout=400)
         assert f"status running tcp://daskserver-e2e-pod-scheduler.{TEST_NAMESPACE}.svc:8786" in log, log
         assert "result 1024" in log and "wrapper exit 0" in log and "status file left False" in log, log
         wait_until(lambda: kube.get("sdc", "daskserver-e2e-pod") is None, "the idle cluster removed")

@@ -173,6 +173,23 @@ def test_name_clash_fails_and_never_touches_what_is_not_ours(operator: Any, clus
     assert clusters.core.read_namespaced_pod("theirs", ns).metadata.deletion_timestamp is None
 
 
+def test_a_pod_named_and_labelled_like_the_scheduler_is_not_taken_for_it(operator: Any, clusters: Clusters) -> None:
+    """Someone else's pod with the scheduler's name and all our labels: a NameClash, never counted nor deleted."""
+    ns = clusters.namespace
+    labels = {"app.kubernetes.io/managed-by": "seamless-dask-operator", "dask.org/cluster-name": "mimic",
+              "dask.org/component": "scheduler"}
+    theirs = clusters.core.create_namespaced_pod(ns, {
+        "metadata": {"name": "mimic-scheduler", "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+    clusters.create("mimic", {"workers": {"replicas": 1}})
+    status = clusters.wait_status("mimic", lambda s: s.get("phase") == "Failed", description="Failed")
+    assert status["reason"] == "NameClash" and f"Pod {ns}/mimic-scheduler" in status["message"], status
+    clusters.delete("mimic")
+    wait_for(lambda: clusters.find("mimic") is None, timeout=30, description="resource gone")
+    pod = clusters.core.read_namespaced_pod("mimic-scheduler", ns)
+    assert pod.metadata.uid == theirs.metadata.uid and pod.metadata.deletion_timestamp is None
+
+
 def test_kubectl_scale_on_an_adaptive_cluster_says_the_scheduler_rules(operator: Any, clusters: Clusters,
                                                                       control_plane: Any) -> None:
     clusters.create("adapt", {"workers": {"adaptive": True, "minimum": 0, "maximum": 3}})
