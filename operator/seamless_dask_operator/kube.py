@@ -70,7 +70,7 @@ def apply(obj: dict[str, Any], owner_uid: str) -> None:
     if existing is not None and not _owned(existing, owner_uid):
         raise ForeignObject(obj["kind"], meta["namespace"], meta["name"])
     request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
-             query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
+            query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
 
 
 def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
@@ -189,8 +189,8 @@ def release(cluster: dict[str, Any]) -> bool:
     at = f"/metadata/finalizers/{finalizers.index(FINALIZER)}"
     try:
         request("PATCH", _path("SeamlessDaskCluster", meta["namespace"], meta["name"]),
-                 body=[{"op": "test", "path": at, "value": FINALIZER}, {"op": "remove", "path": at}],
-                 content_type="application/json-patch+json")
+                body=[{"op": "test", "path": at, "value": FINALIZER}, {"op": "remove", "path": at}],
+                content_type="application/json-patch+json")
     except ApiError as exc:
         if exc.status in (404, 409, 422):  # gone, or its finalizers changed: the next round sees it anew
             return False
@@ -202,7 +202,7 @@ def patch_status(ref: ClusterRef, status: dict[str, Any]) -> None:
     """Merge ``status`` into the resource's ``.status`` (as kopf writes a handler's patch); gone is fine."""
     try:
         request("PATCH", _path("SeamlessDaskCluster", ref.namespace, ref.name, "status"), body={"status": status},
-                 content_type="application/merge-patch+json")
+                content_type="application/merge-patch+json")
     except ApiError as exc:
         if exc.status != 404:
             raise
