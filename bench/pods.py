@@ -16,7 +16,8 @@ small requests (50m CPU, 128Mi each):
   worker pod created as soon as the scheduler pod has an IP);
 * ``ours``: a ``SeamlessDaskCluster`` (``cores: 1``, ``memory: 1GiB``,
   ``workers: {replicas: 1, maximum: 4}``), our operator running on the host
-  (``seamless-dask-operator -n bench-pods-ours``);
+  (``seamless-dask-operator -n bench-pods-ours``); our CRD is installed if
+  absent and left installed;
 * ``dask-kubernetes``: a ``DaskCluster`` from ``make_cluster_spec`` (``dask
   scheduler`` / ``dask worker --nthreads 1``), its operator on the host
   (``kopf run -m dask_kubernetes.operator.controller --standalone -n
@@ -85,6 +86,7 @@ NAMESPACES = {"floor": "bench-pods-floor", "ours": "bench-pods-ours", "dask-kube
 IMAGE = os.environ.get("SDO_BENCH_IMAGE", "seamless-dask-runtime:dev")  # --image sets it
 REQUESTS = {"cpu": "50m", "memory": "128Mi"}
 CLUSTER_LABEL, COMPONENT_LABEL = "dask.org/cluster-name", "dask.org/component"
+REPO = Path(__file__).resolve().parents[1]
 OURS = ("seamless.dask.org", "v1alpha1", "seamlessdaskclusters")
 THEIRS = ("kubernetes.dask.org", "v1", "daskclusters")
 THEIR_PLURALS = ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers")
@@ -372,24 +374,34 @@ def start_operator(kind: str, logdir: Path, interval: float | None) -> OperatorP
 # ----------------------------------------------------------------------------- cluster plumbing
 
 
-def ensure_their_crds(api: k8s.ApiClient) -> None:
-    import dask_kubernetes
-
+def ensure_crds(api: k8s.ApiClient, files: list[Path], group: str, version: str, plurals: tuple[str, ...],
+                who: str) -> None:
+    """Create the CRDs in ``files`` that the cluster lacks (left installed), and wait until they are served."""
     ext = k8s.ApiextensionsV1Api(api)
     present = {c.metadata.name for c in ext.list_custom_resource_definition().items}
-    crd_dir = Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
     created = []
-    for path in sorted(crd_dir.glob("*.yaml")):
+    for path in files:
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == "CustomResourceDefinition" and doc["metadata"]["name"] not in present:
                 ext.create_custom_resource_definition(doc)
                 created.append(doc["metadata"]["name"])
     co = k8s.CustomObjectsApi(api)
-    for plural in THEIR_PLURALS:
-        wait_until(lambda p=plural: co.list_cluster_custom_object(THEIRS[0], THEIRS[1], p) is not None, 60, 0.2,
+    for plural in plurals:
+        wait_until(lambda p=plural: co.list_cluster_custom_object(group, version, p) is not None, 60, 0.2,
                    f"{plural} listable")
     if created:
-        print(f"installed dask-kubernetes CRDs: {created}", flush=True)
+        print(f"installed {who} CRDs: {created}", flush=True)
+
+
+def ensure_their_crds(api: k8s.ApiClient) -> None:
+    import dask_kubernetes
+
+    crd_dir = Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
+    ensure_crds(api, sorted(crd_dir.glob("*.yaml")), THEIRS[0], THEIRS[1], THEIR_PLURALS, "dask-kubernetes")
+
+
+def ensure_our_crd(api: k8s.ApiClient) -> None:
+    ensure_crds(api, [REPO / "crds/seamlessdaskclusters.yaml"], OURS[0], OURS[1], (OURS[2],), "our")
 
 
 def delete_namespace(api: k8s.ApiClient, ns: str, timeout: float = 180) -> None:
@@ -758,6 +770,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kinds {kinds}, rounds {args.rounds} (+{args.warmup} warm-up), N {args.n}; operator logs in {logdir}",
           flush=True)
     try:
+        if "ours" in kinds:
+            ensure_our_crd(api)
         if "dask-kubernetes" in kinds:
             ensure_their_crds(api)
         with namespaces(api, kinds):
