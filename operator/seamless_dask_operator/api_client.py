@@ -46,14 +46,8 @@ def _credentials(**kwargs: Any) -> kopf.ConnectionInfo | None:
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's login, kept for the operator's own calls (kopf calls it again when credentials expire)."""
     info = _credentials(**kwargs)
-    if info is not None:
-        use(info)
-        _connection["login"] = kwargs
-    return info
-
-
-def use(info: kopf.ConnectionInfo) -> None:
-    """Make every later call go to ``info.server`` with its TLS settings and credentials."""
+    if info is None:
+        return None
     pool = urllib3.PoolManager(
         num_pools=2,
         maxsize=SETTINGS.handler_threads,  # one connection per handler thread at most
@@ -63,15 +57,8 @@ def use(info: kopf.ConnectionInfo) -> None:
         retries=False,
     )
     with _lock:
-        _connection.update(server=info.server.rstrip("/"), headers=info.as_http_headers(), pool=pool)
-
-
-def _relogin() -> None:
-    """A 401: the token was rotated (a projected service-account token, say); read the credentials again."""
-    kwargs = _connection.get("login")
-    info = _credentials(**kwargs) if kwargs is not None else None
-    if info is not None:
-        use(info)
+        _connection.update(server=info.server.rstrip("/"), headers=info.as_http_headers(), pool=pool, login=kwargs)
+    return info
 
 
 def request(method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
@@ -88,7 +75,7 @@ def request(method: str, path: str, *, query: dict[str, Any] | None = None, body
                                 headers={**headers, "Accept": "application/json", "Content-Type": content_type})
         if response.status != 401 or attempt == 2:
             break
-        _relogin()
+        login(**_connection["login"])  # the token was rotated (a projected service-account token): read it again
     data = response.data
     if not 200 <= response.status <= 299:
         raise ApiError(response.status, response.reason or "", data.decode("utf-8", "replace"))

@@ -60,15 +60,20 @@ def _owned(meta: dict[str, Any], owner_uid: str) -> bool:
     return any(ref.get("uid") == owner_uid for ref in meta.get("ownerReferences") or [])
 
 
+def _refuse_foreign(kind: str, namespace: str, name: str, owner_uid: str) -> None:
+    """Raise :class:`ForeignObject` when an object of that name exists and the cluster does not own it."""
+    existing = _read(kind, namespace, name)
+    if existing is not None and not _owned(existing, owner_uid):
+        raise ForeignObject(kind, namespace, name)
+
+
 def apply(obj: dict[str, Any], owner_uid: str) -> None:
     """Server-side apply of the scheduler Service or NetworkPolicy: created when absent, updated when ours.
 
     One of the same name that another owns (or nobody) raises :class:`ForeignObject`: never taken over.
     """
     meta = obj["metadata"]
-    existing = _read(obj["kind"], meta["namespace"], meta["name"])
-    if existing is not None and not _owned(existing, owner_uid):
-        raise ForeignObject(obj["kind"], meta["namespace"], meta["name"])
+    _refuse_foreign(obj["kind"], meta["namespace"], meta["name"], owner_uid)
     request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
             query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
 
@@ -103,9 +108,7 @@ def create_pod(pod: dict[str, Any], owner_uid: str) -> bool:
     except ApiError as exc:
         if exc.status != 409:
             raise
-        existing = _read("Pod", meta["namespace"], meta["name"])
-        if existing is not None and not _owned(existing, owner_uid):
-            raise ForeignObject("Pod", meta["namespace"], meta["name"]) from None
+        _refuse_foreign("Pod", meta["namespace"], meta["name"], owner_uid)
         return False
     return True
 

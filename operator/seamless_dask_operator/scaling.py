@@ -7,6 +7,7 @@ memory is cheapest to move and moves it before the pods are deleted.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 
@@ -38,23 +39,26 @@ class WorkerPlan:
 def plan_workers(pods: list[WorkerPod], desired: int, current_hash: str) -> WorkerPlan:
     """Converge the live pods on ``desired`` workers built from ``current_hash``.
 
-    A finished pod (evicted, say) is deleted and replaced in the same round: it holds nothing any more.
+    A finished pod (evicted, say) is not live: it is deleted, and replaced in the same round.
     """
     finished = [p.name for p in pods if p.finished and not p.terminating]
-    live = [p for p in pods if not p.terminating and not p.finished]
+    plan = _plan_live([p for p in pods if not p.terminating and not p.finished], pods, desired, current_hash)
+    return dataclasses.replace(plan, delete_finished=finished)
+
+
+def _plan_live(live: list[WorkerPod], pods: list[WorkerPod], desired: int, current_hash: str) -> WorkerPlan:
     excess = len(live) - desired
     if excess < 0:
         used = {p.index for p in pods}  # terminating and finished names are still taken
         free = (i for i in range(len(pods) + desired + 1) if i not in used)
-        return WorkerPlan(create=[next(free) for _ in range(-excess)], delete_finished=finished)
+        return WorkerPlan(create=[next(free) for _ in range(-excess)])
     if excess > 0:
         unready = sorted((p for p in live if not p.ready), key=lambda p: -p.index)[:excess]
-        return WorkerPlan(delete_unready=[p.name for p in unready], retire_count=excess - len(unready),
-                          delete_finished=finished)
+        return WorkerPlan(delete_unready=[p.name for p in unready], retire_count=excess - len(unready))
     # Right count: roll outdated pods one at a time so capacity never drops by more than one.
     outdated = sorted((p for p in live if p.template_hash != current_hash), key=lambda p: (p.ready, p.index))
     # Outdated pods that never became ready (a bad image, say) give no capacity and hold no results.
     never_ready = [p.name for p in outdated if not p.ready]
     if never_ready:
-        return WorkerPlan(delete_unready=never_ready, delete_finished=finished)
-    return WorkerPlan(replace=[outdated[0].name] if outdated else [], delete_finished=finished)
+        return WorkerPlan(delete_unready=never_ready)
+    return WorkerPlan(replace=[outdated[0].name] if outdated else [])

@@ -1,33 +1,30 @@
 """`helm test` check: the SeamlessDaskCluster API is served and the operator is healthy.
 
-Runs in the operator image under the operator's ServiceAccount, and logs in as
-the operator does (kopf's service-account reader); outside a cluster it reads
-$KUBECONFIG, which is how tests/chart runs it against a local API server.
+Runs in the operator image under the operator's ServiceAccount, and connects as
+the operator does (its api_client: kopf's login, in a pod the service account);
+outside a cluster that reads $KUBECONFIG, which is how tests/chart runs it
+against a local API server.
 Environment: CHECK_NAMESPACE (where to list), HEALTHZ_URL (optional).
 """
 
-import json
+import logging
 import os
 import sys
 import urllib.request
 
 import kopf
-import urllib3
+from seamless_dask_operator import api_client
 
-settings = kopf.OperatorSettings()
-info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(settings=settings)
-if info is None:
+if api_client.login(logger=logging.getLogger("helm-test"), settings=kopf.OperatorSettings()) is None:
     sys.exit("no credentials: neither a service account nor $KUBECONFIG")
 
 namespace = os.environ["CHECK_NAMESPACE"]
-http = urllib3.PoolManager(ssl_context=info.as_ssl_context() if info.server.startswith("https:") else None)
-response = http.request(
-    "GET", f"{info.server}/apis/seamless.dask.org/v1alpha1/namespaces/{namespace}/seamlessdaskclusters?limit=50",
-    headers={**info.as_http_headers(), "Accept": "application/json"}, timeout=30,
-)
-if response.status != 200:
-    sys.exit(f"listing seamlessdaskclusters in {namespace}: {response.status} {response.data[:500]!r}")
-names = [item["metadata"]["name"] for item in json.loads(response.data).get("items", [])]
+try:
+    found = api_client.request("GET", f"/apis/seamless.dask.org/v1alpha1/namespaces/{namespace}/seamlessdaskclusters",
+                               query={"limit": 50})
+except api_client.ApiError as exc:
+    sys.exit(f"listing seamlessdaskclusters in {namespace}: {exc}")
+names = [item["metadata"]["name"] for item in found.get("items", [])]
 print(f"seamlessdaskclusters.seamless.dask.org/v1alpha1 is served; in {namespace}: {names}")
 
 url = os.environ.get("HEALTHZ_URL")
