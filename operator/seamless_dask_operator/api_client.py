@@ -62,7 +62,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 def request(method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-            content_type: str = "application/json") -> dict[str, Any]:
+            content_type: str = "application/json", accept: str = "application/json") -> dict[str, Any]:
     """One call; the answer as JSON. A status outside 2xx raises :class:`ApiError`."""
     url_path = path + ("?" + urlencode(query) if query else "")
     payload = None if body is None else json.dumps(body).encode()
@@ -72,7 +72,7 @@ def request(method: str, path: str, *, query: dict[str, Any] | None = None, body
                 raise RuntimeError("no API call before kopf's login (api_client.login) has run")
             server, headers, pool = _connection["server"], _connection["headers"], _connection["pool"]
         response = pool.request(method, server + url_path, body=payload,
-                                headers={**headers, "Accept": "application/json", "Content-Type": content_type})
+                                headers={**headers, "Accept": accept, "Content-Type": content_type})
         if response.status != 401 or attempt == 2:
             break
         login(**_connection["login"])  # the token was rotated (a projected service-account token): read it again

@@ -46,10 +46,14 @@ class ForeignObject(RuntimeError):
                          f"rename the cluster, or delete that {kind} if it is a leftover of yours")
 
 
+# Metadata only: whose an object is, never its content (a Secret's data stays unread).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
 def _read(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The object's metadata as the API stores it, or None when there is none."""
     try:
-        return request("GET", _path(kind, namespace, name))["metadata"]
+        return request("GET", _path(kind, namespace, name), accept=METADATA_ONLY)["metadata"]
     except ApiError as exc:
         if exc.status == 404:
             return None
@@ -67,34 +71,41 @@ def _refuse_foreign(kind: str, namespace: str, name: str, owner_uid: str) -> Non
         raise ForeignObject(kind, namespace, name)
 
 
-def apply(obj: dict[str, Any], owner_uid: str) -> None:
-    """Server-side apply of the scheduler Service or NetworkPolicy: created when absent, updated when ours.
+def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> None:
+    """The scheduler Service or the NetworkPolicy: created when absent, server-side applied when the cluster's.
 
-    One of the same name that another owns (or nobody) raises :class:`ForeignObject`: never taken over.
+    ``ours``: the watch shows this object owned by the cluster, so it is applied at once. Otherwise it is
+    created (one request for a new cluster); on a name taken, one of the same name that another owns (or
+    nobody) raises :class:`ForeignObject` (never taken over), and the cluster's own is applied over.
     """
     meta = obj["metadata"]
-    _refuse_foreign(obj["kind"], meta["namespace"], meta["name"], owner_uid)
+    if not ours:
+        try:
+            request("POST", _path(obj["kind"], meta["namespace"]), body=obj, query={"fieldManager": FIELD_MANAGER})
+            return
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        _refuse_foreign(obj["kind"], meta["namespace"], meta["name"], owner_uid)
     request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
             query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
 
 
-def ensure_tls_secret(ref: ClusterRef, recorded_uid: str | None) -> str:
-    """Make the cluster's certificates once; the uid of its Secret (kept in ``.status.tlsSecretUid``).
+def ensure_tls_secret(ref: ClusterRef) -> None:
+    """Make the cluster's certificates once: the Secret ``NAME-tls``, owned by the resource.
 
-    The operator may not read Secrets (least privilege), so the uid it recorded when it made the Secret
-    tells ours from another's of the same name: an existing Secret it did not make is a name clash.
+    Whose an existing Secret of that name is, the Secret itself says (its ownerReference, read as metadata
+    only); nothing a tenant can write, such as ``.status``, is believed: another's Secret would be mounted in
+    pods that run the tenant's image.
     """
     from .tls import make_certificates, tls_secret
 
     try:
-        created = request("POST", _path("Secret", ref.namespace), body=tls_secret(ref, make_certificates(ref)))
+        request("POST", _path("Secret", ref.namespace), body=tls_secret(ref, make_certificates(ref)))
     except ApiError as exc:
         if exc.status != 409:
             raise
-        if recorded_uid is None:
-            raise ForeignObject("Secret", ref.namespace, ref.tls_secret_name) from None
-        return recorded_uid  # ours, made earlier: its certificates are in use
-    return str(created["metadata"]["uid"])
+        _refuse_foreign("Secret", ref.namespace, ref.tls_secret_name, ref.uid)  # ours, made earlier: in use
 
 
 def create_pod(pod: dict[str, Any], owner_uid: str) -> bool:
@@ -121,7 +132,7 @@ def delete_pod(namespace: str, name: str) -> None:
             raise
 
 
-def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[str]:
+def delete_children(ref: ClusterRef) -> list[str]:
     """What garbage collection would do, done now (GC may lag on a new CRD type).
 
     Returns what was still there; an empty list means everything is gone
@@ -129,11 +140,10 @@ def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[
     """
     found: list[str] = []
     ours: list[tuple[str, str, str]] = []
-    meta = _read("Service", ref.namespace, ref.scheduler_name)
-    if meta is not None and _owned(meta, ref.uid):  # absent, or another's of the same name: not ours
-        ours.append(("Service", ref.scheduler_name, meta["uid"]))
-    if tls_secret_uid:
-        ours.append(("Secret", ref.tls_secret_name, tls_secret_uid))
+    for kind, name in (("Service", ref.scheduler_name), ("Secret", ref.tls_secret_name)):
+        meta = _read(kind, ref.namespace, name)
+        if meta is not None and _owned(meta, ref.uid):  # absent, or another's of the same name: not ours
+            ours.append((kind, name, meta["uid"]))
     for kind, name, uid in ours:
         # The precondition: exactly our object, not another made under the name since.
         options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
@@ -155,8 +165,7 @@ def delete_children(ref: ClusterRef, tls_secret_uid: str | None = None) -> list[
     return found
 
 
-def delete_children_until_gone(ref: ClusterRef, tls_secret_uid: str | None = None, settle: float = 0.5,
-                               limit: float = 30.0) -> list[str]:
+def delete_children_until_gone(ref: ClusterRef, settle: float = 0.5, limit: float = 30.0) -> list[str]:
     """Delete the children until a round finds none; returns what is still there after ``limit`` seconds.
 
     A reconcile already in flight when the deletion began (kopf runs on-delete
@@ -165,8 +174,7 @@ def delete_children_until_gone(ref: ClusterRef, tls_secret_uid: str | None = Non
     """
     deadline = time.monotonic() + limit
     while True:
-        found = delete_children(ref, tls_secret_uid)
-        tls_secret_uid = None  # deleted (or not ours) in the first round
+        found = delete_children(ref)
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(settle)

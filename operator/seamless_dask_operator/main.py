@@ -29,12 +29,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     namespaces = args.namespace or list(SETTINGS.namespaces)
     liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
     kopf.configure(verbose=args.verbose)
-    asyncio.run(kopf.operator(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=liveness,
-    ))
+    try:
+        asyncio.run(kopf.operator(
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=liveness,
+        ))
+    except Exception as exc:  # a failed start (a busy port, say): its reason, once, and a non-zero exit
+        cause = exc.__cause__ or exc
+        print(f"seamless-dask-operator: cannot start: {cause}", file=sys.stderr)
+        return 1
     return 0
 
 

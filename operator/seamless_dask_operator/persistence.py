@@ -88,4 +88,4 @@ class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         essence = super().build(body=body, extra_fields=extra_fields)
-        return compact(dict(essence))  # type: ignore[no-any-return]
+        return compact(dict(essence))

@@ -20,8 +20,18 @@ The defaults allow what a Seamless cluster needs and nothing that reaches past
 the namespace's own data: emptyDir, configMap, downwardAPI, persistentVolumeClaim
 (the read-buffer example) and projected volumes of those kinds; no hostPath or
 other node or network volume, no Secret (volume, projection or env reference),
-no ServiceAccount but the namespace default (whose token is never mounted),
-no Service but ClusterIP, no security annotation.
+no ServiceAccount but the namespace default (whose token is never mounted), no
+Service but ClusterIP, no security annotation, and no pod label of the user's
+(a label is a selector's match: ``app: web`` put a worker into another
+application's Service; ``allowedPodLabels`` lists the keys an admin allows).
+
+ConfigMaps and PersistentVolumeClaims of the namespace are the one thing the
+defaults give a user who may create nothing but SeamlessDaskClusters: Seamless
+clusters read their buffers and configuration from them, and the chart's
+aggregated roles give SeamlessDaskClusters to the namespace's editors, who may
+read both. An admin who grants SeamlessDaskClusters alone takes configMap and
+persistentVolumeClaim out of ``allowedVolumeTypes`` (env references from
+ConfigMaps follow the same entry).
 """
 
 from __future__ import annotations
@@ -34,8 +44,9 @@ from typing import Any
 from seamless_dask_runtime.parameters import FieldError
 
 DEFAULT_VOLUME_TYPES = frozenset({"emptyDir", "configMap", "downwardAPI", "persistentVolumeClaim", "projected"})
-# Projected volume sources that read only what the namespace's pods may read anyway.
-SAFE_PROJECTIONS = frozenset({"configMap", "downwardAPI"})
+# Projected volume sources that read only the pod's own fields.
+SAFE_PROJECTIONS = frozenset({"downwardAPI"})
+ANY_LABEL = "*"
 # Annotations the kubelet or admission read to loosen a pod's confinement (AppArmor, seccomp).
 SECURITY_ANNOTATION_MARKERS = ("apparmor.security.beta.kubernetes.io", "seccomp.security.alpha.kubernetes.io")
 
@@ -51,6 +62,7 @@ class PodPolicy:
     allowed_service_accounts: frozenset[str] = frozenset()
     allowed_service_types: frozenset[str] = frozenset({"ClusterIP"})
     allow_security_annotations: bool = False
+    allowed_pod_labels: frozenset[str] = frozenset()  # label keys users may set; "*": any
 
     @classmethod
     def from_json(cls, text: str) -> PodPolicy:
@@ -60,7 +72,7 @@ class PodPolicy:
         if not isinstance(raw, Mapping):
             raise ValueError(f"{VALUES_KEY} must be an object, got {raw!r}")
         known = {"allowedVolumeTypes", "allowSecrets", "allowedServiceAccounts", "allowedServiceTypes",
-                 "allowSecurityAnnotations"}
+                 "allowSecurityAnnotations", "allowedPodLabels"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"{VALUES_KEY}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -70,6 +82,7 @@ class PodPolicy:
             allowed_service_accounts=frozenset(raw.get("allowedServiceAccounts", ())),
             allowed_service_types=frozenset(raw.get("allowedServiceTypes", ("ClusterIP",))),
             allow_security_annotations=bool(raw.get("allowSecurityAnnotations", False)),
+            allowed_pod_labels=frozenset(raw.get("allowedPodLabels", ())),
         )
 
 
@@ -100,7 +113,7 @@ def _volume_errors(policy: PodPolicy, volumes: Iterable[Mapping[str, Any]]) -> l
                 for projection in source:
                     if projection == "secret" and policy.allow_secrets:
                         continue
-                    # serviceAccountToken (or any other projection) only when the admin lists it by name.
+                    # configMap, serviceAccountToken (or any other projection) only when the admin lists it by name.
                     if projection not in SAFE_PROJECTIONS | policy.allowed_volume_types - {"secret"}:
                         chart_value = "allowSecrets" if projection == "secret" else "allowedVolumeTypes"
                         errors.append(_refused(f"{where}.projected.sources[{j}].{projection}", volume.get("name"),
@@ -115,21 +128,35 @@ def _sources(projected: Any) -> list[Mapping[str, Any]]:
 
 
 def _env_errors(policy: PodPolicy, env: Iterable[Mapping[str, Any]], where: str) -> list[FieldError]:
-    if policy.allow_secrets:
+    errors = []
+    for i, entry in enumerate(env):
+        source = entry.get("valueFrom")
+        if not isinstance(source, Mapping):
+            continue
+        if "secretKeyRef" in source and not policy.allow_secrets:
+            errors.append(_refused(f"{where}[{i}].valueFrom.secretKeyRef", entry.get("name"),
+                                   "an env value from a Secret", "allowSecrets"))
+        if "configMapKeyRef" in source and "configMap" not in policy.allowed_volume_types:
+            errors.append(_refused(f"{where}[{i}].valueFrom.configMapKeyRef", entry.get("name"),
+                                   "an env value from a ConfigMap", "allowedVolumeTypes"))
+    return errors
+
+
+def _label_errors(policy: PodPolicy, pod_labels: Mapping[str, str]) -> list[FieldError]:
+    if ANY_LABEL in policy.allowed_pod_labels:
         return []
-    return [
-        _refused(f"{where}[{i}].valueFrom.secretKeyRef", entry.get("name"), "an env value from a Secret",
-                 "allowSecrets")
-        for i, entry in enumerate(env)
-        if isinstance(entry.get("valueFrom"), Mapping) and "secretKeyRef" in entry["valueFrom"]
-    ]
+    return [_refused(f"spec.podLabels[{key!r}]", value, "a pod label (Services and other selectors in the "
+                                                        "namespace would match the cluster's pods)",
+                     "allowedPodLabels")
+            for key, value in pod_labels.items() if key not in policy.allowed_pod_labels]
 
 
 def policy_errors(policy: PodPolicy, *, volumes: Iterable[Mapping[str, Any]],
                   env: Mapping[str, Iterable[Mapping[str, Any]]], service_account_name: str | None,
-                  service_type: str, pod_annotations: Mapping[str, str]) -> list[FieldError]:
+                  service_type: str, pod_annotations: Mapping[str, str],
+                  pod_labels: Mapping[str, str]) -> list[FieldError]:
     """Every field of a spec asking for more than ``policy`` allows; ``env`` maps each spec path to its list."""
-    errors = _volume_errors(policy, volumes)
+    errors = _volume_errors(policy, volumes) + _label_errors(policy, pod_labels)
     for where, entries in env.items():
         errors += _env_errors(policy, entries, where)
     if service_account_name and service_account_name not in policy.allowed_service_accounts:

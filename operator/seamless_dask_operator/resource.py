@@ -164,7 +164,7 @@ def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name
         policy, volumes=options.volumes,
         env={"spec.workers.env": options.workers.env, "spec.scheduler.env": options.scheduler.env},
         service_account_name=options.service_account_name, service_type=options.service_type,
-        pod_annotations=options.pod_annotations)
+        pod_annotations=options.pod_annotations, pod_labels=options.pod_labels)
     if name_problems or fields.errors:
         raise ParameterError(name_problems + fields.errors)
     assert params is not None

@@ -1,6 +1,6 @@
 """What the operator asks of the Kubernetes API, as data: the RBAC tests compare the chart with it.
 
-Derived from reading operator/seamless_dask_operator/kube.py and handlers.py
+Derived from reading operator/seamless_dask_operator/kube.py and handlers/
 and kopf 1.45's observers, then checked against the API server's audit log
 while the real operator runs under the chart's ServiceAccount
 (test_operator_rbac.py). Keys are ``(apiGroup, resource, verb)``; values say
@@ -18,13 +18,13 @@ Call = tuple[str, str, str]
 OPERATOR_CALLS: dict[Call, str] = {
     (*SDC, "list"): "kopf: initial listing of the watched resource",
     (*SDC, "watch"): "kopf: watch stream of the watched resource",
-    (*SDC, "patch"): "kopf: finalizer, progress and diff-base annotations (handlers.configure)",
+    (*SDC, "patch"): "kopf: finalizer, progress and diff-base annotations (handlers.lifecycle.configure)",
     (*SDC, "delete"): "kube.delete_cluster: idle timeout (spec.timeout)",
     (*SDC_STATUS, "patch"): "kopf: patch.status goes to the status subresource",
-    ("", "services", "list"): "kopf index handlers.cluster_services: initial listing",
-    ("", "services", "watch"): "kopf index handlers.cluster_services: drift (deleted, edited)",
-    ("", "services", "patch"): "kube.apply: server-side apply of the scheduler Service",
-    ("", "services", "create"): "kube.apply: a server-side apply that creates needs create too",
+    ("", "services", "list"): "kopf index handlers.watching.cluster_services: initial listing",
+    ("", "services", "watch"): "kopf index handlers.watching.cluster_services: drift (deleted, edited)",
+    ("", "services", "patch"): "kube.apply: server-side apply of the scheduler Service (ours, edited spec)",
+    ("", "services", "create"): "kube.apply: the scheduler Service of a new cluster",
     ("", "services", "delete"): "kube.delete_children",
     ("", "services", "get"): "kube.apply, kube.delete_children: a Service of that name, and whose it is",
     ("networking.k8s.io", "networkpolicies", "get"): "kube.apply: a NetworkPolicy of that name, and whose it is",
@@ -32,9 +32,10 @@ OPERATOR_CALLS: dict[Call, str] = {
     ("networking.k8s.io", "networkpolicies", "create"): "kube.apply: a server-side apply that creates needs create",
     ("", "pods", "create"): "kube.create_pod: the scheduler pod and worker pods",
     ("", "pods", "get"): "kube.create_pod: a pod of that name exists (409): whose is it?",
-    ("", "pods", "list"): "kopf index handlers.cluster_pods: initial listing; kube.delete_children",
-    ("", "pods", "watch"): "kopf index handlers.cluster_pods: watch stream",
+    ("", "pods", "list"): "kopf index handlers.watching.cluster_pods: initial listing; kube.delete_children",
+    ("", "pods", "watch"): "kopf index handlers.watching.cluster_pods: watch stream",
     ("", "secrets", "create"): "kube.ensure_tls_secret (spec.tls.enabled)",
+    ("", "secrets", "get"): "kube.ensure_tls_secret, kube.delete_children: whose NAME-tls is (metadata only)",
     ("", "secrets", "delete"): "kube.delete_children",
     ("", "pods", "delete"): "kube.delete_pod: retired or unready workers; owned pods with the cluster",
     ("", "events", "create"): "kopf.warn / kopf.info (kopf posts core/v1 Events)",

@@ -54,7 +54,9 @@ def test_install_upgrade_uninstall(
         for ns in (team_a, other):
             assert can_i(kubectl, control_plane, sa, "create", "pods", ns)
             assert can_i(kubectl, control_plane, sa, "patch", "seamlessdaskclusters.seamless.dask.org/status", ns)
-        assert not can_i(kubectl, control_plane, sa, "get", "secrets", team_a)
+        # A Secret by name, to read whose it is (kube.py asks for its metadata only); never a list or a watch.
+        assert not can_i(kubectl, control_plane, sa, "list", "secrets", team_a)
+        assert not can_i(kubectl, control_plane, sa, "watch", "secrets", team_a)
         assert not can_i(kubectl, control_plane, sa, "list", "namespaces", None)  # kopf -A does not
 
         # Upgrade to namespaced mode: Roles in the watched namespaces only.

@@ -1,8 +1,9 @@
-"""The scheduler's NetworkPolicy on real pods: its namespace gets in, other namespaces do not.
+"""The cluster's NetworkPolicy on real pods: its namespace gets in, other namespaces do not.
 
 The workers connecting, the operator's calls and the kubelet's probes all pass
 it (every other e2e test runs with it in place); here a pod of the cluster's
-namespace and a pod of another namespace dial the scheduler's comm port.
+namespace and a pod of another namespace dial the scheduler's comm port and a
+worker's ports (a worker runs whatever function its comm port is sent).
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from tests.e2e.platform import Platform
 OTHER_NAMESPACE = "sdo-e2e-elsewhere"
 
 
-def dial(host: str) -> str:
+def dial(host: str, port: int = 8786) -> str:
     return ("import socket\n"
             "s = socket.socket(); s.settimeout(10)\n"
             "try:\n"
-            f"    s.connect(('{host}', 8786)); print('reached')\n"
+            f"    s.connect(('{host}', {port})); print('reached')\n"
             "except OSError as exc:\n"
             "    print('refused', exc)\n")
+
+
+def worker_ip(kube: Kube, cluster: str) -> str:
+    pod = kube.get("pod", f"{cluster}-worker-0")
+    assert pod and pod["status"].get("podIP"), pod
+    return str(pod["status"]["podIP"])
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +49,8 @@ def test_the_scheduler_has_an_owned_network_policy_and_its_namespace_gets_in(fen
     assert policy and cluster
     assert [o["uid"] for o in policy["metadata"]["ownerReferences"]] == [cluster["metadata"]["uid"]]
     assert "reached" in kube.run_pod("sdo-e2e-same-namespace", images.runtime, dial(f"{fenced}-scheduler"))
+    assert "reached" in kube.run_pod("sdo-e2e-same-namespace-worker", images.runtime,
+                                     dial(worker_ip(kube, fenced), 8788))
 
 
 def test_other_namespaces_do_not_get_in(fenced: str, kube: Kube, images: Images, platform: Platform) -> None:
@@ -52,6 +61,9 @@ def test_other_namespaces_do_not_get_in(fenced: str, kube: Kube, images: Images,
     try:
         log = kube.run_pod("sdo-e2e-other-namespace", images.runtime,
                            dial(f"{fenced}-scheduler.{TEST_NAMESPACE}.svc"), namespace=OTHER_NAMESPACE)
+        assert "refused" in log, log
+        log = kube.run_pod("sdo-e2e-other-namespace-worker", images.runtime, dial(worker_ip(kube, fenced), 8788),
+                           namespace=OTHER_NAMESPACE)
         assert "refused" in log, log
     finally:
         kube.kubectl("delete", "namespace", OTHER_NAMESPACE, "--wait=false", check=False)

@@ -28,6 +28,17 @@ def namespace(kube_api: client.ApiClient) -> Iterator[str]:
     core.delete_namespace(name)
 
 
+@pytest.fixture
+def other_namespace(kube_api: client.ApiClient) -> Iterator[str]:
+    """A second namespace: another tenant's."""
+    core = client.CoreV1Api(kube_api)
+    name = f"t-other-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    wait_for(lambda: core.list_namespaced_service_account(name).items, timeout=30, description="service account")
+    yield name
+    core.delete_namespace(name)
+
+
 @contextmanager
 def running_operator(control_plane: Any) -> Iterator[Any]:
     from kopf.testing import KopfRunner

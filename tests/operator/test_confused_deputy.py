@@ -83,7 +83,7 @@ def test_a_user_allowed_only_clusters_gets_no_pod_they_could_not_create(
     wait_for(lambda: clusters.find("deputy") is None, timeout=30, description="deleted")
 
 
-def test_the_scheduler_is_reachable_only_from_its_cluster_the_operator_and_whom_the_spec_allows(
+def test_the_cluster_is_reachable_only_from_its_pods_the_operator_and_whom_the_spec_allows(
         operator: Any, clusters: Clusters, kube_api: client.ApiClient) -> None:
     networking = client.NetworkingV1Api(kube_api)
     ns = clusters.namespace
@@ -92,10 +92,13 @@ def test_the_scheduler_is_reachable_only_from_its_cluster_the_operator_and_whom_
     policy = wait_for(lambda: _find_policy(networking, ns, "fenced-scheduler"), timeout=30,
                       description="the scheduler's NetworkPolicy")
     assert [r.uid for r in policy.metadata.owner_references] == [created["metadata"]["uid"]]
-    assert policy.spec.pod_selector.match_labels == {CLUSTER_LABEL: "fenced", "dask.org/component": "scheduler"}
+    # Every pod of the cluster (the scheduler and each worker, all their ports: a worker's comm port runs
+    # whatever it is sent), not the scheduler alone.
+    assert policy.spec.pod_selector.match_labels == {CLUSTER_LABEL: "fenced",
+                                                     "app.kubernetes.io/managed-by": "seamless-dask-operator"}
     assert policy.spec.policy_types == ["Ingress"]
     (rule,) = policy.spec.ingress
-    assert sorted(p.port for p in rule.ports) == [8786, 8787]
+    assert rule.ports is None, "no port of the cluster's pods is open to anyone else"
     peers = [p.pod_selector.match_labels for p in rule._from]
     assert peers == [{CLUSTER_LABEL: "fenced"}, {"app": "lab"}], "own pods, then the spec's peers; nobody else"
 
@@ -113,3 +116,19 @@ def _find_policy(networking: client.NetworkingV1Api, namespace: str, name: str) 
         if exc.status == 404:
             return None
         raise
+
+
+def test_pod_labels_cannot_join_another_applications_service(
+        operator: Any, clusters: Clusters, control_plane: Any, sdc_only_user: str) -> None:
+    """Issue 21 item 4: ``podLabels: {app: web}`` put a worker into the EndpointSlice of the Service ``web``."""
+    ns = clusters.namespace
+    clusters.core.create_namespaced_service(ns, {
+        "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}})
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": {"name": "joiner"},
+            "spec": {"podLabels": {"app": "web"}, "workers": {"replicas": 1, "maximum": 1}}}
+    created = kubectl_as_user(control_plane, ns, "create", "-f", "-", stdin=json.dumps(body))
+    assert created.returncode == 0, created.stderr
+    status = clusters.wait_status("joiner", lambda s: s.get("phase") == "Failed", description="Failed")
+    assert "spec.podLabels['app']" in status["message"] and "podPolicy.allowedPodLabels" in status["message"]
+    assert clusters.children("joiner") == ([], 0, 0)
+    assert not clusters.core.list_namespaced_pod(ns, label_selector="app=web").items, "nothing matches web"

@@ -95,16 +95,6 @@ def slow_schedulers() -> Iterator[SlowSchedulers]:
     server.server_close()
 
 
-@pytest.fixture
-def other_namespace(kube_api: client.ApiClient) -> Iterator[str]:
-    core = client.CoreV1Api(kube_api)
-    name = f"t-other-{int(time.time() * 1000) % 10**8}"
-    core.create_namespace({"metadata": {"name": name}})
-    wait_for(lambda: core.list_namespaced_service_account(name).items, timeout=30, description="service account")
-    yield name
-    core.delete_namespace(name)
-
-
 def test_33_slow_retires_do_not_starve_a_new_cluster_elsewhere(
         operator: Any, clusters: Clusters, kube_api: client.ApiClient, slow_schedulers: SlowSchedulers,
         other_namespace: str) -> None:

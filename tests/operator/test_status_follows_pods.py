@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from seamless_dask_operator import handlers
+from seamless_dask_operator.handlers import cluster_loop
 
 from tests.operator.conftest import Clusters
 from tests.support.kubelet import make_pod_ready
@@ -24,7 +24,8 @@ PERIOD = 60.0  # far longer than any wait below: what happens sooner was not the
 @pytest.fixture
 def long_period(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The operator (in this process) rounds every PERIOD s instead of the tests' 1 s."""
-    monkeypatch.setattr(handlers, "SETTINGS", dataclasses.replace(handlers.SETTINGS, reconcile_interval=PERIOD))
+    monkeypatch.setattr(cluster_loop, "SETTINGS",
+                        dataclasses.replace(cluster_loop.SETTINGS, reconcile_interval=PERIOD))
     yield
 
 

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from seamless_dask_operator.builders import ClusterRef, scheduler_pod, worker_pod
-from seamless_dask_operator.decide import decide
-from seamless_dask_operator.observation import Observation
+from seamless_dask_operator.decide import ApplyChild, Observation, decide
 from seamless_dask_operator.resource import parse_spec
 
 from seamless_dask_runtime.durations import parse_duration
@@ -239,7 +238,7 @@ def test_any_name_makes_valid_children_or_fails_naming_metadata_name(name: str, 
     decision = decide(ref, named, Observation(), {}, 1, 1_800_000_000.0, spec_changed=True)
     cluster = parse_spec(spec)
     if decision.status["phase"] == "Failed":
-        assert decision.status["message"].startswith("metadata.name: ") and not decision.apply_children
+        assert decision.status["message"].startswith("metadata.name: ") and not decision.of(ApplyChild)
         # Refused only when the API server refuses the name itself or a child named after it.
         assert not (_valid_object_name(name) and _valid_service_name(identity.scheduler_name(name))), name
         return

@@ -10,8 +10,21 @@ from seamless_dask_operator.builders.objects import ClusterRef, template_hash
 from seamless_dask_operator.builders.scheduler import scheduler_template
 from seamless_dask_operator.builders.service import scheduler_service
 from seamless_dask_operator.builders.workers import worker_template
-from seamless_dask_operator.decide import Decision, Retire, decide
-from seamless_dask_operator.observation import ChildrenView, Observation, PodView, SchedulerAnswers
+from seamless_dask_operator.decide import (
+    ApplyChild,
+    ChildrenView,
+    CreatePod,
+    DeleteCluster,
+    DeletePod,
+    Observation,
+    Plan,
+    PodView,
+    Refusal,
+    RefusalKind,
+    Retire,
+    SchedulerAnswers,
+    decide,
+)
 from seamless_dask_operator.pod_problems import PodProblem
 from seamless_dask_operator.resource import parse_spec
 
@@ -36,13 +49,13 @@ def worker(index: int, ready: bool = True, template: str = HASH, terminating: bo
     return PodView(f"c-worker-{index}", "worker", index, ready, terminating, template, "10.0.0.9", finished=finished)
 
 
-IDLE = SchedulerAnswers(reachable=True, busy=False, idle_since=NOW - 30)
+IDLE = SchedulerAnswers(reachable=True, busy=False, idle_for=30)
 BUSY = SchedulerAnswers(reachable=True, busy=True)
 
 
 def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAnswers = IDLE,
         old: dict[str, Any] | None = None, service: bool | None = None, spec_changed: bool = False,
-        generation: int = 1, edited: frozenset[str] = frozenset()) -> Decision:
+        generation: int = 1, edited: frozenset[str] = frozenset()) -> Plan:
     try:
         cluster: Any = parse_spec(SPEC if spec is None else spec)
     except ParameterError as exc:
@@ -58,13 +71,21 @@ def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAn
                   edited=edited)
 
 
-def acts(decision: Decision) -> dict[str, Any]:
+def created_workers(plan: Plan) -> tuple[int, ...]:
+    return tuple(a.index for a in plan.of(CreatePod) if a.component == "worker")
+
+
+def deleted(plan: Plan) -> tuple[str, ...]:
+    return tuple(a.name for a in plan.of(DeletePod))
+
+
+def acts(plan: Plan) -> dict[str, Any]:
     """The actions only, for compact expectations."""
     return {k: v for k, v in {
-        "apply": decision.apply_children, "scheduler": decision.create_scheduler is not None,
-        "create": decision.create_workers, "delete": decision.delete_pods,
-        "retire": decision.retire, "delete_cluster": decision.delete_cluster,
-        "events": tuple(e.reason for e in decision.events)}.items() if v}
+        "apply": bool(plan.of(ApplyChild)), "scheduler": plan.creates_scheduler,
+        "create": created_workers(plan), "delete": deleted(plan),
+        "retire": next(iter(plan.of(Retire)), None), "delete_cluster": bool(plan.of(DeleteCluster)),
+        "events": tuple(e.reason for e in plan.events)}.items() if v}
 
 
 ROUNDS = [
@@ -143,8 +164,8 @@ def test_batch_counts_the_schedulers_workers() -> None:
 
 def test_nothing_written_when_nothing_changed() -> None:
     first = run(None, scheduler(), worker(0), worker(1))
-    assert first.write_status
-    assert not run(None, scheduler(), worker(0), worker(1), old=first.status).write_status
+    assert first.writes_status
+    assert not run(None, scheduler(), worker(0), worker(1), old=first.status).writes_status
 
 
 def test_no_second_write_while_the_scheduler_pod_appears() -> None:
@@ -152,8 +173,8 @@ def test_no_second_write_while_the_scheduler_pod_appears() -> None:
     created = run(None, spec_changed=True, answers=SchedulerAnswers())
     before_pod = run(None, service=True, answers=SchedulerAnswers(), old=created.status)
     with_pod = run(None, scheduler(ready=False), service=True, answers=SchedulerAnswers(), old=before_pod.status)
-    assert created.write_status and not before_pod.write_status and not with_pod.write_status
-    assert before_pod.create_scheduler is not None, "not in the index yet: made again (a 409 when it exists)"
+    assert created.writes_status and not before_pod.writes_status and not with_pod.writes_status
+    assert before_pod.creates_scheduler, "not in the index yet: made again (a 409 when it exists)"
     reasons = {c["type"]: c["reason"] for c in with_pod.status["conditions"]}
     assert reasons["SchedulerReady"] == "SchedulerNotReady"
 
@@ -164,7 +185,7 @@ def test_bad_spec_fails_with_one_event_per_generation() -> None:
     assert first.status["phase"] == "Failed" and "spec.cores" in first.status["message"]
     assert acts(first) == {"events": ("InvalidSpec",)}
     again = run(bad, old=first.status, generation=3)
-    assert acts(again) == {} and not again.write_status
+    assert acts(again) == {} and not again.writes_status
     assert acts(run(bad, old=first.status, generation=4)) == {"events": ("InvalidSpec",)}
 
 
@@ -176,19 +197,18 @@ def test_bad_spec_fails_with_one_event_per_generation() -> None:
 def test_drift_is_applied_again(children: ChildrenView, what: str) -> None:
     pods = (scheduler(template=SCHEDULER_HASH), worker(0), worker(1))
     decision = decide(REF, parse_spec(SPEC), Observation(pods=pods, children=children), {}, 1, NOW)
-    assert decision.apply_children and [e.reason for e in decision.events] == ["DriftRestored"]
+    assert decision.of(ApplyChild) and [e.reason for e in decision.events] == ["DriftRestored"]
     assert what in decision.events[0].message
 
 
 def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
-    from seamless_dask_operator.decide import rejected
-
-    first = rejected(REF, "the API server refused a child object (422): spec.containers[0].env[0].name: Invalid",
-                     {}, 5, NOW)
+    refusal = Refusal(RefusalKind.REJECTED,
+                      "the API server refused a child object (422): spec.containers[0].env[0].name: Invalid")
+    first = decide(REF, parse_spec(SPEC), Observation(refusal=refusal), {}, 5, NOW)
     assert (first.status["phase"], first.status["reason"]) == ("Failed", "RejectedByAPI")
     assert "env[0].name" in first.status["message"] and acts(first) == {"events": ("RejectedByAPI",)}
     waiting = run(None, scheduler(), old=first.status, generation=5, spec_changed=True)
-    assert acts(waiting) == {} and not waiting.write_status, "no retry of the same spec"
+    assert acts(waiting) == {} and not waiting.writes_status, "no retry of the same spec"
     assert acts(run(None, old=first.status, generation=6, spec_changed=True,
                     answers=SchedulerAnswers())) == {"apply": True, "scheduler": True, "create": (0, 1)}
 
@@ -199,7 +219,7 @@ def test_kubectl_scale_on_an_adaptive_cluster_is_answered() -> None:
                    spec_changed=True, edited=frozenset({"workers.replicas"}))
     [event] = decision.events
     assert event.reason == "AdaptiveScaling" and "adaptive target decides the workers (now 1" in event.message
-    assert decision.create_workers == (0,), "the scheduler's target rules, not replicas"
+    assert created_workers(decision) == (0,), "the scheduler's target rules, not replicas"
 
 
 def test_an_image_change_says_what_it_will_do() -> None:
@@ -207,8 +227,8 @@ def test_an_image_change_says_what_it_will_do() -> None:
                    worker(1, template="old"),
                    spec_changed=True, edited=frozenset({"image"}))
     assert [e.reason for e in decision.events] == ["ImageChange"]
-    assert "scheduler restarts" in decision.events[0].message and decision.apply_children
-    assert decision.delete_pods == ("c-scheduler",) and decision.create_scheduler is None, "Recreate: old one first"
+    assert "scheduler restarts" in decision.events[0].message and decision.of(ApplyChild)
+    assert deleted(decision) == ("c-scheduler",) and not decision.creates_scheduler, "Recreate: old one first"
 
 
 def test_pod_problem_is_one_event_until_it_changes() -> None:
@@ -240,4 +260,4 @@ def test_a_name_no_child_can_carry_is_a_spec_error_said_once(name: str) -> None:
     assert first.status["message"].startswith("metadata.name: ") and "DNS-1035" in first.status["message"]
     assert acts(first) == {"events": ("InvalidSpec",)}
     again = decide(ref, cluster, Observation(), first.status, 3, NOW + 5)
-    assert acts(again) == {} and not again.write_status
+    assert acts(again) == {} and not again.writes_status

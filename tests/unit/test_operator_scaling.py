@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from seamless_dask_operator.decide import PodView
+from seamless_dask_operator.decide.workers import plan_workers
 from seamless_dask_operator.resource import desired_workers, parse_spec
-from seamless_dask_operator.scaling import WorkerPod, plan_workers
 
 
-def pods(*specs: tuple[int, bool, str]) -> list[WorkerPod]:
-    return [WorkerPod(name=f"c-worker-{i}", index=i, ready=ready, template_hash=h) for i, ready, h in specs]
+def worker(name: str, index: int, ready: bool, template_hash: str, terminating: bool = False,
+              finished: bool = False) -> PodView:
+    return PodView(name, "worker", index, ready, terminating, template_hash, None, finished=finished)
+
+
+def pods(*specs: tuple[int, bool, str]) -> list[PodView]:
+    return [worker(name=f"c-worker-{i}", index=i, ready=ready, template_hash=h) for i, ready, h in specs]
 
 
 def test_scale_up_fills_lowest_free_indices() -> None:
@@ -37,13 +43,13 @@ def test_converged_plan_is_empty() -> None:
 
 
 def test_terminating_pod_names_are_not_reused() -> None:
-    existing = [WorkerPod("c-worker-0", 0, False, "h", terminating=True)]
+    existing = [worker("c-worker-0", 0, False, "h", terminating=True)]
     assert plan_workers(existing, 1, "h").create == [1]
 
 
 def test_finished_pods_are_deleted_and_replaced_in_one_round() -> None:
     """An evicted worker (phase Failed) runs nothing again: its slot is filled now, under a free name."""
-    existing = [WorkerPod("c-worker-0", 0, True, "h"), WorkerPod("c-worker-1", 1, False, "h", finished=True)]
+    existing = [worker("c-worker-0", 0, True, "h"), worker("c-worker-1", 1, False, "h", finished=True)]
     plan = plan_workers(existing, 2, "h")
     assert plan.create == [2] and plan.delete_finished == ["c-worker-1"] and not plan.retire_count
     # ...and at the right count otherwise, it is not what a scale-down retires.

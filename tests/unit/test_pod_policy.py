@@ -46,6 +46,7 @@ HOSTILE = [
     ({"scheduler": {"serviceType": "NodePort"}}, "spec.scheduler.serviceType", "allowedServiceTypes"),
     ({"podAnnotations": {"container.apparmor.security.beta.kubernetes.io/worker": "unconfined"}},
      "spec.podAnnotations['container.apparmor.security.beta.kubernetes.io/worker']", "allowSecurityAnnotations"),
+    ({"podLabels": {"app": "web"}}, "spec.podLabels['app']", "allowedPodLabels"),
 ]
 
 
@@ -61,7 +62,8 @@ def test_an_admin_can_allow_each_of_them() -> None:
     policy = PodPolicy.from_json(
         '{"allowedVolumeTypes": ["emptyDir", "hostPath", "nfs", "projected", "serviceAccountToken"],'
         ' "allowSecrets": true, "allowedServiceAccounts": ["deployer"],'
-        ' "allowedServiceTypes": ["ClusterIP", "LoadBalancer", "NodePort"], "allowSecurityAnnotations": true}')
+        ' "allowedServiceTypes": ["ClusterIP", "LoadBalancer", "NodePort"], "allowSecurityAnnotations": true,'
+        ' "allowedPodLabels": ["app"]}')
     for spec, _field, _value in HOSTILE:
         parse_spec(spec, policy)
 
@@ -92,6 +94,26 @@ def test_what_seamless_clusters_use_passes() -> None:
                             {"name": "both", "projected": {"sources": [{"configMap": {"name": "a"}},
                                                                        {"downwardAPI": {"items": []}}]}}],
                 "workers": {"env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "a", "key": "b"}}}]}})
+
+
+def test_pod_labels_only_by_the_admins_keys() -> None:
+    """A label is a selector's match (issue 21): by default none of the user's; the admin lists keys, or "*"."""
+    teams = PodPolicy.from_json('{"allowedPodLabels": ["team"]}')
+    parse_spec({"podLabels": {"team": "a"}}, teams)
+    assert set(refused({"podLabels": {"team": "a", "app": "web"}}, teams)) == {"spec.podLabels['app']"}
+    parse_spec({"podLabels": {"app": "web"}}, PodPolicy.from_json('{"allowedPodLabels": ["*"]}'))
+
+
+def test_without_configmaps_in_the_policy_no_configmap_reaches_a_pod() -> None:
+    """An admin who grants SeamlessDaskClusters alone lists no configMap: no volume, projection or env value."""
+    policy = PodPolicy.from_json('{"allowedVolumeTypes": ["emptyDir", "downwardAPI", "projected"]}')
+    errors = refused({"volumes": [{"name": "c", "configMap": {"name": "other-app"}},
+                                  {"name": "p", "projected": {"sources": [{"configMap": {"name": "other-app"}}]}}],
+                      "workers": {"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "o", "key": "k"}}}]}},
+                     policy)
+    assert set(errors) == {"spec.volumes[0].configMap", "spec.volumes[1].projected.sources[0].configMap",
+                           "spec.workers.env[0].valueFrom.configMapKeyRef"}
+    assert all("podPolicy.allowedVolumeTypes" in message for message in errors.values())
 
 
 def test_a_policy_with_a_typo_is_refused_not_ignored() -> None:

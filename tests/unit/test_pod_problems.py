@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 from seamless_dask_operator.builders.objects import ClusterRef
+from seamless_dask_operator.decide.status import Observed, status_patch
 from seamless_dask_operator.pod_problems import MESSAGE_LIMIT, PodProblem, pod_problem, pod_problems, summary
-from seamless_dask_operator.status import Observed, status_patch
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 RECENT, LONG_AGO = "2027-01-15T07:58:00Z", "2027-01-14T07:58:00Z"

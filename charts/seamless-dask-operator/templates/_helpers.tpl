@@ -60,7 +60,7 @@ app.kubernetes.io/part-of: seamless-dask
 
 {{/*
 RBAC: what the operator does in a namespace it serves. Keep in step with
-operator/seamless_dask_operator/kube.py and handlers.py; tests/chart/test_rbac.py
+operator/seamless_dask_operator/kube.py and handlers/; tests/chart/test_rbac.py
 compares these rules with the list of calls the operator makes.
 */}}
 {{- define "sdo.namespacedRules" -}}
@@ -91,10 +91,14 @@ compares these rules with the list of calls the operator makes.
   resources: [pods]
   verbs: [get, list, watch, create, delete]
 # TLS (spec.tls.enabled): the certificates' Secret is created once and deleted with
-# the cluster by the uid recorded at creation; never read (no access to Secrets' data).
+# the cluster. Whose a Secret of that name is, its ownerReference says: `get` reads it
+# as metadata only (PartialObjectMetadata), the operator never asks for any Secret's
+# data. (The uid recorded in .status, which anyone with the status subresource may
+# write, made another's Secret look like the cluster's; `create pods` already lets
+# this account mount any Secret, so `get` adds no reach.)
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [create, delete]
+  verbs: [get, create, delete]
 # Events: kopf.warn/kopf.info post core/v1 Events.
 - apiGroups: [""]
   resources: [events]

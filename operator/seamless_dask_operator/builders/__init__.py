@@ -6,9 +6,11 @@ API server stores), so golden tests compare them without any I/O.
 
 from typing import Any
 
+from seamless_dask_runtime.identity import TEMPLATE_HASH_ANNOTATION
+
 from ..resource import ClusterSpec
 from .network_policy import operator_peer, scheduler_network_policy
-from .objects import ClusterRef
+from .objects import ClusterRef, template_hash
 from .scheduler import scheduler_pod, scheduler_template
 from .service import scheduler_service
 from .workers import worker_pod, worker_pod_name
@@ -21,8 +23,15 @@ def desired_children(ref: ClusterRef, cluster: ClusterSpec,
 
     ``operator``: the NetworkPolicy peer of the operator's pods (:func:`operator_peer`); None when the operator
     runs outside the cluster, where a NetworkPolicy does not see it anyway.
+
+    Both carry the hash of what they were built from: a restarted operator that finds the Service of this hash
+    (in its watch) applies neither again.
     """
-    return [scheduler_service(ref, cluster), scheduler_network_policy(ref, cluster, operator)]
+    children = [scheduler_service(ref, cluster), scheduler_network_policy(ref, cluster, operator)]
+    applied = template_hash(children)
+    for child in children:
+        child["metadata"]["annotations"] = {TEMPLATE_HASH_ANNOTATION: applied}
+    return children
 
 
 __all__ = [

@@ -1,13 +1,16 @@
-"""What the operator sees of one cluster in one round: its pods and what its scheduler said (pure values).
+"""What the operator sees of one cluster in one round (pure values).
 
-Handlers fill an :class:`Observation` (from kopf's pod index and the
-scheduler's HTTP API); :func:`decide.decide` reads nothing else.
+Its own pods and scheduler Service (from the watches), what its scheduler answered, and what
+became of the previous round's actions: a child the API server refused, a retire call that
+finished, the Events posted lately. The handlers fill an :class:`Observation`;
+:func:`decide.decide` reads nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from seamless_dask_runtime.identity import (
@@ -18,7 +21,8 @@ from seamless_dask_runtime.identity import (
     WORKER_INDEX_LABEL,
 )
 
-from .pod_problems import PodProblem, by_importance, pod_problem
+from ..pod_problems import PodProblem, by_importance, pod_problem
+from .plan import Retire
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class SchedulerAnswers:
     adaptive_target: int | None = None
     worker_names: tuple[str, ...] | None = None  # Dask names = pod names (batch: job names)
     busy: bool | None = None
-    idle_since: float | None = None
+    idle_for: float | None = None  # seconds without a client or a task (a duration: one clock, the scheduler's)
+    error: str | None = None  # why a ready scheduler did not answer (it runs the tenant's image)
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,41 @@ class ChildrenView:
     """The cluster's own scheduler Service as the watch last saw it."""
 
     service: dict[str, Any] | None = None  # type, ports and selector; None: no Service of ours
+    applied: str | None = None  # the hash of the children it was applied with (their template-hash annotation)
+
+
+class RefusalKind(Enum):
+    REJECTED = "RejectedByAPI"  # 400/422: what this spec makes is invalid; retrying the same spec cannot help
+    FORBIDDEN = "Forbidden"  # 403: a ResourceQuota or a missing right; may pass later without an edit
+    NAME_CLASH = "NameClash"  # a child's name is taken by an object this cluster does not own
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The API server would not take an action of this round (what it said, in its own words)."""
+
+    kind: RefusalKind
+    message: str
+
+
+@dataclass(frozen=True)
+class RetireOutcome:
+    """A retire call that finished since the last round: who the scheduler says it retired, or why it failed."""
+
+    request: Retire
+    retired: tuple[str, ...] = ()
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class Observation:
-    pods: tuple[PodView, ...] = ()
+    pods: tuple[PodView, ...] = ()  # only the pods this cluster owns (ownerReference uid)
     children: ChildrenView | None = None  # None: not observed (nothing to say about drift)
     scheduler: SchedulerAnswers = SchedulerAnswers()
+    refusal: Refusal | None = None  # set on the second pass of a round whose actions were refused
+    retire_outcome: RetireOutcome | None = None
+    retiring: bool = False  # a retire call is still in flight
+    last_posted: Mapping[str, float] = field(default_factory=dict)  # Event reason -> when (the round's clock)
 
     @property
     def workers(self) -> list[PodView]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 from typing import Any
 
 from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, WORKER
 from seamless_dask_runtime.status import ClusterStatus, Phase
 
-from .builders.objects import ClusterRef, selector_string
-from .pod_problems import PodProblem, summary
+from ..builders.objects import ClusterRef, selector_string
+from ..pod_problems import PodProblem, summary
+
+
+def timestamp(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,10 @@ class Observed:
     last_activity: str | None = None
     tls: bool = False
     pod_problems: tuple[PodProblem, ...] = ()
+    scheduler_error: str | None = None  # a ready scheduler whose HTTP API did not answer as it should
+
+
+UNRESPONSIVE = "SchedulerUnresponsive"
 
 
 def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
@@ -39,6 +48,8 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
     message = observed.spec_error
     if observed.pod_problems and not observed.spec_error:
         reason, message = observed.pod_problems[0].reason, summary(list(observed.pod_problems))
+    elif observed.scheduler_error and observed.scheduler_ready and not observed.spec_error:
+        reason, message = UNRESPONSIVE, unresponsive_message(observed.scheduler_error)
     return ClusterStatus(
         phase=phase,
         scheduler_port=COMM_PORT,
@@ -52,9 +63,24 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
     )
 
 
-def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
-    return {"type": kind, "status": "True" if ok else "False", "reason": reason, "message": message,
-            "observedGeneration": generation}
+def unresponsive_message(error: str) -> str:
+    return f"the scheduler passes /health but its HTTP API did not answer as it should: {error[:300]}"
+
+
+def _condition(kind: str, ok: bool | None, reason: str, message: str, generation: int) -> dict[str, Any]:
+    status = "Unknown" if ok is None else "True" if ok else "False"
+    return {"type": kind, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
+
+
+def _responsive(observed: Observed) -> dict[str, Any]:
+    if not observed.scheduler_ready:
+        return _condition("SchedulerResponsive", None, "SchedulerNotReady", "not asked: the scheduler is not ready",
+                          observed.generation)
+    if observed.scheduler_error:
+        return _condition("SchedulerResponsive", False, UNRESPONSIVE, unresponsive_message(observed.scheduler_error),
+                          observed.generation)
+    return _condition("SchedulerResponsive", True, "Answering",
+                      "the scheduler answers the operator's questions in time", observed.generation)
 
 
 def conditions(observed: Observed) -> list[dict[str, Any]]:
@@ -68,6 +94,7 @@ def conditions(observed: Observed) -> list[dict[str, Any]]:
                    "scheduler answers /health" if observed.scheduler_ready
                    else "waiting for the scheduler pod to pass /health",
                    observed.generation),
+        _responsive(observed),
         _condition("PodsHealthy", not observed.pod_problems,
                    observed.pod_problems[0].reason if observed.pod_problems else "NoProblems",
                    summary(list(observed.pod_problems)) if observed.pod_problems
@@ -111,3 +138,12 @@ def status_patch(ref: ClusterRef, observed: Observed, old_status: dict[str, Any]
     if observed.last_activity is not None:
         patch["lastActivity"] = observed.last_activity
     return patch
+
+
+STOPPING_REASON = "Deleting"
+
+
+def stopping_status() -> dict[str, Any]:
+    """What ``.status`` says while a deleted cluster's children are removed."""
+    return {"phase": Phase.STOPPING.value, "reason": STOPPING_REASON,
+            "message": "deleting the scheduler, its Service and the workers"}

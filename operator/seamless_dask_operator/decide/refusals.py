@@ -1,0 +1,62 @@
+"""What a refusal means: a spec the model refused, or an API answer that no retry of the same spec helps (pure).
+
+Both end in ``Failed`` with the words of whoever refused (the model names the field, the API
+server its own), a ``SpecValid=False`` condition and one Event per generation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..builders.objects import ClusterRef
+from .observation import Refusal, RefusalKind
+from .plan import PatchStatus, Plan, PostEvent
+from .status import Observed, status_patch, timestamp
+
+INVALID_SPEC = "InvalidSpec"
+
+
+def refusal_kind(status: int) -> RefusalKind | None:
+    """Which API answers are refusals; any other (409, 429, 5xx, ...) is worth a retry soon."""
+    if status in (400, 422):  # the request itself is wrong: retrying the same spec cannot help
+        return RefusalKind.REJECTED
+    if status == 403:  # a ResourceQuota or a missing right: tried again every round, recovers by itself
+        return RefusalKind.FORBIDDEN
+    return None
+
+
+def api_message(status: int, reason: str, body: str | None) -> str:
+    """The API server's own words (it names the field), not the whole response."""
+    try:
+        message = json.loads(body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"the API server refused a child object ({status} {reason}): {message or body}"
+
+
+def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return {k: old.get(k) for k in new} != dict(new)
+
+
+def failed(ref: ClusterRef, message: str, reason: str, old_status: Mapping[str, Any], generation: int,
+           now: float) -> Plan:
+    """``Failed`` with ``message``; the Event once per generation (a refusal seen every round is said once)."""
+    already_reported = old_status.get("observedGeneration") == generation and old_status.get("phase") == "Failed"
+    status = status_patch(ref, Observed(generation=generation, spec_error=message, spec_error_reason=reason),
+                          dict(old_status), timestamp(now))
+    actions: list[Any] = [] if already_reported else [PostEvent("Warning", reason, message)]
+    if changed(old_status, status):
+        actions.append(PatchStatus(status))
+    return Plan(status=status, actions=tuple(actions))
+
+
+def refused(ref: ClusterRef, refusal: Refusal, old_status: Mapping[str, Any], generation: int, now: float) -> Plan:
+    return failed(ref, refusal.message, refusal.kind.value, old_status, generation, now)
+
+
+def waiting_for_a_new_spec(old_status: Mapping[str, Any], generation: int) -> bool:
+    """This generation was refused by the API already: no retry helps until the spec changes."""
+    return old_status.get("phase") == "Failed" and old_status.get("observedGeneration") == generation \
+        and old_status.get("reason") == RefusalKind.REJECTED.value

@@ -1,0 +1,150 @@
+"""The per-cluster loop: a round on create/update/resume, and a daemon's round every interval or soon after one
+of the cluster's pods changed.
+
+A round reads (:mod:`.observing`), calls :func:`decide.decide`, and carries out the plan (:mod:`.executing`);
+when the API server refuses an action, the refusal is observed and decided on in the same round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import time
+from typing import Any
+
+import kopf
+
+from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.parameters import ParameterError
+
+from .. import kube, metrics
+from ..api_client import API_FAILURES
+from ..builders import ClusterRef, operator_peer
+from ..decide import Observation, decide
+from ..resource import ClusterSpec, parse_spec
+from ..settings import SETTINGS
+from .executing import Execution
+from .memo import ClusterMemo, cluster_memo, operator_memo
+from .observing import edited_fields, known_status, observe
+from .watching import Indexes
+
+RESOURCE = (GROUP, VERSION, PLURAL)
+OPERATOR_PEER = operator_peer(SETTINGS.pod_namespace, SETTINGS.pod_labels) if SETTINGS.pod_namespace else None
+
+
+def cluster_ref(meta: kopf.Meta) -> ClusterRef:
+    return ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+
+
+def run_round(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
+              memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes, *, spec_changed: bool,
+              edited: frozenset[str] = frozenset()) -> None:
+    metrics.RECONCILES.labels(handler).inc()
+    ref, shared, state = cluster_ref(meta), operator_memo(memo), cluster_memo(memo)
+    if ref.uid in shared.orphaned:
+        return
+    cluster: ClusterSpec | ParameterError
+    try:
+        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name)
+    except ParameterError as exc:
+        cluster = exc
+    observation, api = observe(ref, cluster, indexes, state, logger)
+    old_status = known_status(status, state)
+
+    def plan_for(seen: Observation) -> Any:
+        return decide(ref, cluster, seen, old_status, meta.get("generation", 0), time.time(),
+                      spec_changed=spec_changed, edited=edited, operator_peer=OPERATOR_PEER)
+
+    execution = Execution(body, ref, api, patch, state, shared, handler)
+    refusal = execution.run(plan_for(observation))
+    if refusal is not None:
+        # The same round decides what the refusal means (Failed, said once), and reports it.
+        execution.run(plan_for(Observation(pods=observation.pods, refusal=refusal,
+                                           last_posted=dict(state.last_posted))))
+
+
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE, field="spec")
+@kopf.on.resume(*RESOURCE)
+def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
+                  logger: kopf.Logger, diff: kopf.Diff, **kwargs: Any) -> None:
+    """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
+    state = cluster_memo(memo)
+    with state.round_lock:
+        run_round("apply", body, meta, status, patch, memo, logger, Indexes.of(kwargs),
+                  spec_changed=True, edited=edited_fields(diff))
+        state.apply_round_at = time.monotonic()
+
+
+# A woken round waits this long: a pod's changes come in bursts (scheduled, started, Ready), one round sees them.
+WAKE_DEBOUNCE = 0.3
+# ...and runs no sooner than this after an apply round, whose children the watches may not show yet.
+AFTER_APPLY = 1.0
+
+
+async def _woken_or_due(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> bool:
+    """Wait for the interval, a pod change or the stop; True when a pod change woke it."""
+    waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return wake.is_set()
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=SETTINGS.request_timeout)
+async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
+                         logger: kopf.Logger, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+    """Follow pods and the scheduler: scale, replace, time out, report; every interval, and when a pod changes.
+
+    The body, meta and status kopf gives a daemon follow the resource; the round runs in kopf's handler threads
+    and writes ``.status`` itself (kopf applies a daemon's patch only when it returns).
+    """
+    key = (meta["namespace"], meta["name"])
+    shared, state = operator_memo(memo), cluster_memo(memo)
+    wake = shared.wakers[key] = asyncio.Event()
+    indexes = Indexes.of(kwargs)
+    loop = asyncio.get_running_loop()
+    try:
+        delay = SETTINGS.reconcile_interval  # the create/resume round has just run
+        waited_for_apply = False
+        while not stopped:
+            if await _woken_or_due(wake, stopped, delay):
+                await asyncio.sleep(max(WAKE_DEBOUNCE, (state.apply_round_at or 0.0) + AFTER_APPLY - time.monotonic()))
+            wake.clear()
+            if stopped or meta.get("deletionTimestamp"):
+                break
+            if state.apply_round_at is None and not waited_for_apply:
+                # Its create/resume round has not run yet (many clusters at once queue for the threads): the
+                # children this round would miss are not drift. One period more; then the round runs anyway,
+                # and repairs a cluster whose create kopf gave up on (its own patch refused, say).
+                waited_for_apply = True
+                continue
+            # Copied context: kopf.event() and the per-object logger find their queue, as in kopf's own threads.
+            run = functools.partial(contextvars.copy_context().run, _follow_round, body, meta, status, memo,
+                                    state, logger, indexes)
+            delay = await loop.run_in_executor(shared.executor, run)
+    finally:
+        if shared.wakers.get(key) is wake:
+            del shared.wakers[key]
+
+
+def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo, state: ClusterMemo,
+                  logger: kopf.Logger, indexes: Indexes) -> float:
+    """One round, its status written; the seconds until the next one (sooner after a failure kopf would retry)."""
+    patch = kopf.Patch()
+    with state.round_lock:
+        try:
+            run_round("observe", body, meta, status, patch, memo, logger, indexes, spec_changed=False)
+        except kopf.TemporaryError as exc:
+            logger.warning("round failed, again in %s s: %s", exc.delay, exc)
+            return min(exc.delay or SETTINGS.reconcile_interval, SETTINGS.reconcile_interval)
+        if patch.status:
+            try:
+                kube.patch_status(cluster_ref(meta), dict(patch.status))
+            except API_FAILURES as exc:
+                state.written_status = None  # not written after all: the next round writes it again
+                logger.warning("status not written, again in %s s: %s", SETTINGS.reconcile_interval, exc)
+    return SETTINGS.reconcile_interval

@@ -1,0 +1,127 @@
+"""The operator's and the clusters' lifecycle: startup settings, deletion, release on shutdown, the CRD deleted.
+
+Deletion always completes, so the finalizer is held only while an operator can act on it:
+
+* kopf needs it while the operator runs (its timers and daemons are stopped before the resource
+  goes), and it buys the ordered deletion of :func:`delete_cluster`: no child outlives its resource,
+  whatever garbage collection's lag on a freshly installed CRD.
+* An operator that stops (scaled down, upgraded, uninstalled with ``kubectl``) takes its finalizer
+  off every resource it served (:func:`release_on_shutdown`): deleting one while no operator runs
+  completes at once, and garbage collection removes the children (they all carry an ownerReference);
+  the next operator puts the finalizer back.
+* Deleting the CRD: the API server then refuses patches in discovery, so kopf stops serving the
+  resource and no delete handler would ever run; :func:`crd_deleted` deletes the children of every
+  resource and takes the finalizer off itself, and the CRD goes.
+
+An operator killed outright (SIGKILL, node lost) cannot release anything: deletions wait for the
+next operator, or ``kubectl patch sdc NAME --type=json -p '[{"op":"remove","path":"/metadata/finalizers"}]'``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from seamless_dask_runtime.identity import FINALIZER, GROUP, PLURAL
+
+from .. import kube, metrics
+from ..api_client import API_FAILURES
+from ..builders import ClusterRef
+from ..decide import stopping_status
+from ..persistence import CompactDiffBaseStorage
+from ..settings import SETTINGS
+from .cluster_loop import RESOURCE, cluster_ref
+from .executing import temporary
+from .memo import OperatorMemo, cluster_memo, operator_memo
+from .watching import filter_watches_on_the_server
+
+
+@kopf.on.startup(errors=kopf.ErrorsMode.PERMANENT)  # a failed start stops the operator with its reason, now
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.level = logging.WARNING  # Events for problems, not for every log line
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    # Compacted: a copy of a large spec in an annotation made every patch fail, the finalizer's removal too.
+    settings.persistence.diffbase_storage = CompactDiffBaseStorage(prefix=GROUP, key="last-handled-configuration")
+    settings.watching.server_timeout = 300
+    filter_watches_on_the_server(settings)
+    settings.networking.request_timeout = SETTINGS.request_timeout
+    # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
+    settings.execution.max_workers = SETTINGS.handler_threads
+    # The operator-wide memo is shallow-copied into every resource's memo: this one object is shared by all.
+    memo["operator"] = OperatorMemo(executor=settings.execution.executor)
+    try:
+        metrics.serve(SETTINGS.metrics_port)
+    except OSError as exc:
+        raise kopf.PermanentError(f"cannot serve metrics on port {SETTINGS.metrics_port}: {exc} (set "
+                                  "SEAMLESS_DASK_OPERATOR_METRICS_PORT, the chart's metricsPort, to a free port; "
+                                  "0 serves none)") from exc
+
+
+@kopf.on.delete(*RESOURCE)
+def delete_cluster(meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Children go now, not when garbage collection gets to them; the resource goes after them.
+
+    Meanwhile the phase says Stopping.
+    """
+    cluster_memo(memo).deleting = True
+    patch.status.update(stopping_status())
+    metrics.forget(meta["namespace"], meta["name"])
+    try:
+        left = kube.delete_children_until_gone(cluster_ref(meta))
+    except API_FAILURES as exc:
+        raise temporary(exc, "delete") from exc
+    if left:
+        raise kopf.TemporaryError(f"children keep coming back: {', '.join(left)}", delay=2)
+
+
+def _release_all(logger: kopf.Logger, shared: OperatorMemo | None, *, delete_children: bool) -> int:
+    """Take the finalizer off every resource this operator serves (their children deleted first, if asked)."""
+    try:
+        served = kube.clusters(SETTINGS.namespaces)
+    except API_FAILURES as exc:
+        logger.warning("could not list the SeamlessDaskClusters to release them: %s", exc)
+        return 0
+    refs = [ClusterRef(name=c["metadata"]["name"], namespace=c["metadata"]["namespace"], uid=c["metadata"]["uid"])
+            for c in served]
+    if delete_children:
+        if shared is not None:
+            shared.orphaned.update(ref.uid for ref in refs)
+        # Twice: a round already past its check when the first pass ran may still have made a child.
+        for _ in range(2):
+            for ref in refs:
+                _best_effort(logger, f"delete the children of {ref.namespace}/{ref.name}", kube.delete_children, ref)
+            time.sleep(0.5)
+    return sum(bool(_best_effort(logger, f"release {ref.namespace}/{ref.name}", kube.release, cluster))
+               for ref, cluster in zip(refs, served, strict=True))
+
+
+def _best_effort(logger: kopf.Logger, what: str, call: Any, *args: Any) -> Any:
+    try:
+        return call(*args)
+    except API_FAILURES as exc:  # one failing must not keep the others
+        logger.warning("could not %s: %s", what, exc)
+        return None
+
+
+@kopf.on.cleanup()
+def release_on_shutdown(logger: kopf.Logger, **_: Any) -> None:
+    """The operator stops: no resource keeps a finalizer that nobody would take off (see the module's doc)."""
+    released = _release_all(logger, None, delete_children=False)
+    logger.info("released %d SeamlessDaskClusters for the time no operator runs", released)
+
+
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+
+@kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+               when=lambda name, **_: name == CRD_NAME)
+def crd_deleted(meta: kopf.Meta, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """The CRD is being deleted: kopf no longer serves its resources (see the module's doc), so this does."""
+    if not meta.get("deletionTimestamp"):
+        return
+    released = _release_all(logger, operator_memo(memo), delete_children=True)
+    logger.warning("CRD %s deleted: released %d SeamlessDaskClusters, their children deleted", CRD_NAME, released)

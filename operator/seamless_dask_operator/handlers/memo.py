@@ -1,0 +1,66 @@
+"""What the operator keeps between rounds, typed: one :class:`ClusterMemo` per cluster, one :class:`OperatorMemo`.
+
+kopf gives every resource a memo, a shallow copy of the operator-wide one made when the resource is
+first seen: the :class:`OperatorMemo` put there at startup is shared by all clusters, and each
+cluster's :class:`ClusterMemo` is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from ..decide import PodView, Retire
+
+# A retire call lasts as long as the scheduler takes to move the workers' memory (up to retireTimeout): it runs
+# in this pool, never in kopf's handler threads, so slow schedulers cannot starve the rounds of other clusters.
+# One call per cluster at most; threads that wait on a socket cost little, so many clusters retire at once, none
+# queued behind another's slow scheduler (up to this many).
+RETIRE_THREADS = 256
+
+
+@dataclass
+class OperatorMemo:
+    executor: Executor | None = None  # kopf's handler threads, where the daemons' rounds run too
+    retirer: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=RETIRE_THREADS, thread_name_prefix="retire"))
+    # A pod's event finds its cluster's daemon here, to wake it: (namespace, name) -> its event.
+    wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    # Resources whose CRD is being deleted: kopf no longer serves them, yet a round may still be under way, which
+    # would make the children again; a round of one of these does nothing.
+    orphaned: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ClusterMemo:
+    # One round at a time: an apply round and a daemon round never see each other half-done.
+    round_lock: threading.Lock = field(default_factory=threading.Lock)
+    retiring: tuple[Retire, Future[list[str]]] | None = None  # the retire call in flight
+    last_posted: dict[str, float] = field(default_factory=dict)  # Event reason -> when (time.time())
+    apply_round_at: float | None = None  # time.monotonic() of the last create/update/resume round
+    deleting: bool = False  # the delete handler runs: rounds make nothing more
+    # time.monotonic() of the first idle answer of a scheduler that does not say for how long (an older image).
+    idle_seen_at: float | None = None
+    # What this operator did that the watches may not show yet (expectations, as Kubernetes' own controllers
+    # keep them): pods it created (name -> when, and the pod as a round will see it), pods it deleted, and
+    # when it last applied the Service. A round that follows at once then neither creates a pod twice nor
+    # calls a Service it has just made "deleted by hand".
+    created: dict[str, tuple[float, PodView]] = field(default_factory=dict)
+    deleted: dict[str, float] = field(default_factory=dict)
+    service_applied_at: float | None = None
+    written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote
+
+
+def operator_memo(memo: kopf.Memo) -> OperatorMemo:
+    shared: OperatorMemo = memo.setdefault("operator", OperatorMemo())
+    return shared
+
+
+def cluster_memo(memo: kopf.Memo) -> ClusterMemo:
+    state: ClusterMemo = memo.setdefault("cluster", ClusterMemo())
+    return state

@@ -1,0 +1,144 @@
+"""One round's :class:`Observation` of a cluster: its own pods and Service, its scheduler's answers, and what
+became of the previous round's retire call and Events."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import kopf
+
+from seamless_dask_runtime.parameters import ParameterError
+
+from ..builders import ClusterRef
+from ..decide import ChildrenView, Observation, PodView, RetireOutcome, SchedulerAnswers, pod_views, questions
+from ..resource import ClusterSpec
+from ..scheduler_api import SchedulerAPI, SchedulerUnavailable
+from ..settings import SETTINGS
+from .memo import ClusterMemo
+from .watching import Indexes
+
+# How long this operator's own writes count when the watches do not show them yet (a watch lags by milliseconds
+# on a quiet API server, by seconds under load; a write the watch never shows is not believed for ever).
+EXPECTATION_SECONDS = 60.0
+
+
+def _children(ref: ClusterRef, services: list[dict[str, Any]], state: ClusterMemo) -> ChildrenView | None:
+    service = next((s for s in services if s["name"] == ref.scheduler_name and ref.uid in s["owners"]), None)
+    if service is None and state.service_applied_at is not None \
+            and time.monotonic() - state.service_applied_at < EXPECTATION_SECONDS:
+        return None  # just applied, not in the watch yet: nothing to say about drift
+    if service is None:
+        return ChildrenView()
+    return ChildrenView(service=service["service"], applied=service.get("applied"))
+
+
+def known_status(status: kopf.Status, state: ClusterMemo) -> dict[str, Any]:
+    """``.status`` as the watch shows it, or as this operator last wrote it when the watch has not shown that yet:
+    a round right after the one that said "Failed" does not say it again."""
+    known = dict(status)
+    if state.written_status is not None:
+        at, written = state.written_status
+        if time.monotonic() - at < EXPECTATION_SECONDS:
+            known.update(written)
+        else:
+            state.written_status = None
+    return known
+
+
+def _with_own_writes(pods: tuple[PodView, ...], state: ClusterMemo) -> tuple[PodView, ...]:
+    """The watch's pods, plus the ones this operator created and minus the ones it deleted, that the watch does not
+    show yet: a round right after another neither makes a pod twice (a 409 and a GET each) nor retires or deletes
+    one twice."""
+    now = time.monotonic()
+    seen = {p.name: p for p in pods}
+    for name, (at, _view) in list(state.created.items()):
+        if name in seen or now - at > EXPECTATION_SECONDS:
+            del state.created[name]
+    for name, at in list(state.deleted.items()):
+        if name not in seen or seen[name].terminating or now - at > EXPECTATION_SECONDS:
+            del state.deleted[name]
+    views = [dataclasses.replace(p, terminating=True, ready=False) if p.name in state.deleted else p for p in pods]
+    return (*views, *(view for _at, view in state.created.values()))
+
+
+def scheduler_api(observation: Observation) -> SchedulerAPI | None:
+    ready = observation.ready_scheduler
+    return SchedulerAPI(f"http://{ready.ip}:{SETTINGS.dashboard_port}") if ready is not None else None
+
+
+def _idle_for(state: ClusterMemo, busy: bool, reported: float | None) -> float | None:
+    """Seconds idle: as the scheduler measured them, else on this operator's clock from its first idle answer."""
+    if busy:
+        state.idle_seen_at = None
+        return None
+    if reported is not None:
+        return reported
+    if state.idle_seen_at is None:
+        state.idle_seen_at = time.monotonic()
+    return time.monotonic() - state.idle_seen_at
+
+
+def _ask_scheduler(api: SchedulerAPI | None, cluster: ClusterSpec, state: ClusterMemo,
+                   logger: kopf.Logger) -> SchedulerAnswers:
+    """The questions this cluster's round needs answered; an unanswered one stays None."""
+    if api is None:
+        return SchedulerAnswers()
+    asked = questions(cluster)
+    answers: dict[str, Any] = {"reachable": True}
+    try:
+        if asked.adaptive_target:
+            answers["adaptive_target"] = api.adaptive_target()
+        if asked.worker_names:
+            answers["worker_names"] = tuple(api.worker_names())
+        if asked.idleness:
+            busy, reported = api.idle_for()
+            answers.update(busy=busy, idle_for=_idle_for(state, busy, reported))
+    except SchedulerUnavailable as exc:
+        logger.info("scheduler did not answer: %s", exc)
+        answers.update(reachable=False, error=str(exc))
+    return SchedulerAnswers(**answers)
+
+
+def _retire_outcome(state: ClusterMemo) -> tuple[RetireOutcome | None, bool]:
+    """The retire call that finished since the last round (collected once), and whether one is still in flight."""
+    if state.retiring is None:
+        return None, False
+    request, call = state.retiring
+    if not call.done():
+        return None, True
+    state.retiring = None
+    try:
+        return RetireOutcome(request, retired=tuple(call.result())), False
+    except Exception as exc:  # the scheduler runs the tenant's image: whatever it did is this cluster's problem
+        return RetireOutcome(request, error=str(exc) or type(exc).__name__), False
+
+
+def observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, indexes: Indexes, state: ClusterMemo,
+            logger: kopf.Logger) -> tuple[Observation, SchedulerAPI | None]:
+    key = (ref.namespace, ref.name)
+    # Only the pods this cluster owns: one that merely carries its labels is not ours to count, scale or delete.
+    owned = [p for p in indexes.pods.get(key, []) if ref.uid in p["metadata"]["owners"]]
+    seen = Observation(pods=_with_own_writes(pod_views(owned, time.time()), state),
+                       children=_children(ref, list(indexes.services.get(key, [])), state),
+                       last_posted=dict(state.last_posted))
+    if isinstance(cluster, ParameterError):
+        return seen, None
+    api = scheduler_api(seen)
+    outcome, retiring = _retire_outcome(state)
+    return Observation(pods=seen.pods, children=seen.children, scheduler=_ask_scheduler(api, cluster, state, logger),
+                       retire_outcome=outcome, retiring=retiring, last_posted=seen.last_posted), api
+
+
+def edited_fields(diff: kopf.Diff) -> frozenset[str]:
+    """Dotted spec fields an update changed (kopf's diff below ``spec``; a whole dict replaced counts per key)."""
+    edited: set[str] = set()
+    for item in diff:
+        path = [str(p) for p in item.field if p != "spec"]
+        old, new = item.old, item.new
+        if isinstance(old, dict) and isinstance(new, dict):
+            edited |= {".".join([*path, key]) for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
+        elif path:
+            edited.add(".".join(path))
+    return frozenset(edited)

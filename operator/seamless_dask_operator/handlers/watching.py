@@ -1,0 +1,105 @@
+"""What the operator watches: its pods and scheduler Services (kopf indexes), and pod changes that wake a round.
+
+One watch per kind keeps the indexes current, so a round lists nothing. The API server filters the
+watches by our labels (:data:`SELECTOR`): other applications' pods in a watched namespace are never
+streamed nor parsed. An index keeps only what a round reads of an object, not the object, and the
+indexers are coroutines: they run on kopf's event loop at once, never queued behind handler threads
+that wait on the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from seamless_dask_runtime.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, TEMPLATE_HASH_ANNOTATION
+
+from .memo import operator_memo
+
+OURS: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT}
+# The same, as the server-side label selector of the pod and Service watches (kopf's labels= filter is
+# applied by the operator, after the API server streamed everything).
+SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY},{CLUSTER_LABEL}"
+WATCHED = (("v1", "pods"), ("v1", "services"))
+
+
+def filter_watches_on_the_server(settings: kopf.OperatorSettings) -> None:
+    for resource in WATCHED:
+        settings.watching.label_selectors[resource] = SELECTOR
+
+
+def _pod_status_summary(status: dict[str, Any]) -> dict[str, Any]:
+    """What readiness and pod problems are read from; the rest of a pod's status is not kept."""
+    def container(c: dict[str, Any]) -> dict[str, Any]:
+        return {key: c.get(key) for key in ("name", "ready", "restartCount", "state", "lastState")}
+
+    return {
+        "podIP": status.get("podIP"),
+        "phase": status.get("phase"),
+        "reason": status.get("reason"),
+        "message": status.get("message"),
+        "conditions": list(status.get("conditions") or []),
+        "initContainerStatuses": [container(c) for c in status.get("initContainerStatuses") or []],
+        "containerStatuses": [container(c) for c in status.get("containerStatuses") or []],
+    }
+
+
+def owner_uids(body: kopf.Body) -> list[str]:
+    return [o.get("uid") for o in body["metadata"].get("ownerReferences") or []]
+
+
+@kopf.index("v1", "pods", labels=OURS)
+async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Our pods by (namespace, cluster), kept current by one watch: no LIST per reconcile."""
+    pod = {
+        "metadata": {
+            "name": body["metadata"]["name"],
+            "labels": dict(labels),
+            "annotations": dict(body["metadata"].get("annotations") or {}),
+            "deletionTimestamp": body["metadata"].get("deletionTimestamp"),
+            "owners": owner_uids(body),
+        },
+        "status": _pod_status_summary(body.get("status") or {}),
+    }
+    return {(namespace, labels[CLUSTER_LABEL]): pod}
+
+
+@kopf.index("v1", "services", labels=OURS)
+async def cluster_services(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Our scheduler Services, kept current by one watch: a Service deleted or edited is seen."""
+    spec = body.get("spec") or {}
+    return {(namespace, labels[CLUSTER_LABEL]): {
+        "name": body["metadata"]["name"],
+        "owners": owner_uids(body),
+        "service": {k: spec.get(k) for k in ("type", "ports", "selector")},
+        "applied": (body["metadata"].get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION),
+    }}
+
+
+@dataclass(frozen=True)
+class Indexes:
+    """kopf's indexes of our pods and scheduler Services, by (namespace, cluster)."""
+
+    pods: kopf.Index[Any, Any]
+    services: kopf.Index[Any, Any]
+
+    @classmethod
+    def of(cls, handler_kwargs: dict[str, Any]) -> Indexes:
+        """kopf passes each index to a handler as a keyword argument named after its function."""
+        return cls(pods=handler_kwargs["cluster_pods"], services=handler_kwargs["cluster_services"])
+
+
+@kopf.on.event("v1", "pods", labels=OURS)
+async def pod_changed(type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    """A pod of ours changed (bound, Ready, failed, deleted): its cluster's round runs now, not a period later.
+
+    Pods the operator creates (ADDED) and the initial listing (None) wake nothing: the round that made them
+    knows.
+    """
+    if type not in ("MODIFIED", "DELETED"):
+        return
+    wake = operator_memo(memo).wakers.get((namespace or "", labels[CLUSTER_LABEL]))
+    if wake is not None:
+        wake.set()
