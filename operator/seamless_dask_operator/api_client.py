@@ -45,6 +45,11 @@ def _credentials(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's login, kept for the operator's own calls (kopf calls it again when credentials expire)."""
+    return connect(**kwargs)
+
+
+def connect(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Log in as kopf would (``logger`` and ``settings`` keywords), for calls made before kopf runs (the Lease)."""
     info = _credentials(**kwargs)
     if info is None:
         return None
@@ -75,7 +80,7 @@ def request(method: str, path: str, *, query: dict[str, Any] | None = None, body
                                 headers={**headers, "Accept": accept, "Content-Type": content_type})
         if response.status != 401 or attempt == 2:
             break
-        login(**_connection["login"])  # the token was rotated (a projected service-account token): read it again
+        connect(**_connection["login"])  # the token was rotated (a projected service-account token): read it again
     data = response.data
     if not 200 <= response.status <= 299:
         raise ApiError(response.status, response.reason or "", data.decode("utf-8", "replace"))

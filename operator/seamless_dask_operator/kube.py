@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from seamless_dask_runtime.identity import CLUSTER_LABEL, FINALIZER, GROUP, PLURAL, VERSION
 
-from .api_client import ApiError, request
+from .api_client import API_FAILURES, ApiError, request
 from .builders.objects import ClusterRef
 
 FIELD_MANAGER = "seamless-dask-operator"
@@ -225,3 +225,16 @@ def delete_cluster(ref: ClusterRef) -> None:
     except ApiError as exc:
         if exc.status != 404:
             raise
+
+
+def replicas_follow(namespace: str, deployment: str) -> bool:
+    """Whether the operator's Deployment still wants replicas (one will serve when this one stops). False when
+    there is no Deployment (the operator runs elsewhere), it is being deleted, or scaled to 0."""
+    if not (namespace and deployment):
+        return False
+    try:
+        found = request("GET", f"/apis/apps/v1/namespaces/{quote(namespace, safe='')}/deployments/"
+                               f"{quote(deployment, safe='')}")
+    except API_FAILURES:  # gone (uninstalled), no right to look, no API: release, so no deletion waits for us
+        return False
+    return not found["metadata"].get("deletionTimestamp") and int((found.get("spec") or {}).get("replicas", 1)) > 0

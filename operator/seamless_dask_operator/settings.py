@@ -25,6 +25,11 @@ class OperatorSettings:
     # NetworkPolicy; empty outside a cluster.
     pod_namespace: str
     pod_labels: dict[str, str]
+    # Leader election among replicas (the chart's Lease); empty: this operator is the only one (no election).
+    lease_name: str
+    pod_name: str
+    # The operator's own Deployment: whether another replica will serve the clusters when this one stops.
+    deployment_name: str
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -45,6 +50,9 @@ class OperatorSettings:
             pod_policy=PodPolicy.from_json(env.get("SEAMLESS_DASK_OPERATOR_POD_POLICY", "")),
             pod_namespace=env.get("SEAMLESS_DASK_OPERATOR_POD_NAMESPACE", ""),
             pod_labels=json.loads(env.get("SEAMLESS_DASK_OPERATOR_POD_LABELS") or "{}"),
+            lease_name=env.get("SEAMLESS_DASK_OPERATOR_LEASE", ""),
+            pod_name=env.get("SEAMLESS_DASK_OPERATOR_POD_NAME") or env.get("HOSTNAME", ""),
+            deployment_name=env.get("SEAMLESS_DASK_OPERATOR_DEPLOYMENT", ""),
         )
 
 

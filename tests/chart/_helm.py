@@ -50,14 +50,19 @@ def run(cmd: list[str], *, env: Mapping[str, str] | None = None, timeout: float 
 
 def render(helm: str, values: Mapping[str, Any] | None = None, *, release: str = "sdo",
            namespace: str = "seamless-dask", include_crds: bool = False,
-           extra: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """``helm template`` the chart; the rendered objects (test hooks included)."""
+           extra: Iterable[str] = (), uninstall_hook: bool = False) -> list[dict[str, Any]]:
+    """``helm template`` the chart; the rendered objects (the test hook included; the uninstall hook's
+    objects, which exist only while ``helm uninstall`` runs, when asked)."""
     cmd = [helm, "template", release, str(CHART), "--namespace", namespace, *set_args(values or {}),
            *extra]
     if include_crds:
         cmd.append("--include-crds")
     out = run(cmd).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return [doc for doc in yaml.safe_load_all(out) if doc and (uninstall_hook or hook_of(doc) != "pre-delete")]
+
+
+def hook_of(obj: Mapping[str, Any]) -> str | None:
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get("helm.sh/hook")
 
 
 def by_kind(objects: Iterable[Mapping[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -41,6 +41,15 @@ OPERATOR_CALLS: dict[Call, str] = {
     ("", "events", "create"): "kopf.warn / kopf.info (kopf posts core/v1 Events)",
 }
 
+#: In the operator's own namespace, on objects named after the release only (RBAC resourceNames; ``create``
+#: cannot be limited by name): leader election, and a look at its own Deployment.
+OWN_NAMESPACE_CALLS: dict[Call, str] = {
+    ("coordination.k8s.io", "leases", "create"): "leadership.Lease.try_acquire: the first replica makes the Lease",
+    ("coordination.k8s.io", "leases", "get"): "leadership.Lease: who holds it",
+    ("coordination.k8s.io", "leases", "update"): "leadership.Lease: take, renew, give up",
+    ("apps", "deployments", "get"): "kube.replicas_follow: whether a replica follows one that stops",
+}
+
 #: Cluster-scoped reads of kopf's observers (every mode).
 KOPF_CLUSTER_CALLS: dict[Call, str] = {
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"): "kopf resource observer: initial listing",

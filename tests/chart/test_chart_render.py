@@ -100,8 +100,14 @@ def test_operator_deployment_args_env_and_probes(helm: str, mode: str) -> None:
     values = MODES[mode]
     objects = render(helm, values, namespace="ops")
     deployment = operator_deployment(objects)
-    assert deployment["spec"]["replicas"] == 1  # kopf standalone: never two at once
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Two replicas, one acting (the Lease's holder, issue 22); a rollout adds one before it removes one.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SEAMLESS_DASK_OPERATOR_LEASE"]["value"] == deployment["metadata"]["name"]
+    assert env["SEAMLESS_DASK_OPERATOR_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 60
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
     container = operator_container(objects)

@@ -12,6 +12,7 @@ from .operator_calls import (
     KOPF_CLUSTER_CALLS,
     KOPF_NAMESPACED_MODE_CALLS,
     OPERATOR_CALLS,
+    OWN_NAMESPACE_CALLS,
     RESERVED,
     Call,
     cluster_grants,
@@ -21,11 +22,12 @@ from .operator_calls import (
 RELEASE_NS = "ops"
 
 
-def expand(rules: Iterable[Mapping[str, Any]]) -> set[Call]:
-    """RBAC rules → set of (apiGroup, resource, verb); wildcards and URL rules are refused."""
+def expand(rules: Iterable[Mapping[str, Any]], names: frozenset[str] = frozenset()) -> set[Call]:
+    """RBAC rules → set of (apiGroup, resource, verb); wildcards and URL rules are refused, and rules by name
+    allowed only for ``names``."""
     out: set[Call] = set()
     for rule in rules:
-        assert "nonResourceURLs" not in rule and "resourceNames" not in rule, rule
+        assert "nonResourceURLs" not in rule and set(rule.get("resourceNames") or ()) <= names, rule
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
@@ -39,7 +41,10 @@ def bound_to_operator(objects: list[dict[str, Any]]) -> tuple[set[Call], dict[st
     sa = one(objects, "ServiceAccount")["metadata"]["name"]
     subject = {"kind": "ServiceAccount", "name": sa, "namespace": RELEASE_NS}
     cluster_roles = {r["metadata"]["name"]: expand(r["rules"]) for r in by_kind(objects, "ClusterRole")}
-    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): expand(r["rules"])
+    # By name, in its own namespace only: its Lease and its Deployment, named like the release (the operator's
+    # ServiceAccount).
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]):
+             expand(r["rules"], frozenset({sa}) if r["metadata"]["namespace"] == RELEASE_NS else frozenset())
              for r in by_kind(objects, "Role")}
     cluster: set[Call] = set()
     per_namespace: dict[str, set[Call]] = {}
@@ -59,8 +64,8 @@ def bound_to_operator(objects: list[dict[str, Any]]) -> tuple[set[Call], dict[st
 def test_cluster_wide_mode_grants_exactly_what_is_called(helm: str) -> None:
     objects = render(helm, CLUSTER_WIDE, namespace=RELEASE_NS)
     cluster, per_namespace = bound_to_operator(objects)
-    assert per_namespace == {}
-    assert by_kind(objects, "Role") == []
+    assert per_namespace == {RELEASE_NS: set(OWN_NAMESPACE_CALLS)}, "its own namespace: the Lease, its Deployment"
+    assert [r["metadata"]["name"] for r in by_kind(objects, "Role")] == ["sdo-seamless-dask-operator-leader"]
     needed = set(OPERATOR_CALLS) | set(KOPF_CLUSTER_CALLS)
     assert needed <= cluster, f"missing: {sorted(needed - cluster)}"
     assert cluster == namespaced_grants() | cluster_grants(namespaced_mode=False), (
@@ -71,6 +76,7 @@ def test_cluster_wide_mode_grants_exactly_what_is_called(helm: str) -> None:
 def test_namespaced_mode_grants_roles_per_namespace_and_only_reads_cluster_wide(helm: str) -> None:
     objects = render(helm, NAMESPACED, namespace=RELEASE_NS)
     cluster, per_namespace = bound_to_operator(objects)
+    assert per_namespace.pop(RELEASE_NS) == set(OWN_NAMESPACE_CALLS)
     assert set(per_namespace) == set(NAMESPACED["watchNamespaces"])
     for ns, grants in per_namespace.items():
         assert set(OPERATOR_CALLS) <= grants, f"{ns} missing {sorted(set(OPERATOR_CALLS) - grants)}"
@@ -110,3 +116,17 @@ def test_user_facing_aggregated_roles(helm: str) -> None:
     assert {verb for _, _, verb in expand(view["rules"])} == {"get", "list", "watch"}
     off = render(helm, {"rbac": {"create": True, "aggregateToDefaultRoles": False}})
     assert [r["metadata"]["name"] for r in by_kind(off, "ClusterRole")] == ["sdo-seamless-dask-operator"]
+
+
+def test_the_uninstall_hook_may_only_scale_the_operator_to_zero(helm: str) -> None:
+    """`helm uninstall` stops the operator first, while its RBAC exists (files/uninstall-hook.py)."""
+    objects = [o for o in render(helm, CLUSTER_WIDE, namespace=RELEASE_NS, uninstall_hook=True)
+               if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-delete"]
+    assert sorted(o["kind"] for o in objects) == ["Job", "Role", "RoleBinding", "ServiceAccount"]
+    role = one(objects, "Role")
+    assert role["metadata"]["namespace"] == RELEASE_NS
+    assert expand(role["rules"], frozenset({"sdo-seamless-dask-operator"})) == {
+        ("apps", "deployments/scale", "patch"), ("", "pods", "list")}
+    job = one(objects, "Job")["spec"]["template"]["spec"]
+    assert job["serviceAccountName"] == one(objects, "ServiceAccount")["metadata"]["name"]
+    assert job["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False

@@ -261,3 +261,20 @@ def test_a_name_no_child_can_carry_is_a_spec_error_said_once(name: str) -> None:
     assert acts(first) == {"events": ("InvalidSpec",)}
     again = decide(ref, cluster, Observation(), first.status, 3, NOW + 5)
     assert acts(again) == {} and not again.writes_status
+
+
+def test_thousands_of_workers_come_in_batches_that_leave_room_for_edits() -> None:
+    """Issue 21 item 7: a round creates, deletes or retires at most BATCH workers and says more is to come."""
+    from seamless_dask_operator.decide.workers import BATCH
+
+    spec = {"cores": 1, "workers": {"replicas": 250, "maximum": 250}}
+    first = run(spec, scheduler())
+    assert len(created_workers(first)) == BATCH and first.more
+    last = run(spec, scheduler(), *(worker(i) for i in range(200)))
+    assert created_workers(last) == tuple(range(200, 250)) and not last.more
+    down = run({"cores": 1, "workers": {"replicas": 0, "maximum": 250}}, scheduler(),
+               *(worker(i, ready=False) for i in range(250)))
+    assert len(deleted(down)) == BATCH and down.more
+    retiring = run({"cores": 1, "workers": {"replicas": 0, "maximum": 250}}, scheduler(),
+                   *(worker(i) for i in range(250)))
+    assert next(iter(retiring.of(Retire))).count == BATCH and retiring.more

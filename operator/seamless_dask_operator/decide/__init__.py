@@ -144,4 +144,4 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     actions += events_to_post(notices, observation.last_posted, now)
     if changed(old_status, status):
         actions.append(PatchStatus(status))
-    return Plan(status=status, actions=tuple(actions))
+    return Plan(status=status, actions=tuple(actions), more=workers.more)

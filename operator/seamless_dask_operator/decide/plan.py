@@ -90,6 +90,7 @@ class Plan:
 
     status: dict[str, Any]
     actions: tuple[Action, ...] = field(default_factory=tuple)
+    more: bool = False  # work was left for the next round, which should follow at once
 
     def __iter__(self) -> Iterator[Action]:
         return iter(self.actions)

@@ -39,11 +39,12 @@ def cluster_ref(meta: kopf.Meta) -> ClusterRef:
 
 def run_round(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
               memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes, *, spec_changed: bool,
-              edited: frozenset[str] = frozenset()) -> None:
+              edited: frozenset[str] = frozenset()) -> bool:
+    """One round; True when it left work for a round that should follow at once (a batch cut short)."""
     metrics.RECONCILES.labels(handler).inc()
     ref, shared, state = cluster_ref(meta), operator_memo(memo), cluster_memo(memo)
     if ref.uid in shared.orphaned:
-        return
+        return False
     cluster: ClusterSpec | ParameterError
     try:
         cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name)
@@ -57,11 +58,14 @@ def run_round(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
                       spec_changed=spec_changed, edited=edited, operator_peer=OPERATOR_PEER)
 
     execution = Execution(body, ref, api, patch, state, shared, handler)
-    refusal = execution.run(plan_for(observation))
+    plan = plan_for(observation)
+    refusal = execution.run(plan)
     if refusal is not None:
         # The same round decides what the refusal means (Failed, said once), and reports it.
         execution.run(plan_for(Observation(pods=observation.pods, refusal=refusal,
                                            last_posted=dict(state.last_posted))))
+        return False
+    return bool(plan.more)
 
 
 @kopf.on.create(*RESOURCE)
@@ -72,9 +76,14 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
     state = cluster_memo(memo)
     with state.round_lock:
-        run_round("apply", body, meta, status, patch, memo, logger, Indexes.of(kwargs),
-                  spec_changed=True, edited=edited_fields(diff))
+        more = run_round("apply", body, meta, status, patch, memo, logger, Indexes.of(kwargs),
+                         spec_changed=True, edited=edited_fields(diff))
         state.apply_round_at = time.monotonic()
+    shared = operator_memo(memo)
+    wake = shared.wakers.get((meta["namespace"], meta["name"]))
+    if more and wake is not None and shared.loop is not None:
+        # The batch was cut short: the daemon follows at once. It waits on kopf's event loop; this is a thread.
+        shared.loop.call_soon_threadsafe(wake.set)
 
 
 # A woken round waits this long: a pod's changes come in bursts (scheduled, started, Ready), one round sees them.
@@ -106,7 +115,7 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
     shared, state = operator_memo(memo), cluster_memo(memo)
     wake = shared.wakers[key] = asyncio.Event()
     indexes = Indexes.of(kwargs)
-    loop = asyncio.get_running_loop()
+    loop = shared.loop = asyncio.get_running_loop()
     try:
         delay = SETTINGS.reconcile_interval  # the create/resume round has just run
         waited_for_apply = False
@@ -137,7 +146,7 @@ def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: k
     patch = kopf.Patch()
     with state.round_lock:
         try:
-            run_round("observe", body, meta, status, patch, memo, logger, indexes, spec_changed=False)
+            more = run_round("observe", body, meta, status, patch, memo, logger, indexes, spec_changed=False)
         except kopf.TemporaryError as exc:
             logger.warning("round failed, again in %s s: %s", exc.delay, exc)
             return min(exc.delay or SETTINGS.reconcile_interval, SETTINGS.reconcile_interval)
@@ -147,4 +156,4 @@ def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: k
             except API_FAILURES as exc:
                 state.written_status = None  # not written after all: the next round writes it again
                 logger.warning("status not written, again in %s s: %s", SETTINGS.reconcile_interval, exc)
-    return SETTINGS.reconcile_interval
+    return 0.0 if more else SETTINGS.reconcile_interval
