@@ -28,6 +28,9 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 WORKER_INDEX_LABEL = f"{GROUP}/worker-index"
 TEMPLATE_HASH_ANNOTATION = f"{GROUP}/template-hash"
 SCHEDULER, WORKER = "scheduler", "worker"
+# A new scheduler started beside the running one (a rollout): the Service does not select it until it is Ready
+# and takes over.
+SCHEDULER_CANDIDATE = "scheduler-candidate"
 
 # -- environment variables ----------------------------------------------------
 THROTTLE_VARIABLE = "SEAMLESS_WORKER_TRANSFORMATION_THROTTLE"

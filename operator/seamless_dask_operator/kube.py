@@ -13,7 +13,15 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, FINALIZER, GROUP, PLURAL, VERSION
+from seamless_dask_runtime.identity import (
+    CLUSTER_LABEL,
+    COMPONENT_LABEL,
+    FINALIZER,
+    GROUP,
+    PLURAL,
+    SCHEDULER,
+    VERSION,
+)
 
 from .api_client import API_FAILURES, ApiError, request
 from .builders.objects import ClusterRef
@@ -124,6 +132,13 @@ def create_pod(pod: dict[str, Any], owner_uid: str) -> bool:
     return True
 
 
+def promote_scheduler(namespace: str, name: str) -> None:
+    """A Ready candidate becomes the scheduler the Service selects (its component label)."""
+    component = {COMPONENT_LABEL: SCHEDULER, "app.kubernetes.io/component": SCHEDULER}
+    request("PATCH", _path("Pod", namespace, name), body={"metadata": {"labels": component}},
+            content_type="application/merge-patch+json")
+
+
 def delete_pod(namespace: str, name: str) -> None:
     try:
         request("DELETE", _path("Pod", namespace, name), query={"gracePeriodSeconds": 30})
@@ -213,6 +228,17 @@ def patch_status(ref: ClusterRef, status: dict[str, Any]) -> None:
     """Merge ``status`` into the resource's ``.status`` (as kopf writes a handler's patch); gone is fine."""
     try:
         request("PATCH", _path("SeamlessDaskCluster", ref.namespace, ref.name, "status"), body={"status": status},
+                content_type="application/merge-patch+json")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+
+
+def nudge(namespace: str, name: str) -> None:
+    """Change an annotation of a SeamlessDaskCluster: kopf sees an event, and runs its pending handlers again."""
+    try:
+        request("PATCH", _path("SeamlessDaskCluster", namespace, name),
+                body={"metadata": {"annotations": {f"{GROUP}/nudged": str(time.time())}}},
                 content_type="application/merge-patch+json")
     except ApiError as exc:
         if exc.status != 404:

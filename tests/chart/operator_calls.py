@@ -18,7 +18,7 @@ Call = tuple[str, str, str]
 OPERATOR_CALLS: dict[Call, str] = {
     (*SDC, "list"): "kopf: initial listing of the watched resource",
     (*SDC, "watch"): "kopf: watch stream of the watched resource",
-    (*SDC, "patch"): "kopf: finalizer, progress and diff-base annotations (handlers.lifecycle.configure)",
+    (*SDC, "patch"): "kopf: finalizer, progress and diff-base annotations; kube.nudge: a deletion kopf lost",
     (*SDC, "delete"): "kube.delete_cluster: idle timeout (spec.timeout)",
     (*SDC_STATUS, "patch"): "kopf: patch.status goes to the status subresource",
     ("", "services", "list"): "kopf index handlers.watching.cluster_services: initial listing",
@@ -38,6 +38,7 @@ OPERATOR_CALLS: dict[Call, str] = {
     ("", "secrets", "get"): "kube.ensure_tls_secret, kube.delete_children: whose NAME-tls is (metadata only)",
     ("", "secrets", "delete"): "kube.delete_children",
     ("", "pods", "delete"): "kube.delete_pod: retired or unready workers; owned pods with the cluster",
+    ("", "pods", "patch"): "kube.promote_scheduler: a rollout's new scheduler takes over (its labels)",
     ("", "events", "create"): "kopf.warn / kopf.info (kopf posts core/v1 Events)",
 }
 

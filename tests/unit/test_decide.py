@@ -19,6 +19,7 @@ from seamless_dask_operator.decide import (
     Observation,
     Plan,
     PodView,
+    PromoteScheduler,
     Refusal,
     RefusalKind,
     Retire,
@@ -42,6 +43,13 @@ def scheduler(ready: bool = True, template: str = CURRENT, terminating: bool = F
               finished: bool = False) -> PodView:
     return PodView("c-scheduler", "scheduler", 0, ready, terminating, template, "10.0.0.2" if ready else None,
                    finished=finished)
+
+
+def candidate(ready: bool = True, problem: str | None = None) -> PodView:
+    """A new scheduler beside the running one (made from the round's spec)."""
+    return PodView("c-scheduler-new", "scheduler-candidate", 0, ready, False, CURRENT, "10.0.0.3" if ready else None,
+                   problem=PodProblem("c-scheduler-new", "scheduler-candidate", problem, "no such image")
+                   if problem else None)
 
 
 def worker(index: int, ready: bool = True, template: str = HASH, terminating: bool = False,
@@ -83,6 +91,8 @@ def acts(plan: Plan) -> dict[str, Any]:
     """The actions only, for compact expectations."""
     return {k: v for k, v in {
         "apply": bool(plan.of(ApplyChild)), "scheduler": plan.creates_scheduler,
+        "candidate": any(a.component == "scheduler-candidate" for a in plan.of(CreatePod)),
+        "promote": next((a.name for a in plan.of(PromoteScheduler)), None),
         "create": created_workers(plan), "delete": deleted(plan),
         "retire": next(iter(plan.of(Retire)), None), "delete_cluster": bool(plan.of(DeleteCluster)),
         "events": tuple(e.reason for e in plan.events)}.items() if v}
@@ -100,9 +110,19 @@ ROUNDS = [
      dict(answers=SchedulerAnswers()), (worker(0), worker(1)), {"scheduler": True}),
     ("scheduler pod terminating: its successor waits until it is gone (never two schedulers)",
      dict(answers=SchedulerAnswers()), (scheduler(ready=False, terminating=True), worker(0), worker(1)), {}),
-    ("scheduler template changed: the old pod goes first, said once",
+    ("scheduler template changed: a new one starts beside the running one (surge first), said once",
      dict(answers=SchedulerAnswers()), (scheduler(template="old"), worker(0), worker(1)),
-     {"delete": ("c-scheduler",), "events": ("SchedulerRestart",)}),
+     {"candidate": True, "events": ("SchedulerRestart",)}),
+    ("the new scheduler is Ready: it takes over, the old one goes",
+     dict(answers=SchedulerAnswers()), (scheduler(template="old"), candidate(), worker(0), worker(1)),
+     {"delete": ("c-scheduler",), "promote": "c-scheduler-new"}),
+    ("the new scheduler cannot start: the running one stays, and it is said",
+     dict(answers=SchedulerAnswers()),
+     (scheduler(template="old"), candidate(ready=False, problem="ErrImagePull"), worker(0), worker(1)),
+     {"events": ("RolloutBlocked", "ErrImagePull")}),
+    ("a scheduler that never worked is replaced the old way: deleted first, nothing to protect",
+     dict(answers=SchedulerAnswers()), (scheduler(ready=False, template="old"), worker(0), worker(1)),
+     {"delete": ("c-scheduler",)}),
     ("scheduler pod evicted (Failed): deleted, replaced once gone",
      dict(answers=SchedulerAnswers()), (scheduler(ready=False, finished=True), worker(0), worker(1)),
      {"delete": ("c-scheduler",)}),
@@ -119,9 +139,16 @@ ROUNDS = [
      dict(spec={**SPEC, "workers": {"replicas": 1}},
           answers=SchedulerAnswers(reachable=True, worker_names=("c-worker-0", "c-worker-1"), busy=True)),
      (scheduler(), worker(0), worker(1, ready=False)), {"retire": Retire(names=("c-worker-1",), timeout=120)}),
-    ("a new template: ready pods roll one at a time through retirement", {},
-     (scheduler(), worker(0, template="old"), worker(1, template="old")),
+    ("a new template: a new pod first (surge), the old ones keep serving", {},
+     (scheduler(), worker(0, template="old"), worker(1, template="old")), {"create": (2,)}),
+    ("a new pod is Ready: an old one is retired (results move first)", {},
+     (scheduler(), worker(0, template="old"), worker(1, template="old"), worker(2)),
      {"retire": Retire(names=("c-worker-0",), timeout=120)}),
+    ("a new pod that cannot start stops the rollout; the old ones stay, and it is said", {},
+     (scheduler(), worker(0, template="old"), worker(1, template="old"),
+      dataclasses.replace(worker(2, ready=False), problem=PodProblem("c-worker-2", "worker", "Unschedulable",
+                                                                     "0/1 nodes: Insufficient memory"))),
+     {"events": ("RolloutBlocked", "Unschedulable")}),
     ("a terminating pod's name is not reused", {}, (scheduler(), worker(0), worker(1, terminating=True)),
      {"create": (2,)}),
     ("adaptive: the scheduler's target, capped at maximum",
@@ -227,8 +254,8 @@ def test_an_image_change_says_what_it_will_do() -> None:
                    worker(1, template="old"),
                    spec_changed=True, edited=frozenset({"image"}))
     assert [e.reason for e in decision.events] == ["ImageChange"]
-    assert "scheduler restarts" in decision.events[0].message and decision.of(ApplyChild)
-    assert deleted(decision) == ("c-scheduler",) and not decision.creates_scheduler, "Recreate: old one first"
+    assert "a new scheduler starts beside the running one" in decision.events[0].message and decision.of(ApplyChild)
+    assert deleted(decision) == () and acts(decision)["candidate"], "surge first: the running one stays"
 
 
 def test_pod_problem_is_one_event_until_it_changes() -> None:

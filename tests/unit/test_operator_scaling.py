@@ -27,9 +27,16 @@ def test_scale_down_removes_unready_first_then_retires() -> None:
     assert plan.retire_count == 1
 
 
-def test_outdated_pods_roll_one_at_a_time() -> None:
+def test_outdated_pods_roll_new_one_first() -> None:
+    """Surge first (issue 22): a new pod, and an old one retired only once a new one is Ready."""
     plan = plan_workers(pods((0, True, "old"), (1, True, "old")), 2, "new")
-    assert plan.replace == ["c-worker-0"] and not plan.create
+    assert plan.create == [2] and not plan.replace
+    waiting = plan_workers(pods((0, True, "old"), (1, True, "old"), (2, False, "new")), 2, "new")
+    assert waiting.empty, "one new pod at a time, and no old one goes while it starts"
+    ready = plan_workers(pods((0, True, "old"), (1, True, "old"), (2, True, "new")), 2, "new")
+    assert ready.replace == ["c-worker-0"] and not ready.create, "at most one pod beyond the count"
+    retired = plan_workers(pods((1, True, "old"), (2, True, "new")), 2, "new")
+    assert retired.create == [0] and not retired.replace
 
 
 def test_outdated_pods_that_never_became_ready_go_at_once() -> None:

@@ -86,10 +86,11 @@ compares these rules with the list of calls the operator makes.
   verbs: [get, create, patch]
 # Pods: one watch feeds the operator's index; the scheduler pod and worker pods are
 # created by name (on a name taken, a get tells whose pod it is) and deleted by name
-# (retired workers, an outdated scheduler, or with the cluster: owned ones only).
+# (retired workers, an outdated scheduler, or with the cluster: owned ones only); a
+# rollout's new scheduler is relabelled when it takes over (patch: its labels only).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, create, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # TLS (spec.tls.enabled): the certificates' Secret is created once and deleted with
 # the cluster. Whose a Secret of that name is, its ownerReference says: `get` reads it
 # as metadata only (PartialObjectMetadata), the operator never asks for any Secret's

@@ -20,6 +20,7 @@ from seamless_dask_runtime.identity import (
     HTTP_ROUTES_VARIABLE,
     PARAMETERS_VARIABLE,
     SCHEDULER,
+    SCHEDULER_CANDIDATE,
     TEMPLATE_HASH_ANNOTATION,
     TEMPORARY_DIRECTORY_VARIABLE,
 )
@@ -132,9 +133,16 @@ def scheduler_template(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     return pod
 
 
-def scheduler_pod(ref: ClusterRef, cluster: ClusterSpec, template: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The pod ``NAME-scheduler`` (``template``: :func:`scheduler_template`, when the round has it already)."""
+def scheduler_pod(ref: ClusterRef, cluster: ClusterSpec, template: dict[str, Any] | None = None,
+                  candidate: bool = False) -> dict[str, Any]:
+    """The pod ``NAME-scheduler`` (``template``: :func:`scheduler_template`, when the round has it already).
+
+    ``candidate``: a new scheduler started beside the running one (a rollout), ``NAME-scheduler-HASH``, which the
+    Service does not select (component ``scheduler-candidate``) until it takes over.
+    """
     spec = scheduler_template(ref, cluster) if template is None else template
-    meta = metadata(ref, ref.scheduler_name, SCHEDULER, cluster)
-    meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH_ANNOTATION: template_hash(spec)}
+    digest = template_hash(spec)
+    name = f"{ref.scheduler_name}-{digest[:8]}" if candidate else ref.scheduler_name
+    meta = metadata(ref, name, SCHEDULER_CANDIDATE if candidate else SCHEDULER, cluster)
+    meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH_ANNOTATION: digest}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}

@@ -48,6 +48,7 @@ from .plan import (
     PatchStatus,
     Plan,
     PostEvent,
+    PromoteScheduler,
     Retire,
 )
 from .refusals import INVALID_SPEC, api_message, changed, failed, refusal_kind, refused, waiting_for_a_new_spec
@@ -57,7 +58,8 @@ from .workers import decide_workers
 
 __all__ = [
     "Action", "ApplyChild", "ChildrenView", "CreatePod", "DeleteCluster", "DeletePod", "EnsureTlsSecret",
-    "Observation", "PatchStatus", "Plan", "PodView", "PostEvent", "Questions", "Refusal", "RefusalKind", "Retire",
+    "Observation", "PatchStatus", "Plan", "PodView", "PostEvent", "PromoteScheduler", "Questions", "Refusal",
+    "RefusalKind", "Retire",
     "RetireOutcome", "SchedulerAnswers", "api_message", "decide", "pod_view", "pod_views", "questions",
     "refusal_kind",
     "stopping_status",
@@ -137,6 +139,8 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         actions.append(scheduler.create)
     actions += workers.create
     actions += [DeletePod(name) for name in (*scheduler.delete, *workers.delete)]
+    if scheduler.promote is not None:
+        actions.append(scheduler.promote)
     if workers.retire is not None:
         actions.append(workers.retire)
     if idle.delete_cluster:

@@ -16,6 +16,7 @@ from typing import Any
 from seamless_dask_runtime.identity import (
     COMPONENT_LABEL,
     SCHEDULER,
+    SCHEDULER_CANDIDATE,
     TEMPLATE_HASH_ANNOTATION,
     WORKER,
     WORKER_INDEX_LABEL,
@@ -100,6 +101,11 @@ class Observation:
     def scheduler_pods(self) -> list[PodView]:
         """Every scheduler pod, on its way out or not (a new one waits until none is left)."""
         return [p for p in self.pods if p.component == SCHEDULER]
+
+    @property
+    def candidates(self) -> list[PodView]:
+        """New schedulers started beside the running one (a rollout), not on their way out."""
+        return [p for p in self.pods if p.component == SCHEDULER_CANDIDATE and not p.terminating and not p.finished]
 
     @property
     def schedulers(self) -> list[PodView]:

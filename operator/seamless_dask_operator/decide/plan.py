@@ -49,6 +49,13 @@ class DeletePod:
 
 
 @dataclass(frozen=True)
+class PromoteScheduler:
+    """The new scheduler (a candidate, Ready) takes over: it becomes the one the Service selects."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Retire:
     """Ask the scheduler to retire workers (their results move first); a later round deletes the pods it retired."""
 
@@ -76,8 +83,10 @@ class PatchStatus:
     status: dict[str, Any]
 
 
-Action = ApplyChild | EnsureTlsSecret | CreatePod | DeletePod | Retire | DeleteCluster | PostEvent | PatchStatus
-A = TypeVar("A", ApplyChild, EnsureTlsSecret, CreatePod, DeletePod, Retire, DeleteCluster, PostEvent, PatchStatus)
+Action = (ApplyChild | EnsureTlsSecret | CreatePod | DeletePod | PromoteScheduler | Retire | DeleteCluster | PostEvent
+          | PatchStatus)
+A = TypeVar("A", ApplyChild, EnsureTlsSecret, CreatePod, DeletePod, PromoteScheduler, Retire, DeleteCluster,
+            PostEvent, PatchStatus)
 
 
 @dataclass(frozen=True)

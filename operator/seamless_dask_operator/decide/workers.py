@@ -46,22 +46,43 @@ def plan_workers(pods: Sequence[PodView], desired: int, current_hash: str) -> Wo
     return dataclasses.replace(plan, delete_finished=finished)
 
 
+def _free(pods: Sequence[PodView], count: int, desired: int) -> list[int]:
+    used = {p.index for p in pods}  # terminating and finished names are still taken
+    free = (i for i in range(len(pods) + desired + 2) if i not in used)
+    return [next(free) for _ in range(count)]
+
+
 def _plan_live(live: list[PodView], pods: Sequence[PodView], desired: int, current_hash: str) -> WorkerPlan:
+    outdated = [p for p in live if p.template_hash != current_hash]
+    if outdated:
+        return _plan_rollout(live, outdated, pods, desired, current_hash)
     excess = len(live) - desired
     if excess < 0:
-        used = {p.index for p in pods}  # terminating and finished names are still taken
-        free = (i for i in range(len(pods) + desired + 1) if i not in used)
-        return WorkerPlan(create=[next(free) for _ in range(-excess)])
+        return WorkerPlan(create=_free(pods, -excess, desired))
     if excess > 0:
         unready = sorted((p for p in live if not p.ready), key=lambda p: -p.index)[:excess]
         return WorkerPlan(delete_unready=[p.name for p in unready], retire_count=excess - len(unready))
-    # Right count: roll outdated pods one at a time so capacity never drops by more than one.
-    outdated = sorted((p for p in live if p.template_hash != current_hash), key=lambda p: (p.ready, p.index))
+    return WorkerPlan()
+
+
+def _plan_rollout(live: list[PodView], outdated: list[PodView], pods: Sequence[PodView], desired: int,
+                  current_hash: str) -> WorkerPlan:
+    """Add before removing, as a Deployment with maxSurge 1 and maxUnavailable 0: one new pod at a time, and an
+    old one retired (its results move) only once a new one is Ready. A new pod that cannot start (a missing
+    image, no room for its size) stops the rollout there; the old pods keep serving."""
     # Outdated pods that never became ready (a bad image, say) give no capacity and hold no results.
     never_ready = [p.name for p in outdated if not p.ready]
-    if never_ready:
-        return WorkerPlan(delete_unready=never_ready)
-    return WorkerPlan(replace=[outdated[0].name] if outdated else [])
+    ready_old = sorted((p for p in outdated if p.ready), key=lambda p: p.index)
+    current = [p for p in live if p.template_hash == current_hash]
+    ready_new = [p for p in current if p.ready]
+    starting_new = sorted((p for p in current if not p.ready), key=lambda p: -p.index)
+    surplus = len(ready_new) + len(ready_old) - desired
+    retire = [p.name for p in ready_old[:max(surplus, 0)]]
+    # A lower count meanwhile: new pods that are still starting go first.
+    extra_new = [p.name for p in starting_new[:max(len(current) - desired, 0)]]
+    # At most one pod beyond the count (a retiring one still counts until it is gone).
+    create = _free(pods, 1, desired) if not starting_new and len(current) < desired and len(live) <= desired else []
+    return WorkerPlan(create=create, delete_unready=never_ready + extra_new, replace=retire)
 
 
 # Pods created or deleted, and workers retired, in one round at most: a cluster scaled by thousands converges
@@ -95,6 +116,17 @@ def _retire_notices(observation: Observation, retired: tuple[str, ...]) -> list[
     return []
 
 
+def _blocked_notices(observation: Observation, current_hash: str) -> list[Notice]:
+    old = [p for p in observation.workers if p.template_hash != current_hash and p.ready]
+    stuck = [(p.name, p.problem.reason) for p in observation.workers
+             if p.template_hash == current_hash and not p.ready and p.problem is not None]
+    if not old or not stuck:
+        return []
+    name, reason = stuck[0]
+    return [warning_every_minute("RolloutBlocked", f"the new worker pod {name} cannot start ({reason}): the rollout "
+                                                   f"waits, and the {len(old)} running workers of the old spec stay")]
+
+
 def decide_workers(ref: ClusterRef, cluster: ClusterSpec, observation: Observation) -> WorkerDecision:
     params, options = cluster.params, cluster.options
     answers = observation.scheduler
@@ -120,7 +152,7 @@ def decide_workers(ref: ClusterRef, cluster: ClusterSpec, observation: Observati
     delete, retire_names = delete[:BATCH], retire_names[:BATCH]
     retire_count = min(plan.retire_count, BATCH - len(retire_names))
 
-    notices = _retire_notices(observation, retired)
+    notices = _retire_notices(observation, retired) + _blocked_notices(observation, template_hash(template))
     retire = None
     if retire_count or retire_names:
         if observation.ready_scheduler is None:

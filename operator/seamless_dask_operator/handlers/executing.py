@@ -26,6 +26,7 @@ from ..decide import (
     Plan,
     PodView,
     PostEvent,
+    PromoteScheduler,
     Refusal,
     RefusalKind,
     Retire,
@@ -104,6 +105,8 @@ class Execution:
         elif isinstance(action, DeletePod):
             kube.delete_pod(self.ref.namespace, action.name)
             self.state.deleted[action.name] = time.monotonic()
+        elif isinstance(action, PromoteScheduler):
+            kube.promote_scheduler(self.ref.namespace, action.name)
         elif isinstance(action, Retire):
             if self.api is not None and self.state.retiring is None:
                 self.state.retiring = (action, self.shared.retirer.submit(_call_retire, self.api, action))

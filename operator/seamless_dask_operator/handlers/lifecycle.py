@@ -22,6 +22,8 @@ next operator, or ``kubectl patch sdc NAME --type=json -p '[{"op":"remove","path
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +46,7 @@ from .watching import filter_watches_on_the_server
 
 
 @kopf.on.startup(errors=kopf.ErrorsMode.PERMANENT)  # a failed start stops the operator with its reason, now
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     settings.posting.level = logging.WARNING  # Events for problems, not for every log line
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -56,13 +58,45 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
     settings.execution.max_workers = SETTINGS.handler_threads
     # The operator-wide memo is shallow-copied into every resource's memo: this one object is shared by all.
-    memo["operator"] = OperatorMemo(executor=settings.execution.executor)
+    shared = memo["operator"] = OperatorMemo(executor=settings.execution.executor)
+    shared.nudger = asyncio.ensure_future(_nudge_stuck_deletions(kwargs["clusters_being_deleted"]))
     try:
         metrics.serve(SETTINGS.metrics_port)
     except OSError as exc:
         raise kopf.PermanentError(f"cannot serve metrics on port {SETTINGS.metrics_port}: {exc} (set "
                                   "SEAMLESS_DASK_OPERATOR_METRICS_PORT, the chart's metricsPort, to a free port; "
                                   "0 serves none)") from exc
+
+
+@kopf.index(*RESOURCE)
+async def clusters_being_deleted(namespace: str | None, name: str | None, meta: kopf.Meta,
+                                 **_: Any) -> dict[Any, Any] | None:
+    """The clusters whose deletion waits for this operator (deleted, the finalizer still on)."""
+    if meta.get("deletionTimestamp") and FINALIZER in (meta.get("finalizers") or []):
+        return {(namespace, name): meta["deletionTimestamp"]}
+    return None
+
+
+# kopf retries a failed delete handler by patching the resource after a delay; when that patch itself fails (a
+# 409, a 5xx), nothing makes kopf look at the resource again, and its deletion waits for ever. A deletion still
+# waiting after this long gets an annotation changed, which kopf sees as an event: the handler runs again.
+STUCK_AFTER = 30.0
+NUDGE_EVERY = 10.0
+
+
+async def _nudge_stuck_deletions(deleting: kopf.Index[Any, Any]) -> None:
+    while True:
+        await asyncio.sleep(NUDGE_EVERY)
+        now = time.time()
+        for (namespace, name), stamps in list(deleting.items()):
+            for stamp in stamps:
+                if now - _epoch(stamp) > STUCK_AFTER:
+                    await asyncio.to_thread(_best_effort, logging.getLogger(__name__), f"nudge {namespace}/{name}",
+                                            kube.nudge, namespace, name)
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @kopf.on.delete(*RESOURCE)
@@ -118,8 +152,15 @@ def _best_effort(logger: kopf.Logger, what: str, call: Any, *args: Any) -> Any:
 
 
 @kopf.on.cleanup()
-def release_on_shutdown(logger: kopf.Logger, **_: Any) -> None:
+async def release_on_shutdown(logger: kopf.Logger, memo: kopf.Memo, **_: Any) -> None:
     """The operator stops: no resource keeps a finalizer that nobody would take off (see the module's doc)."""
+    shared = operator_memo(memo)
+    if shared.nudger is not None:
+        shared.nudger.cancel()
+    await asyncio.to_thread(_release_unless_followed, logger)
+
+
+def _release_unless_followed(logger: kopf.Logger) -> None:
     if kube.replicas_follow(SETTINGS.pod_namespace, SETTINGS.deployment_name):
         logger.info("another replica of %s serves the SeamlessDaskClusters: their finalizers stay",
                     SETTINGS.deployment_name)

@@ -36,6 +36,7 @@ class OperatorMemo:
     # Resources whose CRD is being deleted: kopf no longer serves them, yet a round may still be under way, which
     # would make the children again; a round of one of these does nothing.
     orphaned: set[str] = field(default_factory=set)
+    nudger: asyncio.Future[None] | None = None  # the task that nudges deletions kopf lost (lifecycle)
 
 
 @dataclass
