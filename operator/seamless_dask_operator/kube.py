@@ -79,7 +79,7 @@ def _refuse_foreign(kind: str, namespace: str, name: str, owner_uid: str) -> Non
         raise ForeignObject(kind, namespace, name)
 
 
-def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> None:
+def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> str | None:
     """The scheduler Service or the NetworkPolicy: created when absent, server-side applied when the cluster's.
 
     ``ours``: the watch shows this object owned by the cluster, so it is applied at once. Otherwise it is
@@ -89,14 +89,16 @@ def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> None:
     meta = obj["metadata"]
     if not ours:
         try:
-            request("POST", _path(obj["kind"], meta["namespace"]), body=obj, query={"fieldManager": FIELD_MANAGER})
-            return
+            created = request("POST", _path(obj["kind"], meta["namespace"]), body=obj,
+                              query={"fieldManager": FIELD_MANAGER})
+            return str(created["metadata"]["uid"])  # created: its uid
         except ApiError as exc:
             if exc.status != 409:
                 raise
         _refuse_foreign(obj["kind"], meta["namespace"], meta["name"], owner_uid)
     request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
             query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
+    return None
 
 
 def ensure_tls_secret(ref: ClusterRef) -> None:
@@ -116,20 +118,21 @@ def ensure_tls_secret(ref: ClusterRef) -> None:
         _refuse_foreign("Secret", ref.namespace, ref.tls_secret_name, ref.uid)  # ours, made earlier: in use
 
 
-def create_pod(pod: dict[str, Any], owner_uid: str) -> bool:
-    """Create the scheduler pod or a worker pod; False when the cluster's own pod of that name exists already.
+def create_pod(pod: dict[str, Any], owner_uid: str) -> str | None:
+    """Create the scheduler pod or a worker pod: its uid; None when the cluster's own pod of that name exists
+    already.
 
     One of that name that another owns (or nobody) raises :class:`ForeignObject`: never counted as ours.
     """
     meta = pod["metadata"]
     try:
-        request("POST", _path("Pod", meta["namespace"]), body=pod)
+        created = request("POST", _path("Pod", meta["namespace"]), body=pod)
     except ApiError as exc:
         if exc.status != 409:
             raise
         _refuse_foreign("Pod", meta["namespace"], meta["name"], owner_uid)
-        return False
-    return True
+        return None
+    return str(created["metadata"]["uid"])
 
 
 def promote_scheduler(namespace: str, name: str) -> None:

@@ -92,7 +92,9 @@ async def _run(namespaces: list[str], liveness_port: int) -> None:
         stop.set()
         if keeper is not None:
             keeper.cancel()
-        if lease is not None:
+        from .handlers.cluster_loop import rounds_in_flight
+
+        if lease is not None and not rounds_in_flight():
             await asyncio.to_thread(lease.release)
         if health is not None:
             await health.cleanup()
@@ -114,4 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    # Stopped: a call still waiting in a thread (a scheduler that answers slowly, say) must not hold the exit
+    # (interpreters join their threads), nor act after the Lease went to another replica.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

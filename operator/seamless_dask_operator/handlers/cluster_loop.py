@@ -8,9 +8,12 @@ when the API server refuses an action, the refusal is observed and decided on in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -33,6 +36,31 @@ RESOURCE = (GROUP, VERSION, PLURAL)
 OPERATOR_PEER = operator_peer(SETTINGS.pod_namespace, SETTINGS.pod_labels) if SETTINGS.pod_namespace else None
 
 
+# Rounds under way in this process: a leader that stops gives its Lease up only when none is (a round left running
+# could still act after its successor took over); otherwise the Lease expires by itself.
+_in_flight = 0
+_in_flight_lock = threading.Lock()
+
+
+def rounds_in_flight() -> int:
+    with _in_flight_lock:
+        return _in_flight
+
+
+@contextlib.contextmanager
+def _one_round(round_lock: threading.Lock) -> Iterator[None]:
+    """The cluster's round lock (one round at a time per cluster), the round counted while it runs."""
+    global _in_flight
+    with round_lock:
+        with _in_flight_lock:
+            _in_flight += 1
+        try:
+            yield
+        finally:
+            with _in_flight_lock:
+                _in_flight -= 1
+
+
 def cluster_ref(meta: kopf.Meta) -> ClusterRef:
     return ClusterRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
 
@@ -50,7 +78,7 @@ def run_round(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
         cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name)
     except ParameterError as exc:
         cluster = exc
-    observation, api = observe(ref, cluster, indexes, state, logger)
+    observation, api = observe(ref, cluster, indexes, state, shared, logger)
     old_status = known_status(status, state)
 
     def plan_for(seen: Observation) -> Any:
@@ -75,7 +103,7 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
                   logger: kopf.Logger, diff: kopf.Diff, **kwargs: Any) -> None:
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
     state = cluster_memo(memo)
-    with state.round_lock:
+    with _one_round(state.round_lock):
         more = run_round("apply", body, meta, status, patch, memo, logger, Indexes.of(kwargs),
                          spec_changed=True, edited=edited_fields(diff))
         state.apply_round_at = time.monotonic()
@@ -144,7 +172,7 @@ def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: k
                   logger: kopf.Logger, indexes: Indexes) -> float:
     """One round, its status written; the seconds until the next one (sooner after a failure kopf would retry)."""
     patch = kopf.Patch()
-    with state.round_lock:
+    with _one_round(state.round_lock):
         try:
             more = run_round("observe", body, meta, status, patch, memo, logger, indexes, spec_changed=False)
         except kopf.TemporaryError as exc:

@@ -96,12 +96,13 @@ class Execution:
         if isinstance(action, EnsureTlsSecret):
             kube.ensure_tls_secret(self.ref)
         elif isinstance(action, ApplyChild):
-            kube.apply(action.manifest, self.ref.uid, action.ours)
-            if action.manifest["kind"] == "Service":
-                self.state.service_applied_at = time.monotonic()
+            uid = kube.apply(action.manifest, self.ref.uid, action.ours)
+            if uid is not None and action.manifest["kind"] == "Service":
+                self.state.service_created = (time.monotonic(), uid)
         elif isinstance(action, CreatePod):
-            if kube.create_pod(action.manifest, self.ref.uid):
-                self.state.created[action.name] = (time.monotonic(), _as_seen(action.manifest, self.ref.uid))
+            uid = kube.create_pod(action.manifest, self.ref.uid)
+            if uid is not None:
+                self.state.created[action.name] = (time.monotonic(), _as_seen(action.manifest, self.ref.uid), uid)
         elif isinstance(action, DeletePod):
             kube.delete_pod(self.ref.namespace, action.name)
             self.state.deleted[action.name] = time.monotonic()

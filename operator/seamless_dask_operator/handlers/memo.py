@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import OrderedDict
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from ..decide import PodView, Retire
 # One call per cluster at most; threads that wait on a socket cost little, so many clusters retire at once, none
 # queued behind another's slow scheduler (up to this many).
 RETIRE_THREADS = 256
+SEEN_UIDS = 20_000  # more than the pods and Services created within an expectation's lifetime
 
 
 @dataclass
@@ -37,6 +39,15 @@ class OperatorMemo:
     # would make the children again; a round of one of these does nothing.
     orphaned: set[str] = field(default_factory=set)
     nudger: asyncio.Future[None] | None = None  # the task that nudges deletions kopf lost (lifecycle)
+    # The uids of our pods and Services the watches have shown lately: an expectation of an object that came and
+    # went between two rounds is met too (see ClusterMemo.created).
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def saw(self, uid: str) -> None:
+        self.seen[uid] = None
+        self.seen.move_to_end(uid)
+        while len(self.seen) > SEEN_UIDS:
+            self.seen.popitem(last=False)
 
 
 @dataclass
@@ -53,9 +64,9 @@ class ClusterMemo:
     # keep them): pods it created (name -> when, and the pod as a round will see it), pods it deleted, and
     # when it last applied the Service. A round that follows at once then neither creates a pod twice nor
     # calls a Service it has just made "deleted by hand".
-    created: dict[str, tuple[float, PodView]] = field(default_factory=dict)
+    created: dict[str, tuple[float, PodView, str]] = field(default_factory=dict)  # name -> (when, view, uid)
     deleted: dict[str, float] = field(default_factory=dict)
-    service_applied_at: float | None = None
+    service_created: tuple[float, str] | None = None  # (when, uid) of a Service this operator created
     written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote
 
 

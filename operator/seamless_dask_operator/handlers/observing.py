@@ -16,7 +16,7 @@ from ..decide import ChildrenView, Observation, PodView, RetireOutcome, Schedule
 from ..resource import ClusterSpec
 from ..scheduler_api import SchedulerAPI, SchedulerUnavailable
 from ..settings import SETTINGS
-from .memo import ClusterMemo
+from .memo import ClusterMemo, OperatorMemo
 from .watching import Indexes
 
 # How long this operator's own writes count when the watches do not show them yet (a watch lags by milliseconds
@@ -24,11 +24,15 @@ from .watching import Indexes
 EXPECTATION_SECONDS = 60.0
 
 
-def _children(ref: ClusterRef, services: list[dict[str, Any]], state: ClusterMemo) -> ChildrenView | None:
+def _children(ref: ClusterRef, services: list[dict[str, Any]], state: ClusterMemo,
+              shared: OperatorMemo) -> ChildrenView | None:
     service = next((s for s in services if s["name"] == ref.scheduler_name and ref.uid in s["owners"]), None)
-    if service is None and state.service_applied_at is not None \
-            and time.monotonic() - state.service_applied_at < EXPECTATION_SECONDS:
-        return None  # just applied, not in the watch yet: nothing to say about drift
+    if state.service_created is not None:
+        at, uid = state.service_created
+        if service is not None or uid in shared.seen or time.monotonic() - at > EXPECTATION_SECONDS:
+            state.service_created = None  # the watch has shown it (gone again, maybe: that is drift)
+        elif service is None:
+            return None  # just created, not in the watch yet: nothing to say about drift
     if service is None:
         return ChildrenView()
     return ChildrenView(service=service["service"], applied=service.get("applied"))
@@ -47,20 +51,20 @@ def known_status(status: kopf.Status, state: ClusterMemo) -> dict[str, Any]:
     return known
 
 
-def _with_own_writes(pods: tuple[PodView, ...], state: ClusterMemo) -> tuple[PodView, ...]:
+def _with_own_writes(pods: tuple[PodView, ...], state: ClusterMemo, shared: OperatorMemo) -> tuple[PodView, ...]:
     """The watch's pods, plus the ones this operator created and minus the ones it deleted, that the watch does not
     show yet: a round right after another neither makes a pod twice (a 409 and a GET each) nor retires or deletes
     one twice."""
     now = time.monotonic()
     seen = {p.name: p for p in pods}
-    for name, (at, _view) in list(state.created.items()):
-        if name in seen or now - at > EXPECTATION_SECONDS:
+    for name, (at, _view, uid) in list(state.created.items()):
+        if name in seen or uid in shared.seen or now - at > EXPECTATION_SECONDS:
             del state.created[name]
     for name, at in list(state.deleted.items()):
         if name not in seen or seen[name].terminating or now - at > EXPECTATION_SECONDS:
             del state.deleted[name]
     views = [dataclasses.replace(p, terminating=True, ready=False) if p.name in state.deleted else p for p in pods]
-    return (*views, *(view for _at, view in state.created.values()))
+    return (*views, *(view for _at, view, _uid in state.created.values()))
 
 
 def scheduler_api(observation: Observation) -> SchedulerAPI | None:
@@ -116,12 +120,12 @@ def _retire_outcome(state: ClusterMemo) -> tuple[RetireOutcome | None, bool]:
 
 
 def observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, indexes: Indexes, state: ClusterMemo,
-            logger: kopf.Logger) -> tuple[Observation, SchedulerAPI | None]:
+            shared: OperatorMemo, logger: kopf.Logger) -> tuple[Observation, SchedulerAPI | None]:
     key = (ref.namespace, ref.name)
     # Only the pods this cluster owns: one that merely carries its labels is not ours to count, scale or delete.
     owned = [p for p in indexes.pods.get(key, []) if ref.uid in p["metadata"]["owners"]]
-    seen = Observation(pods=_with_own_writes(pod_views(owned, time.time()), state),
-                       children=_children(ref, list(indexes.services.get(key, [])), state),
+    seen = Observation(pods=_with_own_writes(pod_views(owned, time.time()), state, shared),
+                       children=_children(ref, list(indexes.services.get(key, [])), state, shared),
                        last_posted=dict(state.last_posted))
     if isinstance(cluster, ParameterError):
         return seen, None

@@ -51,8 +51,10 @@ def owner_uids(body: kopf.Body) -> list[str]:
 
 
 @kopf.index("v1", "pods", labels=OURS)
-async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
+                       **_: Any) -> dict[Any, Any]:
     """Our pods by (namespace, cluster), kept current by one watch: no LIST per reconcile."""
+    operator_memo(memo).saw(body["metadata"]["uid"])
     pod = {
         "metadata": {
             "name": body["metadata"]["name"],
@@ -67,8 +69,10 @@ async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Bo
 
 
 @kopf.index("v1", "services", labels=OURS)
-async def cluster_services(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def cluster_services(namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
+                           **_: Any) -> dict[Any, Any]:
     """Our scheduler Services, kept current by one watch: a Service deleted or edited is seen."""
+    operator_memo(memo).saw(body["metadata"]["uid"])
     spec = body.get("spec") or {}
     return {(namespace, labels[CLUSTER_LABEL]): {
         "name": body["metadata"]["name"],
