@@ -73,3 +73,35 @@ def tls_secret_name(cluster: str) -> str:
 DNS_LABEL_MAX_LENGTH = 63
 MAX_NAME_LENGTH = DNS_LABEL_MAX_LENGTH - len(scheduler_name(""))  # 53
 NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$"  # DNS-1035 label
+
+
+# -- how many workers one cluster may ask for -------------------------------------------------------------------
+# maximum_jobs of the status file; workers.maximum, .replicas and .minimum of the CRD. One Dask scheduler serves a
+# few thousand workers at most (Dask's own account of its scaling limits), and a job may run several worker processes
+# (`processes`), so 1000 jobs or pods already reach that; past it a typo (10**6) would only make a launcher or the
+# operator create jobs or pods for ever. A site that wants less sets the chart's lower ceiling.
+MAX_WORKERS = 1000
+
+
+# -- text that reaches a job script, a command line or an environment variable ----------------------------------
+# Characters that end a line or hide text there: the C0 controls (NUL, tab, newline, carriage return, escape, ...),
+# DEL, the C1 controls and Unicode's line and paragraph separators. Shell text (job_script_prologue, lines of shell
+# by design) may hold tab and newline. As (first, last) code points; the CRD's `pattern`s are made from them.
+CONTROL_CHARACTER_RANGES: tuple[tuple[int, int], ...] = ((0x00, 0x1F), (0x7F, 0x9F), (0x2028, 0x2029))
+SHELL_TEXT_ALLOWED_CONTROLS = frozenset({"\t", "\n"})
+
+
+def _re2_class(ranges: tuple[tuple[int, int], ...], allowed: frozenset[str] = frozenset()) -> str:
+    """A character-class body in Go's RE2 syntax (the API server's ``pattern``), ``allowed`` left out."""
+    codes = [code for first, last in ranges for code in range(first, last + 1) if chr(code) not in allowed]
+    spans: list[list[int]] = []
+    for code in codes:
+        if spans and spans[-1][1] == code - 1:
+            spans[-1][1] = code
+        else:
+            spans.append([code, code])
+    return "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in spans)
+
+
+CONTROL_CLASS = _re2_class(CONTROL_CHARACTER_RANGES)  # e.g. '^[^@CONTROL_CLASS@]*$' in crds/src
+SHELL_CONTROL_CLASS = _re2_class(CONTROL_CHARACTER_RANGES, SHELL_TEXT_ALLOWED_CONTROLS)

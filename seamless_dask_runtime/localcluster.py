@@ -6,7 +6,24 @@ from typing import Any
 
 from . import sizing
 from .dask_config import port_range_string
-from .parameters import ClusterParameters
+from .parameters import ClusterParameters, FieldError, ParameterError
+
+# A local worker is a nanny and a worker process on this machine, and the local backend starts them all at once,
+# each importing Dask (about a CPU-second): many per CPU and the nannies' start-up times out (40 on 2 busy CPUs
+# failed after 2 minutes; 10**6 never finished and stayed `starting`). Four per CPU keeps oversubscription a
+# user may want (Seamless workers wait on I/O too) and starts in seconds.
+LOCAL_WORKERS_PER_CPU = 4
+
+
+def check_local_workers(params: ClusterParameters, available_cpus: int) -> None:
+    """Refuse, before anything starts, more local workers than this machine can start at once."""
+    limit = LOCAL_WORKERS_PER_CPU * max(1, available_cpus)
+    if params.maximum_jobs > limit:
+        raise ParameterError([FieldError(
+            "parameters.maximum_jobs", params.maximum_jobs,
+            f"the local backend starts every worker at once as processes on this machine, which offers "
+            f"{available_cpus} CPUs: at most {limit} ({LOCAL_WORKERS_PER_CPU} per CPU) start here; lower "
+            "maximum_jobs, or run the workers elsewhere (e.g. dask_jobqueue::SLURMCluster or a SeamlessDaskCluster)")])
 
 
 def local_cluster_arguments(

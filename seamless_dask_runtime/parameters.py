@@ -25,7 +25,12 @@ from pydantic import (
 )
 
 from .durations import parse_duration
-from .identity import DEFAULT_TRANSFORMATION_THROTTLE
+from .identity import (
+    CONTROL_CHARACTER_RANGES,
+    DEFAULT_TRANSFORMATION_THROTTLE,
+    MAX_WORKERS,
+    SHELL_TEXT_ALLOWED_CONTROLS,
+)
 
 DEFAULT_TMPDIR = "/tmp"
 
@@ -100,7 +105,7 @@ PARAMETER_TABLE: tuple[Parameter, ...] = (
     ),
     Parameter("exclusive", "exclusive", "exclusive", "true or false"),
     Parameter("interactive", "interactive", "interactive", "true or false"),
-    Parameter("maximum_jobs", "maximum_jobs", "workers.maximum", "a positive integer"),
+    Parameter("maximum_jobs", "maximum_jobs", "workers.maximum", f"a positive integer, at most {MAX_WORKERS}"),
     Parameter(
         "extra_dask_config",
         "extra_dask_config",
@@ -193,6 +198,44 @@ def _bytes_as_text(value: Any) -> Any:
     return value
 
 
+_CONTROL_NAMES = {"\0": "NUL", "\t": "tab", "\n": "newline", "\r": "carriage return", "\x1b": "escape"}
+
+
+def _control_character(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """``"newline (U+000A) at position 3"`` for the first control character of ``text`` (identity's ranges)."""
+    for position, char in enumerate(text):
+        code = ord(char)
+        if char not in allowed and any(first <= code <= last for first, last in CONTROL_CHARACTER_RANGES):
+            name = _CONTROL_NAMES.get(char, "control character")
+            return f"{name} (U+{code:04X}) at position {position}"
+    return None
+
+
+def _refuse_control_characters(text: str, where: str = "", allowed: frozenset[str] = frozenset()) -> None:
+    found = _control_character(text, allowed)
+    if found is not None:
+        # A line break here would become a line of its own in a job script (a directive, a command).
+        raise ValueError(f"{where}contains a {found}; it would break or hide a line of the job script, command "
+                         "line or environment it reaches: remove it")
+
+
+def _texts(value: Any) -> list[tuple[str, str]]:
+    """Every key and string inside a JSON value, as (where: the top-level key, text); iterative, any depth."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            found.append((where, item))
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                found.append((f"key {key!r}: ", str(key)))
+                stack.append((where or f"{key!r}: ", child))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((where, child) for child in item)
+    return found
+
+
 Count = Annotated[int, BeforeValidator(_count), Field(gt=0)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
@@ -233,6 +276,47 @@ class ClusterParameters(BaseModel):
     namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     name: str | None = Field(default=None, pattern=r"^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$")
     image: str | None = Field(default=None, min_length=1)
+
+    # First of the validators, so the error says "control character" rather than "not a duration".
+    @field_validator("cluster", "walltime", "memory", "tmpdir", "partition", "project", "unknown_task_duration",
+                     "target_duration", "lifetime", "lifetime_stagger", "resource_spec",
+                     "memory_per_core_property_name", "image")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None:
+            _refuse_control_characters(value)
+        return value
+
+    @field_validator("job_extra_directives")
+    @classmethod
+    def _one_line_each(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for index, entry in enumerate(value):  # each entry is one directive line
+            _refuse_control_characters(entry, f"entry {index} ")
+        return value
+
+    @field_validator("job_script_prologue")
+    @classmethod
+    def _shell_text(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Shell lines by design: a newline or tab only adds what another entry could say; NUL, CR, ESC... are refused.
+        for index, entry in enumerate(value):
+            _refuse_control_characters(entry, f"entry {index} ", SHELL_TEXT_ALLOWED_CONTROLS)
+        return value
+
+    @field_validator("dask_resources", "extra_dask_config")
+    @classmethod
+    def _plain_keys_and_values(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Keys become environment variable names (DASK_...) and --resources names; values are exported too.
+        for where, text in _texts(value):
+            _refuse_control_characters(text, where)
+        return value
+
+    @field_validator("maximum_jobs")
+    @classmethod
+    def _bounded_workers(cls, value: int) -> int:
+        if value > MAX_WORKERS:
+            raise ValueError(f"must be at most {MAX_WORKERS} (the most workers one cluster may have: one Dask "
+                             "scheduler serves no more well); run several clusters for more")
+        return value
 
     @field_validator("cluster")
     @classmethod

@@ -5,12 +5,16 @@ reads ``parameters``, starts the cluster the cluster string names, writes
 ``"status": "running"`` with ``port`` and ``dashboard_port`` (or
 ``"failed"`` with an ``error``), supervises inactivity and deletes the file
 on a clean shutdown (inactivity timeout, SIGTERM, SIGINT or SIGHUP).
+
+The stop signals are caught from the first moment :func:`run` runs: this
+module imports nothing heavy at the top (Dask and pydantic take seconds to
+import), so a signal during start-up is a ``failed`` status naming it, never
+a silent death or a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -20,13 +24,13 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+# Light imports only here (see the module docstring): parameters and backends are imported where they are used.
 from ..activity import scheduler_activity
 from ..identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
-from ..parameters import ClusterParameters, ParameterError, from_status_parameters
 from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
-from .backends import ClusterHandle, LaunchRequest, choose_backend
+from ..status.statusfile import open_regular
 from .cluster_string import ClusterStringError, resolve
 from .ports import (
     PortError,
@@ -37,9 +41,14 @@ from .ports import (
     pick_free_port,
 )
 
+if TYPE_CHECKING:
+    from ..parameters import ClusterParameters
+    from .backends import ClusterHandle
+
 STATUS_FILE_WAIT = 20.0
 LAUNCH_ATTEMPTS = 3  # fresh ports after another process took the chosen ones
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_SIGNAL_BASE = 128  # stopped by signal N before running: exit 128 + N, as a shell reports it
 # What a site sets in the wrapper's environment when its launcher cannot say it (CLUSTER_VARIABLE,
 # PARAMETERS_VARIABLE of identity.py): seamless-config knows only local/slurm/oar clusters and its own
 # queue keys, so a SeamlessDaskCluster, its namespace and its image come from there (e.g. the daskserver
@@ -72,6 +81,12 @@ class _LogFile(logging.FileHandler):
     def handleError(self, record: logging.LogRecord) -> None:
         pass
 
+    def _open(self) -> Any:
+        # The path comes from the status file and may be in a directory others can write: append to a regular
+        # file only, never through a planted link.
+        fd = open_regular(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND | os.O_CREAT, "log file")
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
 
 def _is_stderr(path: str) -> bool:
     """Whether our stderr already goes to ``path`` (remote-http-launcher redirects it to the log)."""
@@ -94,11 +109,18 @@ def _configure_logging(contents: dict[str, Any]) -> None:
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     log_path = contents.get("log")
+    unusable: Exception | None = None
     if isinstance(log_path, str) and log_path and not _is_stderr(log_path):
-        with contextlib.suppress(OSError):
+        try:
             handlers.append(_LogFile(log_path, encoding="utf-8"))
+        except OSError:  # a full disk, a read-only directory: stderr is the log
+            pass
+        except StatusFileError as exc:  # a link planted there: say why the log file stays empty
+            unusable = exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
+    if unusable is not None:
+        log.warning("not writing the log file %s: %s", log_path, unusable)
     # Dask logs every run_on_scheduler; the idle monitor polls once a second.
     logging.getLogger("distributed.worker").addFilter(_drop_monitor_polls)
 
@@ -130,12 +152,24 @@ class _StopSignal:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.received: str | None = None
+        self.exit_code = EXIT_FAILED
+        self.install()
+
+    def install(self) -> None:
+        """(Again) after an import that set its own handler (dask_jobqueue's SIGINT)."""
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        self.received = signal.Signals(signum).name
+        if self.received is None:
+            self.received = signal.Signals(signum).name
+            self.exit_code = EXIT_SIGNAL_BASE + signum
         self.event.set()
+
+
+def _stopped(status_file: StatusFile, stop: _StopSignal, when: str) -> int:
+    """A stop signal before ``running``: the launcher reads ``failed`` naming it, not ``starting`` for ever."""
+    return _fail(status_file, f"stopped by {stop.received} {when}, before the cluster was running", stop.exit_code)
 
 
 def _create_status_file(status_file: StatusFile, variable: str) -> None:
@@ -145,7 +179,7 @@ def _create_status_file(status_file: StatusFile, variable: str) -> None:
     except json.JSONDecodeError as exc:
         parameters = {"invalid JSON in environment variable " + variable: str(exc)}
     status_file.path.parent.mkdir(parents=True, exist_ok=True)
-    status_file.path.write_text(json.dumps({"status": "starting", "parameters": parameters}))
+    status_file.create({"status": "starting", "parameters": parameters})
 
 
 def site_settings(cluster: str, raw: Any, environ: Mapping[str, str]) -> tuple[str, Any]:
@@ -171,18 +205,24 @@ def site_settings(cluster: str, raw: Any, environ: Mapping[str, str]) -> tuple[s
 
 
 def _parameters(raw: Any, cluster_string: str) -> ClusterParameters:
+    from ..parameters import from_status_parameters
+
     params = from_status_parameters({} if raw is None else raw)
     return params.model_copy(update={"cluster": cluster_string})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, stop: _StopSignal | None = None) -> int:
+    stop = stop or _StopSignal()
     args = build_parser().parse_args(argv)
     status_file = StatusFile(args.status_file)
     try:
-        if args.parameters_from_env and not status_file.path.exists():
+        if args.parameters_from_env and not os.path.lexists(status_file.path):
             _create_status_file(status_file, args.parameters_from_env)
-        contents = status_file.wait(STATUS_FILE_WAIT)
+        contents = status_file.wait(STATUS_FILE_WAIT, stop=stop.event)
     except StatusFileError as exc:
+        if stop.received:
+            return _say(f"stopped by {stop.received} before the launcher wrote {status_file.path}; nothing written",
+                        stop.exit_code)
         return _say(exc, EXIT_BAD_INPUT)
     except OSError as exc:
         return _say(f"cannot create status file {status_file.path}: {exc.strerror or exc}", EXIT_BAD_INPUT)
@@ -191,11 +231,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         status_file.acquire()
     except StatusFileLocked as exc:  # the file is another wrapper's: never write into it
         log.error("%s", exc)
-        return EXIT_FAILED
+        return EXIT_FAILED if stop.received is None else stop.exit_code
     except StatusFileError as exc:
         return _fail(status_file, str(exc), EXIT_FAILED)
     try:
-        return _run(args, contents, status_file)
+        if stop.received:
+            return _stopped(status_file, stop, "while reading the status file")
+        return _run(args, contents, status_file, stop)
     finally:
         status_file.release()
 
@@ -218,7 +260,12 @@ def _choose_ports(args: argparse.Namespace, address: str) -> tuple[int, int]:
     return scheduler_port, dashboard_port
 
 
-def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile) -> int:
+def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile, stop: _StopSignal) -> int:
+    from ..parameters import ParameterError
+    from .backends import LaunchRequest, choose_backend
+
+    if stop.received:  # during those imports
+        return _stopped(status_file, stop, "while loading Dask")
     try:
         cluster, raw = site_settings(args.cluster, contents.get("parameters"), os.environ)
         params = _parameters(raw, cluster)
@@ -235,7 +282,9 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     except (ClusterStringError, ValueError) as exc:
         return _fail(status_file, f"cluster: {exc}", EXIT_BAD_INPUT)
     # After the backend imports: importing dask_jobqueue replaces the SIGINT handler.
-    stop = _StopSignal()
+    stop.install()
+    if stop.received:
+        return _stopped(status_file, stop, "while loading the backend")
 
     try:
         check_explicit_port("--scheduler-port", args.scheduler_port)
@@ -248,6 +297,7 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
 
     log_path = contents.get("log")
     handle: ClusterHandle | None = None
+    running_written = False
     try:
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
             request = LaunchRequest(
@@ -262,11 +312,11 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
             try:
                 handle = backend.start(target, request)
             except Exception as exc:
-                if not address_in_use(exc) or attempt == LAUNCH_ATTEMPTS:
+                if stop.received or not address_in_use(exc) or attempt == LAUNCH_ATTEMPTS:
                     raise
                 handle = None
             else:
-                if not handle.ports_taken():
+                if stop.received or not handle.ports_taken():
                     break
                 handle.close()
                 handle = None
@@ -279,9 +329,13 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
             raise PortError(f"--port-range {start} {end}: ports kept being taken by other processes between "
                             f"choosing and binding them ({LAUNCH_ATTEMPTS} attempts); another wrapper is probably "
                             "using the same range: give each wrapper its own, or a wider, --port-range")
+        if stop.received:
+            _close(handle)
+            return _stopped(status_file, stop, f"while the {backend.name} backend was starting")
         handle.inject_runtime()
         running = handle.running_status()
         status_file.write_status(running)
+        running_written = True
         description = handle.describe()
         if description is not None:
             log.info("job script:\n%s", description)
@@ -295,6 +349,10 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
         _close(handle)
         return _fail(status_file, str(exc), EXIT_FAILED)
     except Exception as exc:  # startup or supervision failed: say why in the file, then clean up
+        if stop.received and not running_written:  # a start the signal cut short: no traceback
+            log.info("start interrupted by %s: %s", stop.received, exc)
+            _close(handle)
+            return _stopped(status_file, stop, f"while the {backend.name} backend was starting")
         log.exception("cluster failed")
         code = _fail(status_file, f"{type(exc).__name__}: {exc}", EXIT_FAILED)
         _close(handle)
@@ -315,5 +373,6 @@ def _close(handle: ClusterHandle | None) -> None:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point: the stop signals are caught before anything else happens."""
+    stop = _StopSignal()
+    sys.exit(main(stop=stop))

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from seamless_dask_runtime import identity
+from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,6 +117,50 @@ def test_source_constants_must_exist() -> None:
     assert GEN.fill_identity("<= @MAX_NAME_LENGTH@") == f"<= {identity.MAX_NAME_LENGTH}"
     with pytest.raises(GEN.GenerationError, match="@NO_SUCH_CONSTANT@"):
         GEN.fill_identity("@NO_SUCH_CONSTANT@")
+
+
+# -- what a tenant may write: no line breaks in text, a bound on workers (issue 21, items 7 and 8) ----------------
+
+ONE_LINE = f"^[^{identity.CONTROL_CLASS}]*$"
+# Model fields (status-file spelling) whose text must be one line, by the CRD field that carries them.
+ONE_LINE_CRD_FIELDS = ("image", "partition", "project", "resourceSpec", "memoryPerCorePropertyName",
+                       "unknownTaskDuration", "targetDuration", "lifetime", "lifetimeStagger")
+
+
+def _python_regex(re2: str) -> str:
+    """Go RE2's ``\\x{HEX}`` as Python's ``\\UXXXXXXXX``: to check the CRD's pattern against the model here."""
+    return re.sub(r"\\x\{([0-9a-f]+)\}", lambda m: f"\\U{int(m.group(1), 16):08x}", re2)
+
+
+def test_text_fields_carry_the_control_character_pattern() -> None:
+    spec = _root(CRD)["properties"]["spec"]["properties"]
+    for name in ONE_LINE_CRD_FIELDS:
+        assert spec[name]["pattern"] == ONE_LINE, name
+    assert spec["tmpdir"]["pattern"] == f"^/[^{identity.CONTROL_CLASS}]*$"
+    assert spec["jobExtraDirectives"]["items"]["pattern"] == ONE_LINE
+    assert spec["jobScriptPrologue"]["items"]["pattern"] == f"^[^{identity.SHELL_CONTROL_CLASS}]*$"
+
+
+def test_crd_pattern_and_model_refuse_the_same_characters() -> None:
+    one_line = re.compile(_python_regex(ONE_LINE))
+    shell = re.compile(_python_regex(f"^[^{identity.SHELL_CONTROL_CLASS}]*$"))
+    for code in [*range(0x3000), 0xFEFF, 0x10FFFF]:
+        char = chr(code)
+        try:
+            from_status_parameters({"partition": f"a{char}b", "job_script_prologue": [f"a{char}b"]})
+            model = {"partition": True, "job_script_prologue": True}
+        except ParameterError as exc:
+            refused = {e.field for e in exc.errors}
+            model = {key: f"parameters.{key}" not in refused for key in ("partition", "job_script_prologue")}
+        crd = {"partition": bool(one_line.match(f"a{char}b")), "job_script_prologue": bool(shell.match(f"a{char}b"))}
+        assert model == crd, f"U+{code:04X}"
+
+
+def test_worker_counts_are_bounded_as_the_model_bounds_them() -> None:
+    workers = _root(CRD)["properties"]["spec"]["properties"]["workers"]["properties"]
+    for name in ("replicas", "minimum", "maximum"):
+        assert workers[name]["maximum"] == identity.MAX_WORKERS, name
+        assert str(identity.MAX_WORKERS) in workers[name]["description"]
 
 
 SCHEMAS: dict[str, Any] = {

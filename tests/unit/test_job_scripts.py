@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from seamless_dask_runtime.jobqueue import BATCH_SYSTEMS, render_job_script
-from seamless_dask_runtime.parameters import from_status_parameters
+from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
@@ -103,3 +103,45 @@ def test_exclusive_mode_one_thread_and_s_resource() -> None:
     assert "export SLURM_CPUS_PER_TASK=$SLURM_JOB_CPUS_PER_NODE" in script
     # The nanny environ must expand the CPU count in the job, so it is double-quoted.
     assert '"{\\"OMP_NUM_THREADS\\": \\"$SLURM_JOB_CPUS_PER_NODE\\"' in script
+
+
+# -- no parameter adds a line to a job script (issue 21, item 8) ---------------------------------------------------
+
+# A value of each free-text field that reaches the job script, and where it shows there.
+REACHES_THE_SCRIPT = {
+    "partition": ("q1", {"slurm", "pbs", "sge", "lsf", "oar"}),
+    "project": ("acct1", {"slurm", "pbs", "sge", "lsf", "oar"}),
+    "tmpdir": ("/scratch/x", set(BATCH_SYSTEMS)),
+    "resource_spec": ("nodes=1", {"pbs", "sge", "oar"}),
+    "memory_per_core_property_name": ("memcore", {"oar"}),
+    "job_extra_directives": (["--qos=q1"], {"slurm", "pbs", "sge", "lsf", "oar"}),
+    "extra_dask_config": ({"distributed.worker.marker-key": "v1"}, set(BATCH_SYSTEMS)),
+}
+BASE = {**SEED_SEAMLESS, "memory_per_core_property_name": "memcore"}
+INJECTED = "\n#SBATCH --qos=top"
+
+
+def _with_injection(value: object) -> object:
+    if isinstance(value, list):
+        return [value[0] + INJECTED]
+    if isinstance(value, dict):
+        [(key, text)] = value.items()
+        return {key: text + INJECTED}
+    return f"{value}{INJECTED}"
+
+
+# HTCondor's extra directives are a mapping in dask-jobqueue: a list is its own error there.
+CASES = [(key, system) for key in sorted(REACHES_THE_SCRIPT) for system in BATCH_SYSTEMS
+         if (key, system) != ("job_extra_directives", "htcondor")]
+
+
+@pytest.mark.parametrize(("key", "system"), CASES)
+def test_text_reaching_the_script_cannot_add_a_line(key: str, system: str) -> None:
+    value, systems = REACHES_THE_SCRIPT[key]
+    script = render_job_script(from_status_parameters({**BASE, key: value}), system)
+    shown = str(value[0] if isinstance(value, list) else value).strip("{}").split(": ")[-1].strip("'")
+    assert (shown in script) == (system in systems), script  # the field really reaches this script
+    with pytest.raises(ParameterError) as info:
+        render_job_script(from_status_parameters({**BASE, key: _with_injection(value)}), system)
+    assert [e.field for e in info.value.errors] == [f"parameters.{key}"]
+    assert "newline (U+000A)" in info.value.errors[0].message

@@ -123,3 +123,65 @@ def test_mapping_table_has_unique_spellings() -> None:
     for column in ("attr", "status_key", "crd_key"):
         values = [getattr(p, column) for p in PARAMETER_TABLE]
         assert len(values) == len(set(values)), column
+
+
+# -- text that would become lines, and sizes without bound (issue 21, items 7 and 8) ------------------------------
+
+# Every free-text field that reaches a job script, a command line or an environment variable.
+ONE_LINE_FIELDS = ("cluster", "walltime", "memory", "tmpdir", "partition", "project", "unknown-task-duration",
+                   "target-duration", "lifetime", "lifetime-stagger", "resource_spec", "memory_per_core_property_name",
+                   "image")
+VALID_TEXT = {"cluster": "dask_jobqueue::SLURMCluster", "walltime": "01:00:00", "memory": "4GB", "tmpdir": "/scratch",
+              "lifetime": "50m", "unknown-task-duration": "1m", "target-duration": "10m", "lifetime-stagger": "4m"}
+CONTROLS = ["\n", "\r", "\0", "\t", "\x1b", "\x7f", "\x85", "\u2028"]
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=repr)
+@pytest.mark.parametrize("key", ONE_LINE_FIELDS)
+def test_control_characters_are_refused_naming_the_field(key: str, control: str) -> None:
+    value = VALID_TEXT.get(key, "all") + control + "#SBATCH --qos=top"
+    from_status_parameters({key: VALID_TEXT.get(key, "all")})  # the same without the control character is fine
+    with pytest.raises(ParameterError) as info:
+        from_status_parameters({key: value})
+    [error] = info.value.errors
+    assert error.field == f"parameters.{key}"
+    assert f"(U+{ord(control):04X}) at position {len(VALID_TEXT.get(key, 'all'))}" in error.message
+
+
+def test_control_characters_name_the_crd_field_and_the_entry() -> None:
+    with pytest.raises(ParameterError) as info:
+        from_crd_spec({"partition": "all\nx", "jobExtraDirectives": ["--exclusive", "--qos=a\n#SBATCH -A b"],
+                       "extraDaskConfig": {"distributed.worker.x\ny": 1}, "daskResources": {"GPU\r": 1}})
+    messages = {e.field: e.message for e in info.value.errors}
+    assert set(messages) == {"spec.partition", "spec.jobExtraDirectives", "spec.extraDaskConfig", "spec.daskResources"}
+    assert messages["spec.jobExtraDirectives"].startswith("entry 1 contains a newline")
+    assert messages["spec.extraDaskConfig"].startswith("key 'distributed.worker.x\\ny': contains a newline")
+
+
+def test_prologue_is_shell_text_tab_and_newline_allowed_nothing_else() -> None:
+    prologue = ["module load python\n\texport A=1"]
+    assert from_status_parameters({"job_script_prologue": prologue}).job_script_prologue == tuple(prologue)
+    for control in ("\r", "\0", "\x1b", "\u2028"):
+        with pytest.raises(ParameterError, match=r"parameters.job_script_prologue: entry 0 contains"):
+            from_status_parameters({"job_script_prologue": [f"echo a{control}b"]})
+
+
+def test_extra_dask_config_values_are_one_line_at_any_depth() -> None:
+    deep: object = "a\nb"
+    for _ in range(900):  # about as deep as a status file's JSON can nest
+        deep = [deep]
+    with pytest.raises(ParameterError, match=r"parameters\.extra_dask_config: 'distributed\.worker\.x': contains"):
+        from_status_parameters({"extra_dask_config": {"distributed.worker.x": deep}})
+
+
+def test_maximum_jobs_is_bounded() -> None:
+    from seamless_dask_runtime.identity import MAX_WORKERS
+
+    assert from_status_parameters({"maximum_jobs": MAX_WORKERS}).maximum_jobs == MAX_WORKERS
+    for spelling, parse, field in (("status", from_status_parameters, "parameters.maximum_jobs"),
+                                   ("crd", from_crd_spec, "spec.workers.maximum")):
+        key = "maximum_jobs" if spelling == "status" else "workers.maximum"
+        with pytest.raises(ParameterError) as info:
+            parse({key: 10**6})
+        [error] = info.value.errors
+        assert error.field == field and f"must be at most {MAX_WORKERS}" in error.message

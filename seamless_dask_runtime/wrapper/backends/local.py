@@ -12,7 +12,7 @@ import dask
 
 from ... import sizing
 from ...dask_config import nest, scheduler_dask_config_flat
-from ...localcluster import local_cluster_arguments
+from ...localcluster import check_local_workers, local_cluster_arguments
 from ...scheduler_preload import scheduler_options
 from ...worker_environment import worker_environment
 from .base import LaunchRequest, OwnPortsHandle
@@ -27,8 +27,10 @@ def _available_cpus() -> int:
 
 def start(cluster_class: Any, request: LaunchRequest) -> OwnPortsHandle:
     params = request.params
+    available = _available_cpus()
+    check_local_workers(params, available)
     # Same variables a batch job script exports; nanny-spawned workers inherit them.
-    cpu_count = sizing.local_cpu_count(params, available=_available_cpus())
+    cpu_count = sizing.local_cpu_count(params, available=available)
     os.environ.update(worker_environment(params, cpu_count=str(cpu_count)))
     dask.config.update(dask.config.config, nest(scheduler_dask_config_flat(params)), priority="new")
     cluster = cluster_class(
