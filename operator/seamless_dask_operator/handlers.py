@@ -307,7 +307,8 @@ def _reconcile(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Stat
         return
     cluster: ClusterSpec | ParameterError
     try:
-        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name)
+        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name,
+                             default_image=SETTINGS.default_image)
     except ParameterError as exc:
         cluster = exc
     try:

@@ -119,11 +119,13 @@ class _Fields:
         )
 
 
-def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name: str | None = None) -> ClusterSpec:
+def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name: str | None = None,
+               default_image: str = DEFAULT_IMAGE) -> ClusterSpec:
     """Split and validate; :class:`ParameterError` names every bad ``spec.`` field (and ``metadata.name``).
 
     ``policy`` is what the admin lets users ask for in pods (the chart's ``podPolicy``); ``name``, the
-    resource's, must make valid child names.
+    resource's, must make valid child names; ``default_image`` is the image when ``spec.image`` is unset
+    (the chart's ``runtimeImage``).
     """
     name_problems = [] if name is None else name_errors(name)
     if not isinstance(spec, Mapping):
@@ -140,7 +142,7 @@ def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name
         fields.errors[:0] = exc.errors
         params = None
     options = KubernetesOptions(
-        image=fields.scalar(spec, "image", "spec", str, DEFAULT_IMAGE) or DEFAULT_IMAGE,
+        image=fields.scalar(spec, "image", "spec", str, default_image) or default_image,
         image_pull_policy=fields.scalar(spec, "imagePullPolicy", "spec", str, "IfNotPresent"),
         replicas=fields.scalar(workers, "replicas", "spec.workers", int, 1),
         adaptive=fields.scalar(workers, "adaptive", "spec.workers", bool, False),

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from seamless_dask_runtime.identity import DASHBOARD_PORT
+from seamless_dask_runtime.identity import DASHBOARD_PORT, DEFAULT_IMAGE
 
 from .pod_policy import PodPolicy
 
@@ -25,6 +25,8 @@ class OperatorSettings:
     # NetworkPolicy; empty outside a cluster.
     pod_namespace: str
     pod_labels: dict[str, str]
+    # Image of the pods of clusters that leave spec.image unset (the chart's runtimeImage).
+    default_image: str = DEFAULT_IMAGE
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -45,6 +47,7 @@ class OperatorSettings:
             pod_policy=PodPolicy.from_json(env.get("SEAMLESS_DASK_OPERATOR_POD_POLICY", "")),
             pod_namespace=env.get("SEAMLESS_DASK_OPERATOR_POD_NAMESPACE", ""),
             pod_labels=json.loads(env.get("SEAMLESS_DASK_OPERATOR_POD_LABELS") or "{}"),
+            default_image=env.get("SEAMLESS_DASK_OPERATOR_DEFAULT_IMAGE", "").strip() or DEFAULT_IMAGE,
         )
 
 
