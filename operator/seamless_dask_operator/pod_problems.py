@@ -69,12 +69,16 @@ _AVAILABLE = re.compile(r"^\d+/\d+ nodes are available: ")
 _COUNT = re.compile(r"^\d+ ")
 
 
+def scheduler_verdict(message: str) -> str:
+    """The first sentence of an Unschedulable message: why no node fits (v1.36 adds the post-filters' words,
+    "no new claims to deallocate, preemption: 0/1 nodes are available: 1 Preemption is not helpful ...")."""
+    return message.strip().split(". ", 1)[0].rstrip(".")
+
+
 def scheduler_causes(message: str) -> list[str]:
-    """kube-scheduler's reasons in an Unschedulable message, without node counts and the preemption part."""
-    head = message.split(" preemption:", 1)[0].strip().rstrip(".")
-    body = _AVAILABLE.sub("", head)
-    causes = [_COUNT.sub("", part.strip()).rstrip(".") for part in body.split(", ")]
-    return [c for c in causes if c]
+    """kube-scheduler's reasons in an Unschedulable message, without node counts and the post-filters' part."""
+    body = _AVAILABLE.sub("", scheduler_verdict(message))
+    return [c for c in (_COUNT.sub("", part.strip()) for part in body.split(", ")) if c]
 
 
 def scheduler_hint(message: str, component: str) -> str:
@@ -82,10 +86,11 @@ def scheduler_hint(message: str, component: str) -> str:
     part = "spec.scheduler" if component == "scheduler" else "spec.workers"
     fields = {
         "part": part,
+        # A worker asks for spec.cores CPUs and spec.memory unless spec.workers.resources says otherwise.
         "cpu": "spec.scheduler.resources" if component == "scheduler"
-        else "spec.cores, or spec.workers.resources.requests.cpu",
+        else "spec.workers.resources.requests.cpu if set, else spec.cores",
         "memory": "spec.scheduler.resources" if component == "scheduler"
-        else "spec.memory, or spec.workers.resources.requests.memory",
+        else "spec.workers.resources.requests.memory if set, else spec.memory",
     }
     hints: list[str] = []
     for cause in scheduler_causes(message):
@@ -212,8 +217,9 @@ def _describe(group: list[PodProblem]) -> str:
         kind = f"{first.component} pods" if len(components) == 1 else "pods"
         who = f"{len(group)} {kind} ({names}{more})"
     text = f"{who}: {first.reason}"
-    if first.message:
-        text += f": {_shorten(first.message, CAUSE_LIMIT)}"
+    message = scheduler_verdict(first.message) if first.reason == "Unschedulable" else first.message
+    if message:
+        text += f": {_shorten(message, CAUSE_LIMIT)}"
     hint = first.hint
     return f"{text} ({hint})" if hint else text
 

@@ -63,7 +63,7 @@ CASES: dict[str, Case] = {
     "missing-image": Case(_missing_image, frozenset({"ErrImagePull", "ImagePullBackOff"}), "scheduler",
                           hint="check spec.image", grouped=True),
     "too-much-cpu": Case(_too_much_cpu, frozenset({"Unschedulable"}), "worker-0",
-                         hint="ask for less CPU (spec.cores, or spec.workers.resources.requests.cpu)"),
+                         hint="ask for less CPU (spec.workers.resources.requests.cpu if set, else spec.cores)"),
     "unbound-claim": Case(_unbound_claim, frozenset({"Unschedulable"}), "worker-0",
                           hint="a claim in spec.volumes is not bound", not_hint="add nodes"),
     "crash": Case(_crash, frozenset({"CrashLoopBackOff"}), "worker-0", hint="kubectl logs --previous"),

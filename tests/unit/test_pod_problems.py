@@ -155,28 +155,29 @@ def test_one_reason_with_different_fixes_stays_apart() -> None:
     assert len(parts) == 2 and "spec.scheduler.resources" in parts[0] and "spec.workers.resources" in parts[1]
 
 
-# kube-scheduler v1.36's Unschedulable messages (PodScheduled condition), each with the spec field the hint
-# must name and what it must not say.
+# kube-scheduler v1.36.2's Unschedulable messages (PodScheduled condition, read from the node of ../shared/kube),
+# and older formats, each with the spec field the hint must name and what it must not say.
+AFTER = " no new claims to deallocate, preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
 SCHEDULER_CASES = [
-    ("cpu", "worker", "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
-     "1 No preemption victims found for incoming pod.", "spec.workers.resources.requests.cpu", "claim"),
-    ("cpu, scheduler pod", "scheduler", "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are "
-     "available: 1 No preemption victims found for incoming pod.", "spec.scheduler.resources", "spec.workers"),
-    ("memory", "worker", "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: "
-     "1 No preemption victims found for incoming pod.", "spec.memory", "CPU"),
+    ("cpu", "worker", "0/1 nodes are available: 1 Insufficient cpu." + AFTER,
+     "spec.workers.resources.requests.cpu if set, else spec.cores", "claim"),
+    ("cpu, scheduler pod", "scheduler", "0/1 nodes are available: 1 Insufficient cpu." + AFTER,
+     "spec.scheduler.resources", "spec.workers"),
+    ("memory", "worker", "0/1 nodes are available: 1 Insufficient memory." + AFTER, "else spec.memory", "CPU"),
     ("GPU", "worker", "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are "
      "available: 2 No preemption victims found for incoming pod.", "spec.workers.resources", "CPU"),
-    ("unbound claim", "worker", "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. "
-     "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+    ("unbound claim", "worker", "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found",
      "StorageClass", "add nodes"),
-    ("missing claim", "worker", 'persistentvolumeclaim "buffers" not found', "claimName", "add nodes"),
-    ("node selector", "worker", "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. "
-     "preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+    ("missing claim", "worker", '0/1 nodes are available: persistentvolumeclaim "buffers" not found. not found',
+     "claimName", "add nodes"),
+    ("node selector", "worker", "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector." + AFTER,
      "spec.workers.nodeSelector", "CPU"),
-    ("taint", "scheduler", "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}. preemption: "
-     "0/1 nodes are available: 1 Preemption is not helpful for scheduling.", "spec.scheduler.tolerations", "CPU"),
-    ("cordoned", "worker", "0/1 nodes are available: 1 node(s) were unschedulable. preemption: 0/1 nodes are "
-     "available: 1 Preemption is not helpful for scheduling.", "uncordon", "CPU"),
+    ("taint", "scheduler", "0/1 nodes are available: 1 node(s) had untolerated taint(s)." + AFTER,
+     "spec.scheduler.tolerations", "CPU"),
+    ("taint, named (before v1.33)", "worker", "0/1 nodes are available: 1 node(s) had untolerated taint "
+     "{dedicated: gpu}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.",
+     "spec.workers.tolerations", "CPU"),
+    ("cordoned", "worker", "0/1 nodes are available: 1 node(s) were unschedulable." + AFTER, "uncordon", "CPU"),
     ("anti-affinity", "worker", "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules. "
      "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
      "podAntiAffinity", "CPU"),
@@ -194,12 +195,18 @@ def test_unschedulable_hint_per_scheduler_reason(case: str, component: str, mess
     assert hint is not None and says in hint and never not in hint, hint
 
 
+def test_unschedulable_shows_the_schedulers_verdict_not_its_preemption_notes() -> None:
+    text = summary([PodProblem("c-worker-0", "worker", "Unschedulable",
+                               "0/1 nodes are available: 1 Insufficient cpu." + AFTER)])
+    assert text.startswith("worker pod c-worker-0: Unschedulable: 0/1 nodes are available: 1 Insufficient cpu (ask")
+    assert "preemption" not in text.lower()
+
+
 def test_several_scheduler_reasons_get_each_hint_once() -> None:
-    message = ("0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 node(s) had untolerated taint "
-               "{node-role.kubernetes.io/control-plane: }. preemption: 0/3 nodes are available: 2 No preemption "
+    message = ("0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 node(s) had untolerated "
+               "taint(s). no new claims to deallocate, preemption: 0/3 nodes are available: 2 No preemption "
                "victims found for incoming pod, 1 Preemption is not helpful for scheduling.")
-    assert scheduler_causes(message) == ["Insufficient cpu", "Insufficient memory",
-                                         "node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"]
+    assert scheduler_causes(message) == ["Insufficient cpu", "Insufficient memory", "node(s) had untolerated taint(s)"]
     hint = PodProblem("c-worker-0", "worker", "Unschedulable", message).hint or ""
     assert hint.count("less CPU") == 1 and "less memory" in hint and "tolerations" in hint
 
