@@ -49,12 +49,25 @@ case "$(uname -s)-$(uname -m)" in
   *) die "the bundled binaries are linux-amd64 only; this is $(uname -s)-$(uname -m)" ;;
 esac
 
+# A tool PATH finds before BIN_DIR's is the one a plain `kubectl` runs: say so, with the fix.
+path_note() {
+  local b found
+  for b in helm kubectl; do
+    found=$(command -v "$b" 2>/dev/null || true)
+    if [ -x "$BIN_DIR/$b" ] && [ "$(readlink -f "$found" 2>/dev/null)" != "$(readlink -f "$BIN_DIR/$b")" ]; then
+      log "note: \`$b\` on PATH is ${found:-missing}, not $BIN_DIR/$b: export PATH=$(cd "$BIN_DIR" && pwd):\$PATH" \
+          "(scripts/check-k8s-tools.py checks both against your cluster)"
+    fi
+  done
+}
+
 helm_ok() { [ -x "$BIN_DIR/helm" ] && timeout 20 "$BIN_DIR/helm" version >/dev/null 2>&1; }
 kubectl_ok() { [ -x "$BIN_DIR/kubectl" ] && timeout 20 "$BIN_DIR/kubectl" version --client >/dev/null 2>&1; }
 
 if [ "${K8S_TOOLS_FORCE:-0}" != 1 ] && helm_ok; then
   log "helm already works in $BIN_DIR: $("$BIN_DIR/helm" version --short 2>/dev/null)"
   if ! kubectl_ok; then log "note: no working kubectl in $BIN_DIR (helm is enough to skip)"; fi
+  path_note
   exit 0
 fi
 
@@ -112,3 +125,4 @@ helm_ok || die "installed $BIN_DIR/helm but 'helm version' fails"
 kubectl_ok || die "installed $BIN_DIR/kubectl but 'kubectl version --client' fails"
 log "installed into $BIN_DIR: helm $("$BIN_DIR/helm" version --short 2>/dev/null)," \
     "kubectl $("$BIN_DIR/kubectl" version --client 2>/dev/null | head -n1)"
+path_note

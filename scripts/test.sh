@@ -15,6 +15,10 @@ python=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --no-deps --force-reinstall -e .
 bash scripts/get-k8s-tools.sh .venv/bin >/dev/null
 export PATH="$PWD/.venv/bin:$PATH"
+# The kubectl and helm the tests run: found, helm new enough, kubectl within one minor of a given cluster
+# (the clusters the tests start themselves are checked by their fixtures).
+if [ -n "${KUBECONFIG:-}" ]; then .venv/bin/python scripts/check-k8s-tools.py
+else .venv/bin/python scripts/check-k8s-tools.py --client; fi
 
 if [ -z "${SDO_KUBE_UP:-}" ] && [ -z "${KUBECONFIG:-}" ] && [ -x ../shared/kube/up.sh ]; then
   SDO_KUBE_UP="$(cd ../shared/kube && pwd)/up.sh"

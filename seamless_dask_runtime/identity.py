@@ -77,10 +77,10 @@ NAME_PATTERN = "^[a-z]([-a-z0-9]*[a-z0-9])?$"  # DNS-1035 label
 
 # -- how many workers one cluster may ask for -------------------------------------------------------------------
 # maximum_jobs of the status file; workers.maximum, .replicas and .minimum of the CRD. One Dask scheduler serves a
-# few thousand workers at most (Dask's own account of its scaling limits), and a job may run several worker processes
-# (`processes`), so 1000 jobs or pods already reach that; past it a typo (10**6) would only make a launcher or the
-# operator create jobs or pods for ever. A site that wants less sets the chart's lower ceiling.
-MAX_WORKERS = 1000
+# few thousand workers at most (Dask's own account of its scaling limits): 5000 is past what one cluster should
+# have, and below it a typo (10**6) can no longer make a launcher or the operator create jobs or pods for ever. The
+# operator's ceiling (the chart's maxWorkersPerCluster, 2000 by default: one scheduler's comfortable load) is lower.
+MAX_WORKERS = 5000
 
 
 # -- text that reaches a job script, a command line or an environment variable ----------------------------------

@@ -9,6 +9,7 @@ operator turns the problems of one round into the ``PodsHealthy`` condition,
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,17 +21,83 @@ WAITING_PROBLEMS = frozenset({
 })
 # An OOM kill is reported until the container has run this long again.
 OOM_MEMORY_SECONDS = 600.0
+# The whole summary (status message, condition, Event), and each kubelet/scheduler message in it: a cause
+# shared by many pods is said once, so `kubectl get sdc -o yaml` and `describe` stay readable.
 MESSAGE_LIMIT = 1000
+CAUSE_LIMIT = 240
+NAMES_SHOWN = 3
 
 _HINTS = {
     "ErrImagePull": "check spec.image and that the node can pull it",
     "ImagePullBackOff": "check spec.image and that the node can pull it",
     "ErrImageNeverPull": "load the image into the node or set spec.imagePullPolicy: IfNotPresent",
     "InvalidImageName": "fix spec.image",
-    "Unschedulable": "lower spec.workers.resources / spec.scheduler.resources (or cores, memory), or add nodes",
     "OOMKilled": "raise spec.memory (or the resources' memory limit)",
     "CrashLoopBackOff": "see `kubectl logs --previous` of the pod",
 }
+
+# kube-scheduler's reasons (its plugins' words in "0/N nodes are available: ..."), each with what to change.
+# {part} is spec.workers or spec.scheduler: where the pod's placement and resources come from.
+_SCHEDULER_HINTS: tuple[tuple[str, str], ...] = (
+    ("Insufficient cpu", "ask for less CPU ({cpu}) or add nodes with free CPU"),
+    ("Insufficient memory", "ask for less memory ({memory}) or add nodes with free memory"),
+    ("Insufficient ", "ask for less of that resource ({part}.resources) or add nodes that have it"),
+    ("Too many pods", "the nodes hold as many pods as they may: add nodes or remove pods"),
+    ("unbound immediate PersistentVolumeClaims",
+     "a claim in spec.volumes is not bound: it needs a PersistentVolume, or a StorageClass whose provisioner "
+     "makes one (`kubectl describe pvc`)"),
+    ("persistentvolumeclaim ", "create the PersistentVolumeClaim named in spec.volumes, or fix its claimName"),
+    ("didn't find available persistent volumes to bind",
+     "no PersistentVolume fits the claim in spec.volumes (size, access mode, StorageClass): add one"),
+    ("volume node affinity conflict", "the claim's volume is on nodes the pod may not use: check its volume's "
+     "node affinity and {part}.nodeSelector/affinity"),
+    ("did not have enough free storage", "the claim's StorageClass has no room left on the nodes: ask for less "
+     "or add storage"),
+    ("didn't match Pod's node affinity/selector",
+     "no node matches {part}.nodeSelector/affinity: fix them, or label a node to match"),
+    ("untolerated taint", "the nodes are tainted: add a matching toleration to {part}.tolerations, or use "
+     "untainted nodes"),
+    ("were unschedulable", "the nodes are cordoned: uncordon one (`kubectl uncordon`) or add nodes"),
+    ("free ports", "the nodes' ports are taken: free them or add nodes"),
+    ("anti-affinity", "{part}.affinity's podAntiAffinity excludes every node: relax it or add nodes"),
+    ("pod affinity", "{part}.affinity's podAffinity matches no node: relax it"),
+    ("topology spread", "the pod topology spread constraints cannot be met: relax them or add nodes"),
+    ("no nodes available", "the cluster has no nodes that can run pods"),
+)
+_SCHEDULER_FALLBACK = "change what {part} asks for (resources, nodeSelector, affinity, tolerations) or add nodes"
+_AVAILABLE = re.compile(r"^\d+/\d+ nodes are available: ")
+_COUNT = re.compile(r"^\d+ ")
+
+
+def scheduler_verdict(message: str) -> str:
+    """The first sentence of an Unschedulable message: why no node fits (v1.36 adds the post-filters' words,
+    "no new claims to deallocate, preemption: 0/1 nodes are available: 1 Preemption is not helpful ...")."""
+    return message.strip().split(". ", 1)[0].rstrip(".")
+
+
+def scheduler_causes(message: str) -> list[str]:
+    """kube-scheduler's reasons in an Unschedulable message, without node counts and the post-filters' part."""
+    body = _AVAILABLE.sub("", scheduler_verdict(message))
+    return [c for c in (_COUNT.sub("", part.strip()) for part in body.split(", ")) if c]
+
+
+def scheduler_hint(message: str, component: str) -> str:
+    """What to change for each of the scheduler's reasons, in the spec fields of this pod's part."""
+    part = "spec.scheduler" if component == "scheduler" else "spec.workers"
+    fields = {
+        "part": part,
+        # A worker asks for spec.cores CPUs and spec.memory unless spec.workers.resources says otherwise.
+        "cpu": "spec.scheduler.resources" if component == "scheduler"
+        else "spec.workers.resources.requests.cpu if set, else spec.cores",
+        "memory": "spec.scheduler.resources" if component == "scheduler"
+        else "spec.workers.resources.requests.memory if set, else spec.memory",
+    }
+    hints: list[str] = []
+    for cause in scheduler_causes(message):
+        hint = next((h for key, h in _SCHEDULER_HINTS if key in cause), _SCHEDULER_FALLBACK).format(**fields)
+        if hint not in hints:
+            hints.append(hint)
+    return "; ".join(hints) or _SCHEDULER_FALLBACK.format(**fields)
 
 
 # The kubelet alternates these for one cause: one problem, not two.
@@ -50,12 +117,15 @@ class PodProblem:
     reason: str
     message: str
 
+    @property
+    def hint(self) -> str | None:
+        """What the user should change, per cause (a scheduler's reason, a kubelet's)."""
+        if self.reason == "Unschedulable":
+            return scheduler_hint(self.message, self.component)
+        return _HINTS.get(self.reason)
+
     def describe(self) -> str:
-        hint = _HINTS.get(self.reason)
-        text = f"{self.component} pod {self.pod}: {self.reason}"
-        if self.message:
-            text += f": {self.message}"
-        return f"{text} ({hint})" if hint else text
+        return _describe([self])
 
 
 def _timestamp(value: str | None) -> float | None:
@@ -120,8 +190,50 @@ def pod_problems(pods: Iterable[tuple[Mapping[str, Any], str]], now: float) -> l
     return by_importance(p for pod, component in pods if (p := pod_problem(pod, component, now)) is not None)
 
 
-def summary(problems: list[PodProblem]) -> str:
-    """One line for ``.status.message``, a condition and an Event; bounded in size."""
-    text = "; ".join(p.describe() for p in problems)
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+def _cause(problem: PodProblem) -> str:
+    """The message without what differs between pods of one cause (their names, uids, back-off times, counts)."""
+    text = problem.message.replace(problem.pod, "POD")
+    text = re.sub(r"pod=\S+", "pod=POD", text)
+    text = re.sub(r"back-off \S+", "back-off", text)
+    return re.sub(r"\d+ restarts", "N restarts", text)
 
+
+def _shorten(text: str, limit: int) -> str:
+    """At most ``limit`` characters, keeping both ends (a pull error names the image first, the cause last)."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return text[: limit - tail - 1] + "…" + text[-tail:]
+
+
+def _describe(group: list[PodProblem]) -> str:
+    first = group[0]
+    components = {p.component for p in group}
+    if len(group) == 1:
+        who = f"{first.component} pod {first.pod}"
+    else:
+        names = ", ".join(p.pod for p in group[:NAMES_SHOWN])
+        more = f", … {len(group) - NAMES_SHOWN} more" if len(group) > NAMES_SHOWN else ""
+        kind = f"{first.component} pods" if len(components) == 1 else "pods"
+        who = f"{len(group)} {kind} ({names}{more})"
+    text = f"{who}: {first.reason}"
+    message = scheduler_verdict(first.message) if first.reason == "Unschedulable" else first.message
+    if message:
+        text += f": {_shorten(message, CAUSE_LIMIT)}"
+    hint = first.hint
+    return f"{text} ({hint})" if hint else text
+
+
+def group_by_cause(problems: Iterable[PodProblem]) -> list[list[PodProblem]]:
+    """Pods with one reason, message and hint, together (a missing image: scheduler and workers alike; an
+    unschedulable scheduler and worker apart, their fixes differ); in the order of their first pod."""
+    groups: dict[tuple[str, str, str | None], list[PodProblem]] = {}
+    for problem in problems:
+        groups.setdefault((problem.reason, _cause(problem), problem.hint), []).append(problem)
+    return list(groups.values())
+
+
+def summary(problems: list[PodProblem]) -> str:
+    """One line for ``.status.message``, a condition and an Event: each cause once, with its pods; bounded."""
+    text = "; ".join(_describe(group) for group in group_by_cause(problems))
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"

@@ -24,9 +24,10 @@ from seamless_dask_runtime.parameters import (
 )
 from seamless_dask_runtime.worker_environment import worker_environment
 
+from .options import DEFAULTS, OPTION_TABLE, OperatorDefaults, default
 from .pod_policy import DEFAULT_POLICY, PodPolicy, policy_errors
 
-__all__ = ["ClusterSpec", "desired_workers", "name_errors", "parse_spec"]
+__all__ = ["ClusterSpec", "OperatorDefaults", "desired_workers", "name_errors", "parse_spec"]
 
 _MODEL_KEYS = {p.crd_key for p in PARAMETER_TABLE}
 
@@ -44,24 +45,27 @@ class PodOptions:
 
 @dataclass(frozen=True)
 class KubernetesOptions:
-    """Everything in the spec that is not the cluster model."""
+    """Everything in the spec that is not the cluster model (the scalars' defaults: :data:`OPTION_TABLE`)."""
 
     image: str = DEFAULT_IMAGE
-    image_pull_policy: str = "IfNotPresent"
-    replicas: int = 1
-    adaptive: bool = False
-    minimum: int = 0
-    retire_timeout: int = 120
+    image_pull_policy: str = default("image_pull_policy")
+    replicas: int = default("replicas")
+    adaptive: bool = default("adaptive")
+    minimum: int = default("minimum")
+    retire_timeout: int = default("retire_timeout")
     workers: PodOptions = PodOptions()
     scheduler: PodOptions = PodOptions()
-    service_type: str = "ClusterIP"
+    service_type: str = default("service_type")
     scheduler_allow_from: tuple[dict[str, Any], ...] | None = None  # NetworkPolicy peers; None: the namespace
     volumes: tuple[dict[str, Any], ...] = ()
     volume_mounts: tuple[dict[str, Any], ...] = ()
-    service_account_name: str | None = None
+    service_account_name: str | None = default("service_account_name")
     pod_labels: dict[str, str] = field(default_factory=dict)
     pod_annotations: dict[str, str] = field(default_factory=dict)
-    tls: bool = False
+    tls: bool = default("tls")
+    image_unset: bool = False  # spec.image was left out: the operator's default, written into the spec at creation
+
+
 
 
 @dataclass(frozen=True)
@@ -100,14 +104,18 @@ class _Fields:
             return ()
         return tuple(dict(item) for item in value)
 
-    def scalar(self, raw: Mapping[str, Any], key: str, where: str, kind: type, default: Any) -> Any:
-        value = raw.get(key, default)
-        if value is None:
-            return default
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            self.errors.append(FieldError(f"{where}.{key}", value, f"must be a {kind.__name__}"))
-            return default
-        return value
+    def scalars(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Every row of :data:`OPTION_TABLE`, checked against its type, bounds and choices (its default when
+        unset, or refused)."""
+        values = {}
+        for option in OPTION_TABLE:
+            value = option.read(spec)
+            problem = None if value is None else option.problem(value)
+            if problem is not None:
+                self.errors.append(FieldError(f"spec.{option.key}", value, problem))
+                value = option.default
+            values[option.attr] = value
+        return values
 
     def pod_options(self, raw: Mapping[str, Any], where: str) -> PodOptions:
         return PodOptions(
@@ -119,11 +127,13 @@ class _Fields:
         )
 
 
-def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name: str | None = None) -> ClusterSpec:
+def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name: str | None = None,
+               defaults: OperatorDefaults = DEFAULTS) -> ClusterSpec:
     """Split and validate; :class:`ParameterError` names every bad ``spec.`` field (and ``metadata.name``).
 
     ``policy`` is what the admin lets users ask for in pods (the chart's ``podPolicy``); ``name``, the
-    resource's, must make valid child names.
+    resource's, must make valid child names; ``defaults``: the image when ``spec.image`` is unset (the
+    chart's ``runtimeImage``) and the workers' ceiling (``maxWorkersPerCluster``).
     """
     name_problems = [] if name is None else name_errors(name)
     if not isinstance(spec, Mapping):
@@ -139,27 +149,23 @@ def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name
     except ParameterError as exc:
         fields.errors[:0] = exc.errors
         params = None
+    scalars = fields.scalars(spec)
+    image = scalars.pop("image")
     options = KubernetesOptions(
-        image=fields.scalar(spec, "image", "spec", str, DEFAULT_IMAGE) or DEFAULT_IMAGE,
-        image_pull_policy=fields.scalar(spec, "imagePullPolicy", "spec", str, "IfNotPresent"),
-        replicas=fields.scalar(workers, "replicas", "spec.workers", int, 1),
-        adaptive=fields.scalar(workers, "adaptive", "spec.workers", bool, False),
-        minimum=fields.scalar(workers, "minimum", "spec.workers", int, 0),
-        retire_timeout=fields.scalar(workers, "retireTimeout", "spec.workers", int, 120),
+        **scalars,
+        image=image or defaults.image,
+        image_unset=not image,
         workers=fields.pod_options(workers, "spec.workers"),
         scheduler=fields.pod_options(scheduler, "spec.scheduler"),
-        service_type=fields.scalar(scheduler, "serviceType", "spec.scheduler", str, "ClusterIP"),
         scheduler_allow_from=(fields.objects(scheduler, "allowFrom", "spec.scheduler")
                               if scheduler.get("allowFrom") is not None else None),
         volumes=fields.objects(spec, "volumes", "spec"),
         volume_mounts=fields.objects(spec, "volumeMounts", "spec"),
-        service_account_name=fields.scalar(spec, "serviceAccountName", "spec", str, None),
         pod_labels=fields.object(spec, "podLabels", "spec"),
         pod_annotations=fields.object(spec, "podAnnotations", "spec"),
-        tls=fields.scalar(fields.object(spec, "tls", "spec"), "enabled", "spec.tls", bool, False),
     )
     if params is not None:
-        fields.errors += _option_errors(params, options)
+        fields.errors += _option_errors(params, options) + _ceiling_errors(params, options, defaults.max_workers)
     fields.errors += policy_errors(
         policy, volumes=options.volumes,
         env={"spec.workers.env": options.workers.env, "spec.scheduler.env": options.scheduler.env},
@@ -181,12 +187,6 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
         errors.append(FieldError("spec.workers.replicas", options.replicas,
                                  f"must not exceed workers.maximum ({params.maximum_jobs}); "
                                  "raise maximum or enable adaptive"))
-    if not 1 <= options.retire_timeout <= MAX_RETIRE_TIMEOUT:
-        errors.append(FieldError("spec.workers.retireTimeout", options.retire_timeout,
-                                 f"must be between 1 and {MAX_RETIRE_TIMEOUT} seconds: a worker whose memory "
-                                 "has not moved by then is reported stuck, and the call must not hang on"))
-    if options.replicas < 0:
-        errors.append(FieldError("spec.workers.replicas", options.replicas, "must not be negative"))
     reserved = {"seamless-dask-tmp"}
     for i, volume in enumerate(options.volumes):
         name = volume.get("name")
@@ -198,9 +198,6 @@ def _option_errors(params: ClusterParameters, options: KubernetesOptions) -> lis
         errors += _env_errors(params, where, env)
     return errors
 
-
-# The longest a retire call may wait for a scheduler to move workers' memory (the CRD's maximum too).
-MAX_RETIRE_TIMEOUT = 600
 
 # Linux's MAX_ARG_STRLEN: one "NAME=value" string of a process's environment, terminating NUL included.
 MAX_ENV_STRING = 128 * 1024
@@ -229,6 +226,15 @@ def _env_errors(params: ClusterParameters, where: str, env: tuple[dict[str, Any]
                                      "variable (execve: argument list too long), so the container could not "
                                      "start; put large data in a ConfigMap or Secret mounted as a volume"))
     return errors
+
+
+def _ceiling_errors(params: ClusterParameters, options: KubernetesOptions, ceiling: int) -> list[FieldError]:
+    """The admin's ceiling on one cluster's workers (the chart's maxWorkersPerCluster)."""
+    asked = {"spec.workers.maximum": params.maximum_jobs, "spec.workers.replicas": options.replicas,
+             "spec.workers.minimum": options.minimum}
+    return [FieldError(where, value, f"must be at most {ceiling}, the operator's ceiling on one cluster's workers "
+                                     "(an admin can raise it with the chart value maxWorkersPerCluster)")
+            for where, value in asked.items() if value > ceiling]
 
 
 def name_errors(name: str) -> list[FieldError]:

@@ -6,8 +6,9 @@ import json
 import os
 from dataclasses import dataclass
 
-from seamless_dask_runtime.identity import DASHBOARD_PORT
+from seamless_dask_runtime.identity import DASHBOARD_PORT, DEFAULT_IMAGE
 
+from .options import DEFAULT_MAX_WORKERS, OperatorDefaults
 from .pod_policy import PodPolicy
 
 
@@ -30,6 +31,14 @@ class OperatorSettings:
     pod_name: str
     # The operator's own Deployment: whether another replica will serve the clusters when this one stops.
     deployment_name: str
+    # Image of the pods of clusters that leave spec.image unset (the chart's runtimeImage).
+    default_image: str = DEFAULT_IMAGE
+    # The most workers one cluster may ask for (the chart's maxWorkersPerCluster).
+    max_workers: int = DEFAULT_MAX_WORKERS
+
+    @property
+    def defaults(self) -> OperatorDefaults:
+        return OperatorDefaults(image=self.default_image, max_workers=self.max_workers)
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -53,6 +62,8 @@ class OperatorSettings:
             lease_name=env.get("SEAMLESS_DASK_OPERATOR_LEASE", ""),
             pod_name=env.get("SEAMLESS_DASK_OPERATOR_POD_NAME") or env.get("HOSTNAME", ""),
             deployment_name=env.get("SEAMLESS_DASK_OPERATOR_DEPLOYMENT", ""),
+            default_image=env.get("SEAMLESS_DASK_OPERATOR_DEFAULT_IMAGE", "").strip() or DEFAULT_IMAGE,
+            max_workers=int(env.get("SEAMLESS_DASK_OPERATOR_MAX_WORKERS") or DEFAULT_MAX_WORKERS),
         )
 
 

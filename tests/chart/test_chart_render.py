@@ -178,6 +178,33 @@ def test_pod_policy_and_operator_identity_reach_the_operator(helm: str) -> None:
     assert labels and labels.items() <= pod_labels.items()
 
 
+def test_runtime_image_reaches_the_operator(helm: str) -> None:
+    """runtimeImage -> SEAMLESS_DASK_OPERATOR_DEFAULT_IMAGE -> the operator's default for an unset spec.image."""
+    from seamless_dask_operator.resource import parse_spec
+    from seamless_dask_operator.settings import OperatorSettings
+
+    from seamless_dask_runtime.identity import DEFAULT_IMAGE
+
+    def default_image(values: dict) -> str:
+        env = {e["name"]: e["value"] for e in operator_container(render(helm, values))["env"] if "value" in e}
+        settings = OperatorSettings.from_environment(env)
+        assert settings.default_image == env["SEAMLESS_DASK_OPERATOR_DEFAULT_IMAGE"]
+        return parse_spec({}, defaults=settings.defaults).options.image
+
+    assert default_image({}) == DEFAULT_IMAGE == "ghcr.io/seamless-dask/seamless-dask-runtime:0.1.0"
+    assert default_image({"runtimeImage": {"repository": "seamless-dask-runtime", "tag": "dev"}}) \
+        == "seamless-dask-runtime:dev"
+    digest = "sha256:" + "1" * 64
+    assert default_image({"runtimeImage": {"repository": "r/rt", "tag": "x", "digest": digest}}) == f"r/rt@{digest}"
+    assert OperatorSettings.from_environment({}).default_image == DEFAULT_IMAGE  # outside the chart
+
+
+def test_notes_name_the_runtime_image(helm: str) -> None:
+    proc = run([helm, "install", "sdo", str(CHART), "--dry-run=client", "--namespace", "ops",
+                *set_args({"runtimeImage": {"repository": "seamless-dask-runtime", "tag": "dev"}})])
+    assert "seamless-dask-runtime:dev" in proc.stdout.split("NOTES:", 1)[1]
+
+
 def test_service_monitor_off_by_default(helm: str) -> None:
     assert by_kind(render(helm), "ServiceMonitor") == []
 
@@ -193,6 +220,8 @@ def test_service_monitor_off_by_default(helm: str) -> None:
         ({"resources": {"requests": {"cpu": "lots"}}}, "cpu"),
         ({"podPolicy": {"allowSecret": True}}, "allowSecret"),
         ({"podPolicy": {"allowedServiceTypes": ["ExternalName"]}}, "allowedServiceTypes"),
+        ({"runtimeImage": {"repository": ""}}, "runtimeImage"),
+        ({"runtimeImage": {"repository": "x", "pullPolicy": "Never"}}, "pullPolicy"),
     ],
 )
 def test_values_schema_refuses_bad_values(helm: str, values: dict, message: str) -> None:

@@ -52,7 +52,8 @@ def free_port() -> int:
 
 
 def small_cluster(doc: dict[str, Any], image: str, name: str | None = None) -> dict[str, Any]:
-    """An example as a user would apply it, with our image and requests that fit a 2-CPU node."""
+    """An example with our image and requests small enough that the tests' clusters fit a 2-CPU node at once
+    (the examples as shipped fit it one at a time: test_every_example_runs applies them unchanged)."""
     doc = copy.deepcopy(doc)
     if name:
         doc["metadata"]["name"] = name
@@ -60,7 +61,7 @@ def small_cluster(doc: dict[str, Any], image: str, name: str | None = None) -> d
     spec["image"] = image
     spec["imagePullPolicy"] = "IfNotPresent"
     for part in ("workers", "scheduler"):
-        spec.setdefault(part, {}).setdefault("resources", copy.deepcopy(SMALL))
+        spec.setdefault(part, {})["resources"] = copy.deepcopy(SMALL)
     return doc
 
 

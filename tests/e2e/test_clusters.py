@@ -26,10 +26,12 @@ def _hostpath_volume_for(claim: dict, name: str) -> dict:
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in EXAMPLES.glob("*.yaml")))
 def test_every_example_runs(name: str, operator_release: str, kube: Kube, images: Images) -> None:
-    """`kubectl apply -f examples/X.yaml`: Running only once the scheduler passes its probe; workers connect."""
+    """`kubectl apply -f examples/X.yaml` as shipped (no image, their own sizes, on a 2-CPU node): Running only
+    once the scheduler passes its probe; workers connect; the pods run the chart's runtimeImage."""
     docs = example(name)
     extra = [d for d in docs if d["kind"] != "SeamlessDaskCluster"]
-    cluster = small_cluster(next(d for d in docs if d["kind"] == "SeamlessDaskCluster"), images.runtime)
+    cluster = next(d for d in docs if d["kind"] == "SeamlessDaskCluster")
+    assert "image" not in cluster["spec"], "the examples run the operator's default image"
     volume = f"sdo-e2e-{name}"
     if any(d["kind"] == "PersistentVolumeClaim" for d in extra):
         kube.kubectl("delete", "pv", volume, "--ignore-not-found")
@@ -41,6 +43,8 @@ def test_every_example_runs(name: str, operator_release: str, kube: Kube, images
         kube.wait_running(cluster["metadata"]["name"], expected)
         connected = kube.connected_workers(cluster["metadata"]["name"])
         assert len(connected) == expected, connected
+        images_run = {c["image"] for p in kube.pods(cluster["metadata"]["name"]) for c in p["spec"]["containers"]}
+        assert images_run == {images.runtime}, images_run
     finally:
         kube.delete_cluster(cluster["metadata"]["name"])
         for doc in extra:

@@ -4,9 +4,13 @@ and helm uninstall leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import shlex
+import urllib.request
+from pathlib import Path
 
 from .conftest import CHART
-from .kube import OPERATOR_NAMESPACE, RELEASE, Images, Kube, is_ready, wait_until
+from .kube import OPERATOR_NAMESPACE, RELEASE, TEST_NAMESPACE, Images, Kube, example, is_ready, wait_until
+from .platform import REPO
 
 OPERATOR_SELECTOR = "app.kubernetes.io/name=seamless-dask-operator"
 
@@ -54,3 +58,36 @@ def test_uninstall_leaves_nothing(operator_release: str, kube: Kube, images: Ima
     finally:
         kube.helm("uninstall", release, "--namespace", namespace, check=False)
         kube.kubectl("delete", "namespace", namespace, watched, "--wait=false", check=False)
+
+
+def test_notes_steps_run_as_written(operator_release: str, kube: Kube, images: Images, tmp_path: Path) -> None:
+    """The chart's NOTES, as `helm install` printed them: examples/minimal.yaml as shipped (no image: the
+    chart's runtimeImage) comes up, and `kubectl scale --replicas=2` fits the 2-CPU node."""
+    notes = kube.helm("get", "notes", operator_release, "--namespace", OPERATOR_NAMESPACE).stdout
+    commands = [shlex.split(line.split("#", 1)[0]) for line in notes.splitlines()
+                if line.strip().startswith(("kubectl ", "helm "))]
+    assert [c for c in commands if "apply" in c and "examples/minimal.yaml" in c], notes
+    cluster, namespace = "minimal", TEST_NAMESPACE
+    try:
+        for command in commands:
+            tool_name, *args = command
+            args = [str(REPO / a) if a.startswith("examples/") else a for a in args]
+            if "-w" in args:  # `get sdc -w` watches until interrupted: wait for what it would show instead
+                kube.wait_running(cluster, example(cluster)[0]["spec"]["workers"]["replicas"], namespace)
+                print(kube.kubectl(*[a for a in args if a != "-w"]).stdout)
+            elif "port-forward" in args:  # in the background, on free local ports; the dashboard answers
+                target = next(a for a in args if a.startswith("svc/"))
+                with kube.port_forward(target, 8787, tmp_path / "pf.log", namespace) as port:
+                    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30).read() == b"ok"
+            elif tool_name == "helm":
+                kube.helm(*args)
+            else:
+                kube.kubectl(*args)
+                if "scale" in args:
+                    replicas = int(next(a for a in args if a.startswith("--replicas=")).split("=")[1])
+                    kube.wait_running(cluster, replicas, namespace)
+                    pods = kube.pods(cluster, namespace=namespace)
+                    assert {c["image"] for p in pods for c in p["spec"]["containers"]} == {images.runtime}
+        wait_until(lambda: not kube.pods(cluster, namespace=namespace), "the NOTES' cluster gone", timeout=120)
+    finally:
+        kube.delete_cluster(cluster, namespace)

@@ -17,6 +17,7 @@ from seamless_dask_operator.decide import (
     DeleteCluster,
     DeletePod,
     Observation,
+    PinImage,
     Plan,
     PodView,
     PromoteScheduler,
@@ -305,3 +306,13 @@ def test_thousands_of_workers_come_in_batches_that_leave_room_for_edits() -> Non
     retiring = run({"cores": 1, "workers": {"replicas": 0, "maximum": 250}}, scheduler(),
                    *(worker(i) for i in range(250)))
     assert next(iter(retiring.of(Retire))).count == BATCH and retiring.more
+
+
+def test_the_default_image_is_written_into_the_spec_at_creation() -> None:
+    """An upgrade of the operator (a new default image) changes no running cluster: the default is pinned."""
+    bare = {"cores": 1, "workers": {"replicas": 1, "maximum": 1}}
+    created = run(bare, spec_changed=True, answers=SchedulerAnswers())
+    assert created.of(PinImage) and created.of(PinImage)[0].image == parse_spec(SPEC).options.image
+    assert not run({**SPEC, "image": "mine:1"}, spec_changed=True, answers=SchedulerAnswers()).of(PinImage)
+    assert not run(bare, scheduler()).of(PinImage), \
+        "only a create/update/resume round writes the spec"

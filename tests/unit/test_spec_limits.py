@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from seamless_dask_operator.resource import MAX_ENV_STRING, MAX_RETIRE_TIMEOUT, parse_spec
+from seamless_dask_operator.options import MAX_RETIRE_TIMEOUT
+from seamless_dask_operator.resource import MAX_ENV_STRING, parse_spec
 
 from seamless_dask_runtime.parameters import ParameterError
 
@@ -29,3 +30,16 @@ def test_retire_timeout_out_of_bounds_is_refused(seconds: int) -> None:
 
 def test_retire_timeout_at_its_cap_is_accepted() -> None:
     assert parse_spec({"workers": {"retireTimeout": MAX_RETIRE_TIMEOUT}}).options.retire_timeout == MAX_RETIRE_TIMEOUT
+
+
+def test_more_workers_than_the_operators_ceiling_are_refused_naming_the_chart_value() -> None:
+    """Issue 21 item 7: a typo of 10**6 workers is a spec error, not hours of pod creation."""
+    from seamless_dask_operator.options import OperatorDefaults
+
+    small = OperatorDefaults(max_workers=10)
+    parse_spec({"workers": {"replicas": 10, "maximum": 10}}, defaults=small)
+    with pytest.raises(ParameterError) as refused:
+        parse_spec({"workers": {"replicas": 11, "maximum": 11, "minimum": 11, "adaptive": True}}, defaults=small)
+    fields = {error.field: error.message for error in refused.value.errors}
+    assert set(fields) == {"spec.workers.maximum", "spec.workers.replicas", "spec.workers.minimum"}
+    assert all("maxWorkersPerCluster" in message for message in fields.values())

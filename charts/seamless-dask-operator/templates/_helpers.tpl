@@ -53,6 +53,15 @@ app.kubernetes.io/part-of: seamless-dask
 {{- end }}
 {{- end }}
 
+{{/* The default scheduler/worker image: runtimeImage, as sdo.image (tag defaults to appVersion). */}}
+{{- define "sdo.runtimeImage" -}}
+{{- if .Values.runtimeImage.digest }}
+{{- printf "%s@%s" .Values.runtimeImage.repository .Values.runtimeImage.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.runtimeImage.repository (default .Chart.AppVersion .Values.runtimeImage.tag) }}
+{{- end }}
+{{- end }}
+
 {{/* Watched namespaces, comma-separated (empty: all namespaces). */}}
 {{- define "sdo.namespacesCSV" -}}
 {{- join "," .Values.watchNamespaces }}

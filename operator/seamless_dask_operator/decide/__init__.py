@@ -46,6 +46,7 @@ from .plan import (
     DeletePod,
     EnsureTlsSecret,
     PatchStatus,
+    PinImage,
     Plan,
     PostEvent,
     PromoteScheduler,
@@ -58,11 +59,9 @@ from .workers import decide_workers
 
 __all__ = [
     "Action", "ApplyChild", "ChildrenView", "CreatePod", "DeleteCluster", "DeletePod", "EnsureTlsSecret",
-    "Observation", "PatchStatus", "Plan", "PodView", "PostEvent", "PromoteScheduler", "Questions", "Refusal",
-    "RefusalKind", "Retire",
-    "RetireOutcome", "SchedulerAnswers", "api_message", "decide", "pod_view", "pod_views", "questions",
-    "refusal_kind",
-    "stopping_status",
+    "Observation", "PatchStatus", "PinImage", "Plan", "PodView", "PostEvent", "PromoteScheduler", "Questions",
+    "Refusal", "RefusalKind", "Retire", "RetireOutcome", "SchedulerAnswers", "api_message", "decide", "pod_view",
+    "pod_views", "questions", "refusal_kind", "stopping_status",
 ]
 
 
@@ -134,7 +133,8 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         scheduler_error=scheduler_error,
     ), dict(old_status), timestamp(now))
 
-    actions: list[Action] = [*children.actions]
+    actions: list[Action] = [PinImage(cluster.options.image)] if spec_changed and cluster.options.image_unset else []
+    actions += children.actions
     if scheduler.create is not None:
         actions.append(scheduler.create)
     actions += workers.create

@@ -31,6 +31,14 @@ class EnsureTlsSecret:
 
 
 @dataclass(frozen=True)
+class PinImage:
+    """Write the operator's default image into ``spec.image`` (left out at creation): an upgrade of the operator, or
+    a new default of the admin's, changes no running cluster's image."""
+
+    image: str
+
+
+@dataclass(frozen=True)
 class CreatePod:
     """Create the scheduler pod or worker pod ``index``; ``manifest`` is the whole Pod."""
 
@@ -83,9 +91,9 @@ class PatchStatus:
     status: dict[str, Any]
 
 
-Action = (ApplyChild | EnsureTlsSecret | CreatePod | DeletePod | PromoteScheduler | Retire | DeleteCluster | PostEvent
-          | PatchStatus)
-A = TypeVar("A", ApplyChild, EnsureTlsSecret, CreatePod, DeletePod, PromoteScheduler, Retire, DeleteCluster,
+Action = (PinImage | ApplyChild | EnsureTlsSecret | CreatePod | DeletePod | PromoteScheduler | Retire | DeleteCluster
+          | PostEvent | PatchStatus)
+A = TypeVar("A", PinImage, ApplyChild, EnsureTlsSecret, CreatePod, DeletePod, PromoteScheduler, Retire, DeleteCluster,
             PostEvent, PatchStatus)
 
 

@@ -39,7 +39,7 @@ def decide_scheduler(ref: ClusterRef, cluster: ClusterSpec, observation: Observa
     ours = [c for c in candidates if c.template_hash == current]
     delete = [c.name for c in candidates if c.template_hash != current]  # made from an older edit
     notices: list[Notice] = []
-    if "image" in edited and observation.schedulers:
+    if "image" in edited and any(p.template_hash != current for p in observation.schedulers):
         notices.append(Notice("Normal", "ImageChange",
                               f"image {cluster.options.image}: a new scheduler starts beside the running one and "
                               "takes over once Ready; then the workers are replaced one at a time, each new one "

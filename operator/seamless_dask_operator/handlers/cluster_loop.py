@@ -75,7 +75,7 @@ def run_round(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
         return False
     cluster: ClusterSpec | ParameterError
     try:
-        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name)
+        cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name, defaults=SETTINGS.defaults)
     except ParameterError as exc:
         cluster = exc
     observation, api = observe(ref, cluster, indexes, state, shared, logger)

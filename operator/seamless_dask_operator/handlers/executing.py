@@ -23,6 +23,7 @@ from ..decide import (
     DeletePod,
     EnsureTlsSecret,
     PatchStatus,
+    PinImage,
     Plan,
     PodView,
     PostEvent,
@@ -93,7 +94,9 @@ class Execution:
         return None
 
     def _act(self, action: Any) -> None:
-        if isinstance(action, EnsureTlsSecret):
+        if isinstance(action, PinImage):
+            self.patch.spec["image"] = action.image
+        elif isinstance(action, EnsureTlsSecret):
             kube.ensure_tls_secret(self.ref)
         elif isinstance(action, ApplyChild):
             uid = kube.apply(action.manifest, self.ref.uid, action.ours)
