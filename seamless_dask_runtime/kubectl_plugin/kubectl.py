@@ -66,8 +66,14 @@ class Kubectl:
         return json.loads(self.run(*args, "-o", "json").stdout)
 
     def call(self, *args: str) -> int:
-        """Run with the user's terminal (logs -f); kubectl's exit code."""
-        return subprocess.call(self.command(*args))
+        """Run with the user's terminal (logs -f); kubectl's exit code. Interrupted, kubectl is stopped too."""
+        proc = subprocess.Popen(self.command(*args))
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            proc.wait()
+            raise
 
     @contextlib.contextmanager
     def port_forward(self, namespace: str, target: str, ports: Sequence[tuple[int, int]], address: str = "127.0.0.1",
