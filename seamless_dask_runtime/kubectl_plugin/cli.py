@@ -236,7 +236,7 @@ def cmd_client(ctx: Context) -> int:
     dashboard = preferred_port(None, DASHBOARD_PORT, lambda p: _port_is_free(p, args.address))
     with ctx.kubectl.port_forward(namespace, f"svc/{scheduler_name(args.name)}",
                                   [(local, COMM_PORT), (dashboard, DASHBOARD_PORT)], address=args.address) as forward:
-        address = views.local_address(resource, forward.ports[COMM_PORT]).replace("127.0.0.1", args.address)
+        address = views.local_address(resource, forward.ports[COMM_PORT], args.address)
         _say(f"Scheduler of {namespace}/{args.name}, through kubectl port-forward (Ctrl-C stops it):",
              f"  address    {address}",
              f"  dashboard  http://{args.address}:{forward.ports[DASHBOARD_PORT]}/status", "",

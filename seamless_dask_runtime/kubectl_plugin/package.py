@@ -54,7 +54,7 @@ def archive_bytes() -> bytes:
     raw = io.BytesIO()
     # gzip without a name or time in its header, so the bytes are reproducible
     with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         info = tarfile.TarInfo(BINARY)
         info.size, info.mode, info.mtime = len(binary), 0o755, 0
         tar.addfile(info, io.BytesIO(binary))

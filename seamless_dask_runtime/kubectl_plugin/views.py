@@ -37,8 +37,9 @@ def _jsonpath_key(key: str) -> str:
     return key.replace(".", "\\.")
 
 
-def local_address(resource: Mapping[str, Any], port: int) -> str:
-    return f"{'tls' if tls_enabled(resource) else 'tcp'}://127.0.0.1:{port}"
+def local_address(resource: Mapping[str, Any], port: int, host: str = "127.0.0.1") -> str:
+    """The scheduler's address through a local port-forward."""
+    return f"{'tls' if tls_enabled(resource) else 'tcp'}://{host}:{port}"
 
 
 def in_cluster_address(resource: Mapping[str, Any]) -> str:
