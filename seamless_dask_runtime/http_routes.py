@@ -42,3 +42,9 @@ class IdleHandler(RequestHandler):
 
 
 routes: list[tuple[str, type, dict[str, Any]]] = [("/api/v1/seamless/idle", IdleHandler, {})]
+
+# ``/api/v1/seamless/versions`` (:mod:`.version_route`) rides along here, so schedulers already listing this
+# module get it without a new entry in their routes (whose change would restart every scheduler).
+from .version_route import routes as _version_routes  # noqa: E402
+
+routes += _version_routes

@@ -33,7 +33,7 @@ MODES = {"cluster-wide": CLUSTER_WIDE, "namespaced": NAMESPACED}
 EVERYTHING_ON = {
     "watchNamespaces": ["a", "b"],
     "verbose": True,
-    "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "monitoring": {"enabled": True, "labels": {"release": "prometheus"}},
     "imagePullSecrets": [{"name": "regcred"}],
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "dask", "effect": "NoSchedule"}],
@@ -147,14 +147,6 @@ def test_values_are_wired(helm: str) -> None:
     spec = pod["spec"]
     for key in ("nodeSelector", "tolerations", "affinity", "imagePullSecrets", "priorityClassName"):
         assert spec[key] == EVERYTHING_ON[key], key
-    monitors = {m["metadata"]["name"].rsplit("-", 1)[-1]: m for m in by_kind(objects, "ServiceMonitor")}
-    schedulers, operator = monitors.pop("schedulers"), monitors.popitem()[1]
-    assert not monitors
-    for monitor in (schedulers, operator):
-        assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    assert schedulers["spec"]["namespaceSelector"] == {"matchNames": ["a", "b"]}
-    assert schedulers["spec"]["endpoints"][0]["port"] == "http-dashboard"  # the scheduler Service's port name
-    assert operator["spec"]["endpoints"][0]["port"] == "http-metrics"  # the operator's own metrics
     tag = render(helm, {"image": {"repository": "r/sdo", "tag": "dev", "pullPolicy": "Never"}})
     assert operator_container(tag)["image"] == "r/sdo:dev"
 
@@ -205,10 +197,6 @@ def test_notes_name_the_runtime_image(helm: str) -> None:
     assert "seamless-dask-runtime:dev" in proc.stdout.split("NOTES:", 1)[1]
 
 
-def test_service_monitor_off_by_default(helm: str) -> None:
-    assert by_kind(render(helm), "ServiceMonitor") == []
-
-
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -216,7 +204,7 @@ def test_service_monitor_off_by_default(helm: str) -> None:
         ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
         ({"image": {"repository": "x", "pullPolicy": "Sometimes"}}, "pullPolicy"),
         ({"healthPort": 0}, "healthPort"),
-        ({"serviceMonitor": {"enabled": "yes"}}, "serviceMonitor"),
+        ({"monitoring": {"enabled": "yes"}}, "monitoring"),
         ({"resources": {"requests": {"cpu": "lots"}}}, "cpu"),
         ({"podPolicy": {"allowSecret": True}}, "allowSecret"),
         ({"podPolicy": {"allowedServiceTypes": ["ExternalName"]}}, "allowedServiceTypes"),

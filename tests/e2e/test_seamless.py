@@ -30,6 +30,9 @@ from typing import Any
 import pytest
 
 from tests.support.seamless_stack import (
+    CLUSTER,
+    CONDA_ENV,
+    PROJECT,
     SeamlessHome,
     make_home,
     missing_stack,
@@ -99,6 +102,26 @@ def cluster_name(home: SeamlessHome) -> str:
     return default_name(status.name)
 
 
+def write_recipe(home: SeamlessHome, env: dict[str, str], kube: Kube, *args: str) -> dict[str, str]:
+    """Run ``kubectl sdc recipe ARGS`` and write its two files where seamless-config reads them."""
+    from seamless_dask_runtime.kubectl_plugin.recipe import CLUSTERS_FILE, PROJECT_FILE, recipe_sections
+
+    plugin_env = {**env, "PATH": f"{VENV_BIN}{os.pathsep}{env['PATH']}"}
+    text = run(kube.kubectl_path, "sdc", "recipe", *args, env=plugin_env).stdout
+    sections = recipe_sections(text)
+    (home.home / ".seamless" / "clusters.yaml").write_text(sections[CLUSTERS_FILE])
+    (home.project / "seamless.yaml").write_text(sections[PROJECT_FILE])
+    return sections
+
+
+def recipe_environment(sections: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    """``env`` after a shell ran the recipe's export lines."""
+    from seamless_dask_runtime.kubectl_plugin.recipe import ENVIRONMENT
+
+    out = run("bash", "-c", sections[ENVIRONMENT] + "env -0", env=env).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
 @pytest.fixture(scope="module")
 def session(operator_release: str, kube: Kube, platform: Platform, seamless_image: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
@@ -106,13 +129,17 @@ def session(operator_release: str, kube: Kube, platform: Platform, seamless_imag
     if host is None:
         pytest.skip(f"no address of this host that pods on {platform.name} can reach (set SDO_SEAMLESS_HOST)")
     # One worker pod of one core: what fits next to the rest of the suite on a 2-CPU node.
-    home = make_home(tmp_path_factory.mktemp("seamless-k8s"), VENV_BIN, cores=1, maximum_jobs=1, memory="1GB",
-                     interactive=True, services_host=host)
-    env = {**home.environment(), "PYTHONPATH": str(REPO), "KUBECONFIG": kube.env["KUBECONFIG"],
-           "SEAMLESS_DASK_CLUSTER": K8S_CLUSTER,
-           "SEAMLESS_DASK_PARAMETERS": json.dumps({"namespace": TEST_NAMESPACE, "image": seamless_image}),
-           "SEAMLESS_DASK_K8S_ADDRESS": "port-forward"}
+    root = tmp_path_factory.mktemp("seamless-k8s")
+    home = make_home(root, VENV_BIN, cores=1, maximum_jobs=1, memory="1GB", interactive=True, services_host=host)
+    env = {**home.environment(), "PYTHONPATH": str(REPO), "KUBECONFIG": kube.env["KUBECONFIG"]}
     env["PATH"] = f"{Path(kube.kubectl_path).parent}{os.pathsep}{env['PATH']}"
+    # The user's files and the daskserver's environment are the recipe `kubectl sdc recipe` prints, as is.
+    recipe = write_recipe(home, env, kube, "-n", TEST_NAMESPACE, "--image", seamless_image, "--services-address", host,
+                          "--data-dir", str(root), "--cluster-name", CLUSTER, "--project", PROJECT, "--conda",
+                          CONDA_ENV, "--cores", "1", "--memory", "1GB", "--maximum-jobs", "1", "--interactive",
+                          "--ports", "62000", "62999")
+    env = recipe_environment(recipe, env)
+    assert env["SEAMLESS_DASK_CLUSTER"] == K8S_CLUSTER
     name = None
     started = time.monotonic()
     try:

@@ -108,6 +108,12 @@ class OwnPortsHandle(ClusterHandle):
         # Dask moves a dashboard whose port is taken elsewhere, outside the range: not ours to report.
         return port_of(self.cluster.dashboard_link) not in (None, self.request.dashboard_port)
 
+    def inject_runtime(self) -> None:
+        # The scheduler logs here, in the launcher's log: a client or worker of other versions gets a WARNING line.
+        from ...version_route import log_version_skew
+
+        log_version_skew(self.cluster)
+
 
 class InjectingHandle(ClusterHandle):
     """A scheduler started without our preload: Seamless mode injects the runtime through a client."""
