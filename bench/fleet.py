@@ -84,6 +84,7 @@ class PodTracker:
     """The bench's own view of the namespace's pods (one watch): when each was seen Ready, and gone."""
 
     def __init__(self, api: Any, namespace: str):
+        self.seen_at: dict[str, float] = {}
         self.ready_at: dict[str, float] = {}
         self.gone_at: dict[str, float] = {}
         self.node: dict[str, str] = {}
@@ -97,6 +98,7 @@ class PodTracker:
             if kind == "DELETED":
                 self.gone_at.setdefault(name, now)
             else:
+                self.seen_at.setdefault(name, now)
                 node = (pod.get("spec") or {}).get("nodeName")
                 if node:
                     self.node[name] = node
@@ -160,11 +162,12 @@ def run_pods(cp: control_plane.ControlPlane, args: argparse.Namespace, workdir: 
     core = k8s.CoreV1Api(api)
     make_namespace(api, NAMESPACE)
     t = time.monotonic()
-    with simulated_fleet(cp.kubeconfig, nodes=args.nodes, start_delay=args.start_delay,
+    with simulated_fleet(cp.kubeconfig, nodes=args.nodes, cpu=args.node_cpu, memory=args.node_memory,
+                         start_delay=args.start_delay,
                          ready_delay=args.ready_delay, threads=args.standin_threads, workdir=workdir / "fleet",
                          up_script=args.kube_up) as fleet:
-        print(f"fleet up in {time.monotonic() - t:.1f} s: {args.nodes} nodes "
-              f"(32 CPU, 128Gi, 250 pods each), kube-scheduler healthy; {load()}", flush=True)
+        print(f"fleet up in {time.monotonic() - t:.1f} s: {args.nodes} nodes ({args.node_cpu} CPU, "
+              f"{args.node_memory}, 250 pods each), kube-scheduler healthy; {load()}", flush=True)
         tracker = PodTracker(api, NAMESPACE)
         cpu0 = control_plane_cpu(cp)
         names = [f"pod-{i:05d}" for i in range(args.pods)]
@@ -277,10 +280,12 @@ def run_operator(cp: control_plane.ControlPlane, args: argparse.Namespace, workd
     install_crd(api)
     make_namespace(api, NAMESPACE)
     t = time.monotonic()
-    with simulated_fleet(cp.kubeconfig, nodes=args.nodes, start_delay=args.start_delay,
+    with simulated_fleet(cp.kubeconfig, nodes=args.nodes, cpu=args.node_cpu, memory=args.node_memory,
+                         start_delay=args.start_delay,
                          ready_delay=args.ready_delay, threads=args.standin_threads, workdir=workdir / "fleet",
                          up_script=args.kube_up) as fleet:
-        print(f"fleet up in {time.monotonic() - t:.1f} s: {args.nodes} nodes; {load()}", flush=True)
+        print(f"fleet up in {time.monotonic() - t:.1f} s: {args.nodes} nodes ({args.node_cpu} CPU, "
+              f"{args.node_memory}, 250 pods each); {load()}", flush=True)
         proc, log, startup = start_operator(cp.kubeconfig, workdir)
         print(f"operator live in {startup:.1f} s (kopf run --standalone --all-namespaces "
               f"-m seamless_dask_operator.handlers)", flush=True)
@@ -310,6 +315,7 @@ def run_operator(cp: control_plane.ControlPlane, args: argparse.Namespace, workd
             print(f"{'all' if len(done) == len(names) else 'NOT all:'} {len(done)}/{len(names)} Running with "
                   f"workersReady 2 after {max(done.values(), default=float('nan')):.1f} s; per cluster "
                   f"{quantiles(list(done.values()))}; phase/workersReady at the end {dict(phases)}", flush=True)
+            milestones(tracker, done, names, t0)
             by_cluster = collections.Counter(
                 (p.metadata.labels or {}).get(CLUSTER_LABEL) for p in core.list_namespaced_pod(NAMESPACE).items)
             spread = collections.Counter(tracker.node.values())
@@ -343,10 +349,33 @@ def run_operator(cp: control_plane.ControlPlane, args: argparse.Namespace, workd
         print_fleet(fleet.stop(), cpu0, cpu1)
 
 
+def milestones(tracker: PodTracker, done: dict[str, float], names: list[str], t0: float) -> None:
+    """Where each cluster's time went: its pods seen (made by the operator), Ready (the stand-in), status."""
+    rows: dict[str, list[float]] = collections.defaultdict(list)
+    for name in names:
+        pods = [p for p in tracker.seen_at if p.startswith(f"{name}-")]
+        scheduler = [tracker.seen_at[p] - t0 for p in pods if p.endswith("-scheduler")]
+        workers = [tracker.seen_at[p] - t0 for p in pods if "-worker-" in p]
+        ready = [tracker.ready_at[p] - t0 for p in pods if p in tracker.ready_at]
+        if scheduler:
+            rows["scheduler pod created"].append(min(scheduler))
+        if len(workers) >= 2:
+            rows["2nd worker pod created"].append(sorted(workers)[1])
+        if len(ready) >= 3:
+            rows["3 pods Ready"].append(max(ready))
+        if name in done:
+            rows["status Running, workersReady 2"].append(done[name])
+    for what, values in rows.items():
+        print(f"   {what:32s} (s after the first create): {quantiles(values)}, first {min(values):.2f} s",
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pods", type=int, default=2000, help="plain pods to create (default 2000)")
     parser.add_argument("--nodes", type=int, default=50, help="fake nodes (default 50)")
+    parser.add_argument("--node-cpu", default="32", help="each node's CPU capacity (default 32)")
+    parser.add_argument("--node-memory", default="128Gi", help="each node's memory capacity (default 128Gi)")
     parser.add_argument("--threads", type=int, default=16, help="the bench's creating threads (default 16)")
     parser.add_argument("--standin-threads", type=int, default=16, help="the kubelet stand-in's (default 16)")
     parser.add_argument("--start-delay", type=float, default=0.0, help="bound -> Running, seconds (default 0)")

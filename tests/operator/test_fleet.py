@@ -11,12 +11,61 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.support.fleet import SIMULATED_LABEL, Fleet, FleetUnavailable, kube_binary, simulated_fleet
+from tests.support.fleet import (
+    FINALIZE,
+    READY,
+    SIMULATED_LABEL,
+    START,
+    Fleet,
+    FleetUnavailable,
+    PodAddresses,
+    fake_nodes,
+    kube_binary,
+    kubelet_step,
+    simulated_fleet,
+)
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.kube
-
 NODE_CPU = 4
+
+
+# -- pure parts ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("pod", "step"), [
+    ({"metadata": {}, "status": {"phase": "Pending"}}, START),
+    ({"metadata": {}}, START),
+    ({"metadata": {}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}}, READY),
+    ({"metadata": {}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}, None),
+    ({"metadata": {}, "status": {"phase": "Succeeded"}}, None),
+    ({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Running"}}, FINALIZE),
+    ({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Pending"}}, FINALIZE),
+])
+def test_kubelet_step(pod: dict[str, Any], step: int | None) -> None:
+    assert kubelet_step(pod) == step
+
+
+def test_fake_nodes_have_their_own_addresses_away_from_services_and_the_real_node() -> None:
+    nodes = fake_nodes(300)
+    assert len({n.name for n in nodes}) == len({n.address for n in nodes}) == len({n.pod_cidr for n in nodes}) == 300
+    taken = [ipaddress.ip_network("10.96.0.0/16"), ipaddress.ip_network("10.244.0.0/24")]
+    assert not any(n.pod_cidr.overlaps(t) for n in nodes for t in taken)
+    with pytest.raises(ValueError, match="nodes must be"):
+        fake_nodes(0)
+
+
+def test_a_pod_keeps_its_address_and_a_freed_one_is_given_again_last() -> None:
+    addresses = PodAddresses(ipaddress.ip_network("10.128.5.0/24"))
+    first = addresses.take("a")
+    assert first == "10.128.5.2" and addresses.take("a") == first  # .1 is the node's bridge
+    second = addresses.take("b")
+    addresses.release("a")
+    assert addresses.take("c") not in (first, second)
+    addresses.keep("d", "10.128.5.200")
+    assert addresses.take("d") == "10.128.5.200" and len(addresses) == 3
+
+
+# -- on the real control plane ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +91,7 @@ def is_ready(p: client.V1Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
 
 
+@pytest.mark.kube
 def test_the_scheduler_places_a_pod_it_becomes_ready_and_a_deleted_pod_goes_away(
         fleet: Fleet, kube_api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(kube_api)
@@ -74,6 +124,7 @@ def test_the_scheduler_places_a_pod_it_becomes_ready_and_a_deleted_pod_goes_away
     wait_for(gone, timeout=15, description="pod one deleted")
 
 
+@pytest.mark.kube
 def test_capacity_decides_placement_and_a_pod_too_big_for_every_node_stays_unschedulable(
         fleet: Fleet, kube_api: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(kube_api)
