@@ -34,11 +34,15 @@ def make_node_ready(
     labels: dict[str, str] | None = None,
     capacity: dict[str, str] | None = None,
     address: str = "127.0.0.1",
+    pod_cidr: str | None = None,
 ) -> k8s.V1Node:
     """Create Node ``name`` (or reuse it) and patch its status to Ready, as a kubelet would.
 
     Nothing marks it NotReady later: up.sh runs the controller-manager without
-    the node-lifecycle controller, so no heartbeats are needed.
+    the node-lifecycle controller, so no heartbeats are needed (where that
+    controller runs, :func:`renew_node_lease` every 10 s keeps the node Ready,
+    as a kubelet does). ``pod_cidr`` sets ``spec.podCIDR`` on a new Node (the
+    node-IPAM controller that would assign it is off in up.sh too).
     """
     core = _core(api)
     cap = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
@@ -49,11 +53,13 @@ def make_node_ready(
         "kubernetes.io/arch": "amd64",
         **(labels or {}),
     }
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": node_labels},
     }
+    if pod_cidr:
+        body["spec"] = {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]}
     try:
         core.create_node(body)
     except ApiException as exc:
@@ -94,6 +100,20 @@ def make_node_ready(
     return core.patch_node_status(name, {"status": status}, _content_type=SMP)
 
 
+def clear_not_ready_taint(api: k8s.CoreV1Api | k8s.ApiClient, name: str) -> None:
+    """Remove the ``node.kubernetes.io/not-ready`` taint from Node ``name``, as the node-lifecycle
+    controller does once a node reports Ready. The API server's admission taints every new Node so;
+    up.sh runs no node-lifecycle controller, so a Node made Ready here keeps the taint, and the
+    kube-scheduler places nothing on it (without a toleration) until it is removed."""
+    core = _core(api)
+    node = core.read_node(name)
+    taints = node.spec.taints or []
+    kept = [t for t in taints if t.key != "node.kubernetes.io/not-ready"]
+    if len(kept) != len(taints):
+        patch = {"spec": {"taints": [{"key": t.key, "value": t.value, "effect": t.effect} for t in kept] or None}}
+        core.patch_node(name, patch, _content_type="application/merge-patch+json")
+
+
 def make_pod_ready(
     api: k8s.CoreV1Api | k8s.ApiClient,
     namespace: str,
@@ -130,57 +150,97 @@ def make_pod_ready(
         raise ValueError(
             f"pod {namespace}/{pod_name} is already bound to {pod.spec.node_name}, not {node_name}"
         )
-    now = _now()
-    started = {"running": {"startedAt": now}}
-    containers = [
-        {
-            "name": c.name,
-            "image": c.image or "",
-            "imageID": f"fake://{c.image or ''}",
-            "containerID": f"fake://{namespace}_{pod_name}_{c.name}",
-            "ready": True,
-            "started": True,
-            "restartCount": 0,
-            "state": started,
+    containers = [(c.name, c.image) for c in pod.spec.containers]
+    init_containers = [(c.name, c.image) for c in pod.spec.init_containers or []]
+    status = running_pod_status(namespace, pod_name, containers, init_containers, pod_ip, pod_ip, _now())
+    return core.patch_namespaced_pod_status(pod_name, namespace, {"status": status}, _content_type=SMP)
+
+
+def running_pod_status(
+    namespace: str,
+    pod_name: str,
+    containers: list[tuple[str, str | None]],
+    init_containers: list[tuple[str, str | None]],
+    pod_ip: str,
+    host_ip: str,
+    now: str,
+    *,
+    ready: bool = True,
+    conditions: tuple[str, ...] = ("PodScheduled", "Initialized", "ContainersReady", "Ready"),
+) -> dict[str, Any]:
+    """The ``status`` a kubelet reports for a started pod (pure): phase Running, its IPs, one
+    running container status per ``(name, image)`` of ``containers`` and a Completed one per init
+    container. ``ready=False``: started but not (yet) passing readiness (ContainersReady and Ready
+    False, containers ``ready: false``)."""
+
+    def fake_ids(name: str, image: str | None) -> dict[str, str]:
+        return {
+            "name": name,
+            "image": image or "",
+            "imageID": f"fake://{image or ''}",
+            "containerID": f"fake://{namespace}_{pod_name}_{name}",
         }
-        for c in pod.spec.containers
+
+    container_statuses = [
+        {**fake_ids(name, image), "ready": ready, "started": True, "restartCount": 0,
+         "state": {"running": {"startedAt": now}}}
+        for name, image in containers
     ]
-    init_containers = [
-        {
-            "name": c.name,
-            "image": c.image or "",
-            "imageID": f"fake://{c.image or ''}",
-            "containerID": f"fake://{namespace}_{pod_name}_{c.name}",
-            "ready": True,
-            "restartCount": 0,
-            "state": {
-                "terminated": {
-                    "exitCode": 0,
-                    "reason": "Completed",
-                    "startedAt": now,
-                    "finishedAt": now,
-                }
-            },
-        }
-        for c in pod.spec.init_containers or []
+    init_statuses = [
+        {**fake_ids(name, image), "ready": True, "restartCount": 0,
+         "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}}}
+        for name, image in init_containers
     ]
-    conditions = [
-        {"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
-        for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
-    ]
+    not_yet = ("ContainersReady", "Ready")
     status: dict[str, Any] = {
         "phase": "Running",
-        "conditions": conditions,
-        "hostIP": pod_ip,
-        "hostIPs": [{"ip": pod_ip}],
+        "conditions": [
+            {"type": t, "status": "True" if ready or t not in not_yet else "False",
+             "lastProbeTime": None, "lastTransitionTime": now}
+            for t in conditions
+        ],
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
         "podIP": pod_ip,
         "podIPs": [{"ip": pod_ip}],
         "startTime": now,
-        "containerStatuses": containers,
+        "containerStatuses": container_statuses,
     }
-    if init_containers:
-        status["initContainerStatuses"] = init_containers
-    return core.patch_namespaced_pod_status(pod_name, namespace, {"status": status}, _content_type=SMP)
+    if init_statuses:
+        status["initContainerStatuses"] = init_statuses
+    return status
+
+
+def renew_node_lease(
+    api: k8s.ApiClient,
+    name: str,
+    node_uid: str | None = None,
+    duration_seconds: int = 40,
+) -> None:
+    """Create or renew Node ``name``'s Lease in ``kube-node-lease``: the heartbeat a kubelet sends
+    every 10 s, which the node-lifecycle controller reads to keep a node Ready and untainted. With
+    ``node_uid`` a new Lease is owned by the Node (deleted with it, as a kubelet's is)."""
+    coordination = k8s.CoordinationV1Api(api)
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        coordination.patch_namespaced_lease(
+            name, "kube-node-lease", {"spec": {"renewTime": now, "holderIdentity": name}},
+            _preload_content=False,
+        ).drain_conn()
+        return
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    metadata: dict[str, Any] = {"name": name, "namespace": "kube-node-lease"}
+    if node_uid:
+        metadata["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}]
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": metadata,
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": duration_seconds, "renewTime": now},
+    }
+    coordination.create_namespaced_lease("kube-node-lease", body, _preload_content=False).drain_conn()
 
 
 def make_pods_ready(
