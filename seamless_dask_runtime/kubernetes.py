@@ -77,7 +77,7 @@ def resource_manifest(params: ClusterParameters, name: str, namespace: str,
         if key.startswith("metadata.") or key in ("cluster", "workers.maximum"):
             continue
         spec[key] = value
-    spec["image"] = params.image or DEFAULT_IMAGE
+    # No image named: the operator's default (the chart's runtimeImage), which it writes into the spec.
     spec["workers"] = {"adaptive": True, "minimum": 1 if params.interactive else 0,
                        "maximum": params.maximum_jobs, "replicas": 0}
     return {
@@ -222,7 +222,9 @@ class SeamlessDaskCluster:
 
     # -- supervision and shutdown ----------------------------------------
     def supervise(self, stop: threading.Event, interval: float = 2.0) -> str:
-        """Until a stop signal, or the operator deleted (idle timeout) or failed the resource."""
+        """Until a stop signal, or the operator deleted (idle timeout) or failed the resource. What the operator
+        says of other distributed/dask releases (its VersionSkew condition) goes to the wrapper's log, once."""
+        skew_said = ""
         while not stop.wait(interval):
             try:
                 body = self._read()
@@ -235,6 +237,12 @@ class SeamlessDaskCluster:
             status = body.get("status") or {}
             if status.get("phase") == "Failed":
                 raise ClusterFailed(_failure_message(status))
+            skew = next((c for c in status.get("conditions") or [] if c.get("type") == "VersionSkew"), {})
+            if skew.get("status") == "True" and skew.get("message") and skew["message"] != skew_said:
+                skew_said = skew["message"]
+                logging.getLogger("seamless-dask-wrapper").warning(
+                    "version skew in cluster %s/%s: %s (build the runtime image with the clients' distributed: "
+                    "--build-arg DASK_VERSION=...)", self.namespace, self.name, skew_said)
         return "stop signal"
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ single job and for pure Dask (seed 002's pure-Dask job script has none).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import dask.utils
 
@@ -19,10 +20,26 @@ from .parameters import LIFETIME_GRACE, ClusterParameters
 PURE_DASK_THREADS = 2
 
 
+def worker_cores(params: ClusterParameters) -> int:
+    """CPUs of one worker (a pod's request, its CPU count): ``cores``, one in exclusive mode, which leaves it unset."""
+    return params.cores or 1
+
+
+def worker_pod_resources(params: ClusterParameters) -> dict[str, Any]:
+    """A worker container's Kubernetes resources: its cores, and ``memory`` as request and limit (so Dask's memory
+    limit, which it reads from the container, is the memory asked for)."""
+    resources: dict[str, Any] = {"requests": {"cpu": str(worker_cores(params))}}
+    if params.memory:
+        quantity = kubernetes_quantity(params.memory)
+        resources["requests"]["memory"] = quantity
+        resources["limits"] = {"memory": quantity}
+    return resources
+
+
 def job_cores(params: ClusterParameters) -> int:
     """Cores requested from the batch system for one worker job."""
     if params.exclusive:
-        return params.cores or 1
+        return worker_cores(params)
     if params.job_cores is not None:
         return params.job_cores
     assert params.cores is not None
@@ -105,7 +122,7 @@ def adaptive_target_duration(params: ClusterParameters) -> float:
     if params.pure_dask:
         return seconds
     resources = worker_resources(params) or {}
-    factor = resources.get("S") or float(params.cores or 1)
+    factor = resources.get("S") or float(worker_cores(params))
     return seconds * factor if factor > 0 else seconds
 
 

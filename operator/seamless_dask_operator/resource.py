@@ -165,7 +165,8 @@ def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name
         pod_annotations=fields.object(spec, "podAnnotations", "spec"),
     )
     if params is not None:
-        fields.errors += _option_errors(params, options) + _ceiling_errors(params, options, defaults.max_workers)
+        fields.errors += _option_errors(params, options) + _ceiling_errors(params, options, defaults.max_workers) \
+            + _memory_errors(params, options)
     fields.errors += policy_errors(
         policy, volumes=options.volumes,
         env={"spec.workers.env": options.workers.env, "spec.scheduler.env": options.scheduler.env},
@@ -226,6 +227,16 @@ def _env_errors(params: ClusterParameters, where: str, env: tuple[dict[str, Any]
                                      "variable (execve: argument list too long), so the container could not "
                                      "start; put large data in a ConfigMap or Secret mounted as a volume"))
     return errors
+
+
+def _memory_errors(params: ClusterParameters, options: KubernetesOptions) -> list[FieldError]:
+    """spec.memory is each worker's memory request and limit: memory also in workers.resources is one too many."""
+    if not params.memory:
+        return []
+    both = [part for part in ("requests", "limits")
+            if isinstance(options.workers.resources.get(part), Mapping) and "memory" in options.workers.resources[part]]
+    return [FieldError("spec.memory", params.memory, f"is each worker's memory request and limit, and "
+                       f"spec.workers.resources.{both[0]}.memory says it too: set one of them") ] if both else []
 
 
 def _ceiling_errors(params: ClusterParameters, options: KubernetesOptions, ceiling: int) -> list[FieldError]:

@@ -145,3 +145,17 @@ class SchedulerAPI:
         if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds < math.inf:
             raise SchedulerUnavailable(f"{self.base_url}: idle_for is not a duration: {str(seconds)[:80]}")
         return False, float(seconds)
+
+
+    def versions(self) -> tuple[bool, str] | None:
+        """Whether the scheduler, its workers and its clients run other distributed/dask releases, and which (its
+        own words); None from a scheduler too old to say (no such route)."""
+        try:
+            answer = self._call("/api/v1/seamless/versions")
+        except SchedulerUnavailable as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
+        if not isinstance(answer, dict) or not isinstance(answer.get("skew"), bool):
+            raise SchedulerUnavailable(f"{self.base_url}: versions report has no skew flag")
+        return answer["skew"], str(answer.get("message") or "")[:1000]

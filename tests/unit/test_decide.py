@@ -316,3 +316,36 @@ def test_the_default_image_is_written_into_the_spec_at_creation() -> None:
     assert not run({**SPEC, "image": "mine:1"}, spec_changed=True, answers=SchedulerAnswers()).of(PinImage)
     assert not run(bare, scheduler()).of(PinImage), \
         "only a create/update/resume round writes the spec"
+
+
+def test_version_skew_is_a_condition_and_one_event() -> None:
+    """Issue 25: another distributed/dask release among clients, workers, scheduler (the scheduler's own report)."""
+    said = "client Client-1 has distributed 2026.7.1; the scheduler has distributed 2026.8.0"
+    skewed = run(None, scheduler(), worker(0), worker(1),
+                 answers=SchedulerAnswers(reachable=True, busy=True, versions=(True, said)))
+    condition = {c["type"]: c for c in skewed.status["conditions"]}["VersionSkew"]
+    assert (condition["status"], condition["reason"], condition["message"]) == ("True", "VersionMismatch", said)
+    assert [e.reason for e in skewed.events] == ["VersionSkew"]
+    again = run(None, scheduler(), worker(0), worker(1), old=skewed.status,
+                answers=SchedulerAnswers(reachable=True, busy=True, versions=(True, said)))
+    assert not again.events, "said once"
+    unasked = run(None, scheduler(), worker(0), worker(1), old=skewed.status,
+                  answers=SchedulerAnswers(reachable=True, busy=True))
+    assert {c["type"]: c for c in unasked.status["conditions"]}["VersionSkew"]["status"] == "True", "as it was"
+    matched = run(None, scheduler(), worker(0), worker(1), old=skewed.status,
+                  answers=SchedulerAnswers(reachable=True, busy=True, versions=(False, "")))
+    assert {c["type"]: c for c in matched.status["conditions"]}["VersionSkew"]["reason"] == "VersionsMatch"
+
+
+def test_more_workers_than_wanted_reads_as_scaling_down_not_as_a_contradiction() -> None:
+    """Issue 25 item 6: READY 1 DESIRED 0 right after a computation, and an Event "now 0" while a worker is up."""
+    spec = {"cores": 1, "workers": {"adaptive": True, "maximum": 4}}
+    after = run(spec, scheduler(), worker(0), answers=SchedulerAnswers(reachable=True, adaptive_target=0, busy=False,
+                                                                       idle_for=1),
+                spec_changed=True, edited=frozenset({"workers.replicas"}))
+    assert (after.status["workersReady"], after.status["workersDesired"]) == (1, 0)
+    assert after.status["reason"] == "ScalingDown"
+    assert after.status["message"] == "1 worker running, 0 wanted: 1 is retired once the scheduler has moved its " \
+                                      "results"
+    [event] = after.events
+    assert "1 of the 1 running are retired once their results have moved" in event.message

@@ -19,6 +19,11 @@ def test_resource_manifest_maps_status_parameters() -> None:
                             "workers": {"adaptive": True, "minimum": 0, "maximum": 5, "replicas": 0}}
 
 
+def test_without_an_image_the_operators_default_applies() -> None:
+    params = from_status_parameters({"cores": 1, "maximum_jobs": 2})
+    assert "image" not in resource_manifest(params, "c1", "ns")["spec"], "the chart's runtimeImage decides"
+
+
 def test_default_name_is_a_dns_label() -> None:
     assert default_name("/home/u/.remote-http-launcher/server/daskserver-hpc-proj.json") == "daskserver-hpc-proj"
     assert default_name("/tmp/123_Status.json") == "sd-123-status"

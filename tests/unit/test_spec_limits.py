@@ -43,3 +43,21 @@ def test_more_workers_than_the_operators_ceiling_are_refused_naming_the_chart_va
     fields = {error.field: error.message for error in refused.value.errors}
     assert set(fields) == {"spec.workers.maximum", "spec.workers.replicas", "spec.workers.minimum"}
     assert all("maxWorkersPerCluster" in message for message in fields.values())
+
+
+def test_spec_memory_has_one_meaning_with_or_without_worker_resources() -> None:
+    """Issue 25 item 4: spec.memory was silently ignored once workers.resources was set."""
+    from seamless_dask_operator.builders import ClusterRef, worker_pod
+
+    def worker_resources(spec: dict) -> dict:
+        pod = worker_pod(ClusterRef("c", "ns", "u"), parse_spec(spec), 0)
+        return pod["spec"]["containers"][0]["resources"]
+
+    assert worker_resources({"memory": "2GiB"}) == {"requests": {"cpu": "1", "memory": "2Gi"},
+                                                    "limits": {"memory": "2Gi"}}
+    assert worker_resources({"memory": "2GiB", "workers": {"resources": {"requests": {"cpu": "250m"}}}}) == {
+        "requests": {"cpu": "250m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}, "an edit of memory reaches pods"
+    with pytest.raises(ParameterError) as both:
+        parse_spec({"memory": "2GiB", "workers": {"resources": {"limits": {"memory": "4Gi"}}}})
+    [error] = both.value.errors
+    assert error.field == "spec.memory" and "spec.workers.resources.limits.memory" in error.message

@@ -17,7 +17,7 @@ from seamless_dask_runtime.identity import (
     WORKER_NAME_VARIABLE,
     worker_name,
 )
-from seamless_dask_runtime.sizing import kubernetes_quantity
+from seamless_dask_runtime.sizing import kubernetes_quantity, worker_cores, worker_pod_resources
 from seamless_dask_runtime.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
@@ -31,15 +31,21 @@ def worker_pod_name(ref: ClusterRef, index: int) -> str:
 
 def worker_environment_for_pod(cluster: ClusterSpec) -> dict[str, str]:
     """The job scripts' environment; a pod's CPU count is the cores it requests."""
-    return worker_environment(cluster.params, cpu_count=str(cluster.params.cores or 1))
+    return worker_environment(cluster.params, cpu_count=str(worker_cores(cluster.params)))
 
 
-def default_worker_resources(cluster: ClusterSpec) -> dict[str, Any]:
-    requests: dict[str, Any] = {"cpu": str(cluster.params.cores or 1)}
-    limits: dict[str, Any] = {}
+def worker_resources(cluster: ClusterSpec) -> dict[str, Any]:
+    """``workers.resources``, by default the model's (``cores`` CPUs, ``memory``); ``spec.memory`` is the memory
+    request and limit either way: one meaning (the parser refuses memory in both)."""
+    if not cluster.options.workers.resources:
+        return worker_pod_resources(cluster.params)
+    chosen = cluster.options.workers.resources
+    resources = {k: dict(v) if isinstance(v, dict) else v for k, v in chosen.items()}
     if cluster.params.memory:
-        requests["memory"] = limits["memory"] = kubernetes_quantity(cluster.params.memory)
-    return {"requests": requests, **({"limits": limits} if limits else {})}
+        quantity = kubernetes_quantity(cluster.params.memory)
+        resources.setdefault("requests", {})["memory"] = quantity
+        resources.setdefault("limits", {})["memory"] = quantity
+    return resources
 
 
 def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
@@ -50,7 +56,7 @@ def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
         args[-1:-1] = tls_flags()
     env = [{"name": WORKER_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
     env += env_list(worker_environment_for_pod(cluster)) + list(options.env)
-    container = base_container(cluster, "worker", args, env, options.resources or default_worker_resources(cluster))
+    container = base_container(cluster, "worker", args, env, worker_resources(cluster))
     container["ports"] = [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}]
     container["readinessProbe"] = {
         "httpGet": {"path": "/health", "port": "http-dashboard"},

@@ -26,7 +26,7 @@ from ..builders.objects import ClusterRef
 from ..resource import ClusterSpec
 from .children import decide_children
 from .idleness import decide_idleness
-from .notices import Notice, events_to_post, pod_problem_notices, unresponsive_notices
+from .notices import Notice, events_to_post, pod_problem_notices, unresponsive_notices, version_skew_notices
 from .observation import (
     ChildrenView,
     Observation,
@@ -72,19 +72,24 @@ class Questions:
     adaptive_target: bool
     worker_names: bool = True
     idleness: bool = True
+    versions: bool = True
 
 
-def questions(cluster: ClusterSpec) -> Questions:
-    """The adaptive target only where it decides something: adaptive clusters, and batch ones (their status)."""
-    return Questions(adaptive_target=cluster.options.adaptive or cluster.params.cluster is not None)
+def questions(cluster: ClusterSpec, versions_due: bool = True) -> Questions:
+    """The adaptive target only where it decides something: adaptive clusters, and batch ones (their status); the
+    versions when due (they change only when a client or worker joins: once a minute is enough)."""
+    return Questions(adaptive_target=cluster.options.adaptive or cluster.params.cluster is not None,
+                     versions=versions_due)
 
 
-def _adaptive_scaling_notice(cluster: ClusterSpec, desired: int) -> Notice:
+def _adaptive_scaling_notice(cluster: ClusterSpec, desired: int, running: int) -> Notice:
     options = cluster.options
+    above = f"; {running - desired} of the {running} running are retired once their results have moved" \
+        if running > desired else ""
     return Notice("Normal", "AdaptiveScaling",
                   f"workers.adaptive is true: the scheduler's adaptive target decides the workers (now {desired}, "
-                  f"between {options.minimum} and {cluster.params.maximum_jobs}); replicas {options.replicas} is "
-                  "not used (set workers.adaptive: false to scale by hand)")
+                  f"between {options.minimum} and {cluster.params.maximum_jobs}{above}); replicas "
+                  f"{options.replicas} is not used (set workers.adaptive: false to scale by hand)")
 
 
 def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: Observation,
@@ -111,13 +116,14 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
 
     notices = [*children.notices, *scheduler.notices, *workers.notices, *idle.notices]
     if "workers.replicas" in edited and cluster.options.adaptive:
-        notices.append(_adaptive_scaling_notice(cluster, workers.desired))
+        notices.append(_adaptive_scaling_notice(cluster, workers.desired, workers.ready))
     problems = observation.problems
     old_conditions = list(old_status.get("conditions") or [])
     notices += pod_problem_notices(problems, old_conditions)
     # The scheduler runs the tenant's image: one that does not answer as it should is this cluster's news only.
     scheduler_error = observation.scheduler.error if observation.ready_scheduler is not None else None
     notices += unresponsive_notices(scheduler_error, old_conditions)
+    notices += version_skew_notices(observation.scheduler.versions, old_conditions)
 
     status = status_patch(ref, Observed(
         generation=generation,
@@ -131,6 +137,7 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         tls=cluster.options.tls,
         pod_problems=tuple(problems),
         scheduler_error=scheduler_error,
+        versions=observation.scheduler.versions,
     ), dict(old_status), timestamp(now))
 
     actions: list[Action] = [PinImage(cluster.options.image)] if spec_changed and cluster.options.image_unset else []

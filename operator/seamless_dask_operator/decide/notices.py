@@ -63,3 +63,13 @@ def unresponsive_notices(error: str | None, old_conditions: list[dict[str, objec
     if before is not None and before.get("status") == "False":
         return []
     return [warning_every_minute(UNRESPONSIVE, unresponsive_message(error))]
+
+
+def version_skew_notices(versions: tuple[bool, str] | None, old_conditions: list[dict[str, object]]) -> list[Notice]:
+    """One Event when another distributed/dask release joins the cluster (a client's or an image's)."""
+    if versions is None or not versions[0]:
+        return []
+    before = next((c for c in old_conditions if c.get("type") == "VersionSkew"), None)
+    if before is not None and before.get("status") == "True" and before.get("message") == versions[1]:
+        return []
+    return [Notice("Warning", "VersionSkew", versions[1])]

@@ -50,6 +50,9 @@ class SchedulerAnswers:
     busy: bool | None = None
     idle_for: float | None = None  # seconds without a client or a task (a duration: one clock, the scheduler's)
     error: str | None = None  # why a ready scheduler did not answer (it runs the tenant's image)
+    # Another distributed/dask release among scheduler, workers and clients: (skew, the scheduler's words); None
+    # when not asked lately or the scheduler is too old to say.
+    versions: tuple[bool, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,23 @@ class Observed:
     tls: bool = False
     pod_problems: tuple[PodProblem, ...] = ()
     scheduler_error: str | None = None  # a ready scheduler whose HTTP API did not answer as it should
+    versions: tuple[bool, str] | None = None  # (skew, the scheduler's words), None: not known
+
+
+def _version_skew(observed: Observed, old: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """``VersionSkew``: True when a client, worker or the scheduler runs another distributed/dask release."""
+    if observed.versions is None:
+        before = next((c for c in old or [] if c.get("type") == "VersionSkew"), None)
+        if before is not None:  # not asked this round: as it was
+            return {k: v for k, v in before.items() if k != "lastTransitionTime"} | \
+                {"observedGeneration": observed.generation}
+        return _condition("VersionSkew", None, "NotReported", "the scheduler has not reported versions",
+                          observed.generation)
+    skew, message = observed.versions
+    if skew:
+        return _condition("VersionSkew", True, "VersionMismatch", message, observed.generation)
+    return _condition("VersionSkew", False, "VersionsMatch",
+                      "scheduler, workers and clients run the same distributed and dask", observed.generation)
 
 
 UNRESPONSIVE = "SchedulerUnresponsive"
@@ -50,6 +67,9 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
         reason, message = observed.pod_problems[0].reason, summary(list(observed.pod_problems))
     elif observed.scheduler_error and observed.scheduler_ready and not observed.spec_error:
         reason, message = UNRESPONSIVE, unresponsive_message(observed.scheduler_error)
+    elif observed.workers_ready > observed.workers_desired and observed.scheduler_ready and not observed.spec_error:
+        # READY above DESIRED is no error: say what happens, without the retire protocol's words.
+        reason, message = "ScalingDown", _scaling_down(observed)
     return ClusterStatus(
         phase=phase,
         scheduler_port=COMM_PORT,
@@ -61,6 +81,13 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
         reason=reason,
         message=message,
     )
+
+
+def _scaling_down(observed: Observed) -> str:
+    above, running = observed.workers_ready - observed.workers_desired, observed.workers_ready
+    return (f"{running} worker{'' if running == 1 else 's'} running, {observed.workers_desired} wanted: {above} "
+            f"{'is' if above == 1 else 'are'} retired once the scheduler has moved {'its' if above == 1 else 'their'} "
+            "results")
 
 
 def unresponsive_message(error: str) -> str:
@@ -83,7 +110,7 @@ def _responsive(observed: Observed) -> dict[str, Any]:
                       "the scheduler answers the operator's questions in time", observed.generation)
 
 
-def conditions(observed: Observed) -> list[dict[str, Any]]:
+def conditions(observed: Observed, old: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     valid = observed.spec_error is None
     return [
         _condition("SpecValid", valid, "Valid" if valid else observed.spec_error_reason,
@@ -102,7 +129,9 @@ def conditions(observed: Observed) -> list[dict[str, Any]]:
                    observed.generation),
         _condition("WorkersReady", observed.workers_ready >= observed.workers_desired,
                    "AllWorkersReady" if observed.workers_ready >= observed.workers_desired else "WorkersPending",
-                   f"{observed.workers_ready}/{observed.workers_desired} workers ready", observed.generation),
+                   _scaling_down(observed) if observed.workers_ready > observed.workers_desired
+                   else f"{observed.workers_ready}/{observed.workers_desired} workers ready", observed.generation),
+        _version_skew(observed, old),
     ]
 
 
@@ -133,7 +162,8 @@ def status_patch(ref: ClusterRef, observed: Observed, old_status: dict[str, Any]
         "observedGeneration": observed.generation,
         "reason": status.reason,
         "message": status.message or "",
-        "conditions": merge_conditions((old_status or {}).get("conditions"), conditions(observed), now),
+        "conditions": merge_conditions((old_status or {}).get("conditions"),
+                                       conditions(observed, (old_status or {}).get("conditions")), now),
     }
     if observed.last_activity is not None:
         patch["lastActivity"] = observed.last_activity

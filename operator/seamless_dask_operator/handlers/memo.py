@@ -68,6 +68,7 @@ class ClusterMemo:
     deleted: dict[str, float] = field(default_factory=dict)
     service_created: tuple[float, str] | None = None  # (when, uid) of a Service this operator created
     written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote
+    versions_asked_at: float = float("-inf")  # time.monotonic() the scheduler was last asked for its versions
 
 
 def operator_memo(memo: kopf.Memo) -> OperatorMemo:

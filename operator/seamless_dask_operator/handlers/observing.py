@@ -22,6 +22,8 @@ from .watching import Indexes
 # How long this operator's own writes count when the watches do not show them yet (a watch lags by milliseconds
 # on a quiet API server, by seconds under load; a write the watch never shows is not believed for ever).
 EXPECTATION_SECONDS = 60.0
+# Versions change only when a client or a worker joins: asked once a minute.
+VERSIONS_EVERY = 60.0
 
 
 def _children(ref: ClusterRef, services: list[dict[str, Any]], state: ClusterMemo,
@@ -89,8 +91,9 @@ def _ask_scheduler(api: SchedulerAPI | None, cluster: ClusterSpec, state: Cluste
     """The questions this cluster's round needs answered; an unanswered one stays None."""
     if api is None:
         return SchedulerAnswers()
-    asked = questions(cluster)
-    answers: dict[str, Any] = {"reachable": True}
+    now = time.monotonic()
+    asked = questions(cluster, versions_due=now - state.versions_asked_at >= VERSIONS_EVERY)
+    answers: dict[str, Any] = {}
     try:
         if asked.adaptive_target:
             answers["adaptive_target"] = api.adaptive_target()
@@ -101,8 +104,14 @@ def _ask_scheduler(api: SchedulerAPI | None, cluster: ClusterSpec, state: Cluste
             answers.update(busy=busy, idle_for=_idle_for(state, busy, reported))
     except SchedulerUnavailable as exc:
         logger.info("scheduler did not answer: %s", exc)
-        answers.update(reachable=False, error=str(exc))
-    return SchedulerAnswers(**answers)
+        return SchedulerAnswers(**answers, reachable=False, error=str(exc))
+    if asked.versions:
+        state.versions_asked_at = now
+        try:
+            answers["versions"] = api.versions()
+        except SchedulerUnavailable as exc:  # a question on the side: its answer missing is no unresponsive scheduler
+            logger.info("scheduler did not report its versions: %s", exc)
+    return SchedulerAnswers(**answers, reachable=True)
 
 
 def _retire_outcome(state: ClusterMemo) -> tuple[RetireOutcome | None, bool]:

@@ -50,16 +50,13 @@ def start_seamless(cluster_class: type, request: LaunchRequest) -> OperatorSuper
 
 def kube_cluster_arguments(params: ClusterParameters, request: LaunchRequest) -> dict[str, Any]:
     """dask-kubernetes ``KubeCluster`` keywords: our worker sizing and environment on its pods (pure)."""
-    requests: dict[str, str] = {"cpu": str(params.cores or 1)}
-    if params.memory:
-        requests["memory"] = sizing.kubernetes_quantity(params.memory)
     return {
         "name": params.name or default_name(request.status_path),
         "namespace": params.namespace,
         "image": params.image or DEFAULT_IMAGE,
         "n_workers": sizing.minimum_workers(params),
-        "resources": {"requests": requests, "limits": {k: v for k, v in requests.items() if k == "memory"}},
-        "env": worker_environment(params, cpu_count=str(params.cores or 1)),
+        "resources": sizing.worker_pod_resources(params),
+        "env": worker_environment(params, cpu_count=str(sizing.worker_cores(params))),
         "worker_command": ["dask", "worker", "--nthreads", str(sizing.worker_threads(params))],
         "scheduler_forward_port": request.scheduler_port,
         "shutdown_on_close": True,
