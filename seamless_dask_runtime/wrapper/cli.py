@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..activity import scheduler_activity
 from ..identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
+from ..log_filters import drop_out_of_band_calls
 from ..parameters import ClusterParameters, ParameterError, from_status_parameters
 from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
 from .backends import ClusterHandle, LaunchRequest, choose_backend
@@ -99,12 +99,8 @@ def _configure_logging(contents: dict[str, Any]) -> None:
             handlers.append(_LogFile(log_path, encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
-    # Dask logs every run_on_scheduler; the idle monitor polls once a second.
-    logging.getLogger("distributed.worker").addFilter(_drop_monitor_polls)
-
-
-def _drop_monitor_polls(record: logging.LogRecord) -> bool:
-    return scheduler_activity.__name__ not in record.getMessage()
+    # Dask logs every run_on_scheduler: seamless-dask's cancel polls, the idle monitor's.
+    drop_out_of_band_calls()
 
 
 def _fail(status_file: StatusFile, message: str, code: int) -> int:
