@@ -9,10 +9,14 @@ its pods) up until the walltime.
 How a client is known to be inside: by the process it lives in, never by its name (seamless-dask's
 client has none, and any name can be copied). Each Dask worker reports, in its heartbeat metrics,
 the ids of the clients living in its own process (:func:`clients_in_worker_process`, installed by our
-worker plugin); the scheduler adds the clients living in its own process. A process that holds both
-a scheduler and workers (a user's in-process ``LocalCluster``) is the user's own: its clients count.
-A client reported late (between its connection and the next heartbeat, 0.5 s) counts as outside:
-the error is on the side of staying up, and that client is then running a task anyway.
+worker plugin). A worker that shares its process with a scheduler (a user's in-process
+``LocalCluster``) reports none: that process is the user's, and so are its clients. A client reported
+late (between its connection and the next heartbeat, 0.5 s) counts as outside: the error is on the
+side of staying up, and that client is then running a task anyway. On the scheduler's side the only
+clients of the cluster's own are the wrapper's idle monitor, known by the id it polls with (and
+remembered, so that the HTTP route skips it too), and Dask's ``fire-and-forget`` pseudo-client; the
+scheduler's process is not ruled out as a whole, since a user's ``LocalCluster`` puts the user's
+client there.
 
 A task counts while it has work to do or holds a result an outside client wants; a result held only
 by an inside client (seamless-dask's worker-side caches) is not activity.
@@ -28,6 +32,7 @@ INTERNAL_CLIENTS_METRIC = "seamless_internal_clients"
 # The scheduler's own pseudo-client for fire_and_forget tasks is not a user.
 _SCHEDULER_PSEUDO_CLIENTS = ("fire-and-forget",)
 _RESULT_STATES = ("memory", "erred")
+_MONITORS_ATTRIBUTE = "_seamless_idle_monitors"
 
 
 def _live(instances: Any) -> list[Any]:
@@ -37,42 +42,36 @@ def _live(instances: Any) -> list[Any]:
     return [item for item in list(instances) if getattr(item, "status", None) not in (Status.closed, "closed")]
 
 
-def clients_in_this_process() -> list[str]:
-    from distributed import Client
-
-    return sorted(client.id for client in _live(Client._instances))
-
-
 def clients_in_worker_process(worker: Any = None) -> list[str]:
     """Worker heartbeat metric: the clients living in this worker's process (none where a scheduler lives
     here too: then the process is a user's in-process cluster, and its clients are that user's)."""
-    from distributed import Scheduler
+    from distributed import Client, Scheduler
 
-    return [] if _live(Scheduler._instances) else clients_in_this_process()
+    return [] if _live(Scheduler._instances) else sorted(client.id for client in _live(Client._instances))
 
 
 def internal_clients(dask_scheduler: Any) -> set[str]:
-    """Ids of the clients living inside the cluster: in a worker process, or in the scheduler's."""
-    from distributed import Worker
-
-    inside = set(_SCHEDULER_PSEUDO_CLIENTS)
+    """Ids of the clients of the cluster's own: in a worker process, the wrapper's monitors, Dask's."""
+    inside = set(_SCHEDULER_PSEUDO_CLIENTS) | getattr(dask_scheduler, _MONITORS_ATTRIBUTE, set())
     for ws in dask_scheduler.workers.values():
         reported = ws.metrics.get(INTERNAL_CLIENTS_METRIC)
         if isinstance(reported, (list, tuple)):
             inside.update(str(client) for client in reported)
-    if not _live(Worker._instances):  # a dedicated scheduler process (wrapper, scheduler pod)
-        inside.update(clients_in_this_process())
     return inside
 
 
 def scheduler_activity(dask_scheduler: Any, monitor_id: str = "") -> dict[str, int]:
     """Runs on the scheduler (``Client.run_on_scheduler``, the HTTP route): clients from outside, tasks
-    alive, workers; ``monitor_id`` is the asking monitor's own client, wherever it lives."""
-    inside = internal_clients(dask_scheduler) | {monitor_id}
+    alive, workers; ``monitor_id`` is the asking monitor's own client, remembered as one of the cluster's."""
+    if monitor_id:
+        monitors = getattr(dask_scheduler, _MONITORS_ATTRIBUTE, set())
+        setattr(dask_scheduler, _MONITORS_ATTRIBUTE, monitors | {monitor_id})
+    inside = internal_clients(dask_scheduler)
     outside = [client for client in dask_scheduler.clients if client not in inside]
+    own = [client for client in dask_scheduler.clients if client in inside and client not in _SCHEDULER_PSEUDO_CLIENTS]
     tasks = [ts for ts in dask_scheduler.tasks.values() if _task_alive(ts, inside)]
-    return {"clients": len(outside), "internal_clients": len(dask_scheduler.clients) - len(outside),
-            "tasks": len(tasks), "workers": len(dask_scheduler.workers)}
+    return {"clients": len(outside), "internal_clients": len(own), "tasks": len(tasks),
+            "workers": len(dask_scheduler.workers)}
 
 
 def _task_alive(ts: Any, inside: set[str]) -> bool:
