@@ -3,18 +3,20 @@
 Each round, per wrapper: a fresh user home (empty cache) whose stub conda
 environment is that wrapper's venv, so remote-http-launcher starts the
 hashserver, the database and *that* ``seamless-dask-wrapper``; a first
-process runs simple, 20 parallel and nested transformations; a second process
-reruns them (cache hit). Rounds alternate the order. Prints medians and
+process runs simple, 20 parallel and nested transformations, then ``--many``
+(500) small ones started at once; a second process reruns the first three
+(cache hit). Rounds alternate the order. Prints the load, medians and
 ours/original ratios (seconds; lower is better).
 
     bash bench/setup-original.sh          # the original in .bench/original, with the services
-    .venv/bin/python bench/seamless_workload.py [--rounds 3]
+    .venv/bin/python bench/seamless_workload.py [--rounds 3] [--many 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -29,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 from tests.support.seamless_stack import make_home, stop_services, wrapper_script  # noqa: E402
 
 WRAPPERS = {"ours": ROOT / ".venv" / "bin", "original": ROOT / ".bench" / "original" / "bin"}
-FIRST = ("simple", "parallel", "nested")
+FIRST = ("simple", "parallel", "nested", "many")
 MEASURES = ("init", *FIRST, "cache hit")
 
 
-def driver(home: Any, *workloads: str) -> dict[str, Any]:
-    env = {**home.environment(), "PYTHONPATH": str(ROOT)}
+def driver(home: Any, *workloads: str, **settings: str) -> dict[str, Any]:
+    env = {**home.environment(), "PYTHONPATH": str(ROOT), **settings}
     done = subprocess.run([sys.executable, "-m", "tests.support.seamless_driver", *workloads], cwd=home.project,
                           env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -43,11 +45,11 @@ def driver(home: Any, *workloads: str) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def one_round(name: str) -> dict[str, float]:
+def one_round(name: str, many: int) -> dict[str, float]:
     home = make_home(Path(tempfile.mkdtemp(prefix=f"bench-seamless-{name}-")), WRAPPERS[name])
     try:
         started = time.monotonic()
-        first = driver(home, *FIRST)
+        first = driver(home, *FIRST, MANY=str(many))
         script = wrapper_script(home) or "?"
         expected = "seamless_dask_runtime" if name == "ours" else "seamless_dask.wrapper"
         if expected not in Path(script).read_text():
@@ -55,6 +57,8 @@ def one_round(name: str) -> dict[str, float]:
         errors = {k: v["error"] for k, v in first["workloads"].items() if v["error"]}
         if errors:
             raise RuntimeError(f"{name}: {errors}")
+        if first["workloads"]["many"]["result"] != sum(i + 1 for i in range(many)):
+            raise RuntimeError(f"{name}: many gave {first['workloads']['many']['result']}")
         rerun = driver(home, "rerun")["workloads"]["rerun"]
         result = {"init": first["init_seconds"], **{k: first["workloads"][k]["seconds"] for k in FIRST},
                   "cache hit": rerun["seconds"], "cache hit tasks": rerun["transitions"],
@@ -67,6 +71,7 @@ def one_round(name: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--many", type=int, default=500, help="small transformations started at once")
     args = parser.parse_args()
     for name, venv_bin in WRAPPERS.items():
         if not (venv_bin / "seamless-dask-wrapper").exists():
@@ -74,10 +79,13 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in WRAPPERS}
     for round_ in range(args.rounds):
         for name in WRAPPERS if round_ % 2 == 0 else reversed(WRAPPERS):
-            result = one_round(name)
+            load = os.getloadavg()[0]
+            result = one_round(name, args.many)
             runs[name].append(result)
-            print(f"round {round_ + 1} {name:8s} " + "  ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
-    print(f"\nmedians over {args.rounds} rounds, seconds")
+            print(f"round {round_ + 1} {name:8s} load {load:.1f}  "
+                  + "  ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
+    print(f"\nmedians over {args.rounds} rounds, seconds (many = {args.many} transformations); "
+          f"load now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'':10s}" + "".join(f"{m:>12s}" for m in MEASURES))
     medians = {name: {m: statistics.median(r[m] for r in rs) for m in MEASURES} for name, rs in runs.items()}
     for name in WRAPPERS:
