@@ -35,21 +35,28 @@ FIRST = ("simple", "parallel", "nested", "many")
 MEASURES = ("init", *FIRST, "cache hit")
 
 
-def driver(home: Any, *workloads: str, **settings: str) -> dict[str, Any]:
+class Hang(RuntimeError):
+    """A user process that gave no report in time (the Seamless pool hung)."""
+
+
+def driver(home: Any, *workloads: str, timeout: float = 600, **settings: str) -> dict[str, Any]:
     env = {**home.environment(), "PYTHONPATH": str(ROOT), **settings}
-    done = subprocess.run([sys.executable, "-m", "tests.support.seamless_driver", *workloads], cwd=home.project,
-                          env=env, capture_output=True, text=True, timeout=600)
+    try:
+        done = subprocess.run([sys.executable, "-m", "tests.support.seamless_driver", *workloads],
+                              cwd=home.project, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Hang(f"no report from {' '.join(workloads)} in {timeout:g} s") from None
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         raise RuntimeError(f"driver failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(lines[-1])
 
 
-def one_round(name: str, many: int) -> dict[str, float]:
+def one_round(name: str, many: int, timeout: float) -> dict[str, float]:
     home = make_home(Path(tempfile.mkdtemp(prefix=f"bench-seamless-{name}-")), WRAPPERS[name])
     try:
         started = time.monotonic()
-        first = driver(home, *FIRST, MANY=str(many))
+        first = driver(home, *FIRST, timeout=timeout, MANY=str(many))
         script = wrapper_script(home) or "?"
         expected = "seamless_dask_runtime" if name == "ours" else "seamless_dask.wrapper"
         if expected not in Path(script).read_text():
@@ -72,20 +79,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--many", type=int, default=500, help="small transformations started at once")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds before a round counts as a hang")
     args = parser.parse_args()
     for name, venv_bin in WRAPPERS.items():
         if not (venv_bin / "seamless-dask-wrapper").exists():
             sys.exit(f"{name}: no {venv_bin}/seamless-dask-wrapper (bash bench/setup-original.sh)")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in WRAPPERS}
+    hangs = dict.fromkeys(WRAPPERS, 0)
     for round_ in range(args.rounds):
         for name in WRAPPERS if round_ % 2 == 0 else reversed(WRAPPERS):
             load = os.getloadavg()[0]
-            result = one_round(name, args.many)
+            try:
+                result = one_round(name, args.many, args.timeout)
+            except Hang as exc:
+                hangs[name] += 1
+                print(f"round {round_ + 1} {name:8s} load {load:.1f}  HANG: {exc}", flush=True)
+                continue
             runs[name].append(result)
             print(f"round {round_ + 1} {name:8s} load {load:.1f}  "
                   + "  ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
-    print(f"\nmedians over {args.rounds} rounds, seconds (many = {args.many} transformations); "
-          f"load now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"\nmedians over the rounds that finished, seconds (many = {args.many} transformations); hangs "
+          f"{hangs}; load now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if not all(runs.values()):
+        return
     print(f"{'':10s}" + "".join(f"{m:>12s}" for m in MEASURES))
     medians = {name: {m: statistics.median(r[m] for r in rs) for m in MEASURES} for name, rs in runs.items()}
     for name in WRAPPERS:

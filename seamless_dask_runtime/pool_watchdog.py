@@ -37,7 +37,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_sentinels
 from typing import Any
 
@@ -56,6 +56,7 @@ class PoolDeath:
     pid: int | None
     exitcode: int | None
     transformations: frozenset[str]  # tf checksums (hex) running in it
+    process: Any = field(default=None, compare=False, repr=False)
 
     def reason(self) -> str:
         return describe_exit(self.exitcode)
@@ -129,10 +130,10 @@ class PoolWatchdog:
     def __init__(self, worker: Any) -> None:
         self.worker = worker
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="seamless-pool-watchdog", daemon=True)
+        self._judged: weakref.WeakSet[Any] = weakref.WeakSet()  # dead processes already dealt with
 
     def start(self) -> None:
-        self._thread.start()
+        threading.Thread(target=self._run, name="seamless-pool-watchdog", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -148,7 +149,7 @@ class PoolWatchdog:
 
     def _watch(self) -> PoolDeath | None:
         recent: dict[str, set[str]] = {}
-        judged: weakref.WeakSet[Any] = weakref.WeakSet()  # processes Seamless stopped itself
+        judged = self._judged
         while not self._stop.is_set():
             manager = _pool_manager()
             if manager is None:
@@ -170,7 +171,7 @@ class PoolWatchdog:
                     judged.add(process)
                     continue
                 return PoolDeath(name=handle.name, pid=process.pid, exitcode=exitcode,
-                                 transformations=frozenset(transformations))
+                                 transformations=frozenset(transformations), process=process)
             recent = running
         return None
 
@@ -179,11 +180,12 @@ class PoolWatchdog:
         executing = [ts.key for ts in worker.state.tasks.values() if ts.state in ("executing", "long-running")]
         keys = task_keys_of(death.transformations, executing)
         log.error("Seamless pool process %s (pid %s) of Dask worker %s %s while running %s", death.name,
-                  death.pid, worker.name, death.reason(),
-                  ", ".join(keys) or f"{len(death.transformations)} transformation(s) of no task here")
+                  death.pid, worker.name, death.reason(), ", ".join(keys) or "no task known")
         if not executing:
-            # Nothing waits on it: Seamless replaces an idle pool process by itself.
-            log.warning("no task was running; Seamless respawns the pool process")
+            # Nothing waits on it: Seamless replaces an idle pool process by itself. Watch on.
+            log.warning("no task was running on Dask worker %s; Seamless respawns its pool process", worker.name)
+            self._judged.add(death.process)
+            self.start()
             return
         await _fail_tasks(worker, keys, failure_message(death, str(worker.name)))
         await _retire_and_restart(worker)
