@@ -6,7 +6,10 @@ hashserver, the database and *that* ``seamless-dask-wrapper``; a first
 process runs simple, 20 parallel and nested transformations, then ``--many``
 (500) small ones started at once; a second process reruns the first three
 (cache hit). Rounds alternate the order. Prints the load, medians and
-ours/original ratios (seconds; lower is better).
+ours/original ratios (seconds; lower is better), and the CPU seconds all
+processes (user process, wrapper and its workers and Seamless pool, hashserver,
+database) spent on the first process's work: on a machine shared with other
+work, wall times swing with the load, CPU seconds much less.
 
     bash bench/setup-original.sh          # the original in .bench/original, with the services
     .venv/bin/python bench/seamless_workload.py [--rounds 3] [--many 500]
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,11 +32,36 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.seamless_stack import make_home, stop_services, wrapper_script  # noqa: E402
+from tests.support.seamless_stack import make_home, service_pids, stop_services, wrapper_script  # noqa: E402
 
 WRAPPERS = {"ours": ROOT / ".venv" / "bin", "original": ROOT / ".bench" / "original" / "bin"}
 FIRST = ("simple", "parallel", "nested", "many")
-MEASURES = ("init", *FIRST, "cache hit")
+MEASURES = ("init", *FIRST, "cache hit", "cpu")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def _services_cpu(home: Any) -> float:
+    """CPU seconds of the services so far: hashserver, database, the wrapper and every process under it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    todo, total = list(service_pids(home).values()), 0.0
+    while todo:
+        pid = todo.pop()
+        total += _cpu_seconds(pid)
+        todo.extend(children.get(pid, []))
+    return total
 
 
 class Hang(RuntimeError):
@@ -56,7 +85,12 @@ def one_round(name: str, many: int, timeout: float) -> dict[str, float]:
     home = make_home(Path(tempfile.mkdtemp(prefix=f"bench-seamless-{name}-")), WRAPPERS[name])
     try:
         started = time.monotonic()
+        client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         first = driver(home, *FIRST, timeout=timeout, MANY=str(many))
+        client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # The services started in the first process (their CPU until then counts: start-up is work too).
+        cpu = (_services_cpu(home) + client_after.ru_utime + client_after.ru_stime
+               - client_before.ru_utime - client_before.ru_stime)
         script = wrapper_script(home) or "?"
         expected = "seamless_dask_runtime" if name == "ours" else "seamless_dask.wrapper"
         if expected not in Path(script).read_text():
@@ -68,7 +102,7 @@ def one_round(name: str, many: int, timeout: float) -> dict[str, float]:
             raise RuntimeError(f"{name}: many gave {first['workloads']['many']['result']}")
         rerun = driver(home, "rerun")["workloads"]["rerun"]
         result = {"init": first["init_seconds"], **{k: first["workloads"][k]["seconds"] for k in FIRST},
-                  "cache hit": rerun["seconds"], "cache hit tasks": rerun["transitions"],
+                  "cache hit": rerun["seconds"], "cpu": cpu, "cache hit tasks": rerun["transitions"],
                   "total": time.monotonic() - started}
         return result
     finally:

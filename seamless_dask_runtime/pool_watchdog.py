@@ -14,7 +14,7 @@ instead of re-running them).
 What this module does from outside, in the Dask worker, with Dask's own mechanisms:
 
 1. A watchdog thread waits on the pool processes' sentinels (so it wakes when one exits, without
-   reaping it) and keeps, every 50 ms, which transformation runs in which pool process.
+   reaping it) and keeps, every 100 ms, which transformation runs in which pool process.
 2. When a pool process exits that Seamless did not stop itself (shutdown, or the restart of a
    cancelled transformation), the Dask tasks of the transformations it was running fail with an
    error that says so (exit status or signal), through the worker's state machine, as if the task
@@ -44,7 +44,7 @@ from typing import Any
 # A worker process logs through Dask's handlers only (the wrapper's log gets them).
 log = logging.getLogger("distributed.worker")
 
-SNAPSHOT_INTERVAL = 0.05
+SNAPSHOT_INTERVAL = 0.1
 _FIND_POOL_INTERVAL = 0.5
 
 
@@ -164,7 +164,7 @@ class PoolWatchdog:
             running = _running(manager)
             for sentinel in ready:
                 handle, process = watched[sentinel]
-                # What ran there: now, or 50 ms ago if Seamless's retry already moved it on.
+                # What ran there: now, or 100 ms ago if Seamless's retry already moved it on.
                 transformations = running.get(handle.name, set()) | recent.get(handle.name, set())
                 exitcode = _exitcode(process)
                 if _deliberate(manager, handle, process, exitcode, transformations):
