@@ -13,6 +13,14 @@ spawned earlier (as this plugin once did) never gets them, and
 ``seamless-run`` inside a transformation fails. Scheduler plugins reach a
 worker in registration order, and the wrapper registers this one before any
 client connects, so the environment below is in place when the pool spawns.
+
+Two more things, for the cluster's life rather than the pool's start:
+
+- the worker reports, in its heartbeat metrics, the clients living in its own
+  process (seamless-dask's worker-side client), so that the idle rule
+  (:mod:`.activity`) does not take them for users;
+- a watchdog (:mod:`.pool_watchdog`) fails the transformations of a Seamless
+  pool process that died, and restarts the worker through its nanny.
 """
 
 from __future__ import annotations
@@ -53,11 +61,27 @@ class SeamlessWorkerPlugin(WorkerPlugin):
         return cls(worker_process_environment(params))
 
     async def setup(self, worker: Any) -> None:
+        from .activity import INTERNAL_CLIENTS_METRIC, clients_in_worker_process
+        from .log_filters import drop_out_of_band_calls
+        from .pool_watchdog import PoolWatchdog
+
+        drop_out_of_band_calls()  # the worker's log (the wrapper's, for local workers) stays readable
         for name, value in self.environment.items():
             os.environ.setdefault(name, value)
         log.info("Seamless environment set in Dask worker %s: %s", worker.name,
                  " ".join(f"{name}={os.environ[name]}" for name in sorted(self.environment)))
+        worker.metrics[INTERNAL_CLIENTS_METRIC] = clients_in_worker_process
+        self._watchdog = PoolWatchdog(worker)
+        self._watchdog.start()
         await _report_throttle(worker)
+
+    async def teardown(self, worker: Any) -> None:
+        from .activity import INTERNAL_CLIENTS_METRIC
+
+        worker.metrics.pop(INTERNAL_CLIENTS_METRIC, None)
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None:
+            watchdog.stop()
 
 
 async def _report_throttle(worker: Any) -> None:

@@ -57,3 +57,10 @@ async def dask_setup(scheduler: Any, parameters: str | None) -> None:
     install_throttle(scheduler, throttle=params.transformation_throttle)
     plugin = SeamlessWorkerPlugin.for_parameters(params)
     await scheduler.register_worker_plugin(None, dumps(plugin), name=PLUGIN_NAME, idempotent=True)
+    # The scheduler's log (a pod's, or the wrapper's): no line per out-of-band poll, one per version skew.
+    from .log_filters import drop_out_of_band_calls
+    from .version_route import PLUGIN_NAME as SKEW_LOG
+    from .version_route import VersionSkewLog
+
+    drop_out_of_band_calls()
+    scheduler.add_plugin(VersionSkewLog(), name=SKEW_LOG, idempotent=True)

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 # Light imports only here (see the module docstring): parameters and backends are imported where they are used.
-from ..activity import scheduler_activity
 from ..identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
+from ..log_filters import drop_out_of_band_calls
 from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
 from ..status.statusfile import open_regular
 from .cluster_string import ClusterStringError, resolve
@@ -121,12 +121,8 @@ def _configure_logging(contents: dict[str, Any]) -> None:
                         handlers=handlers, force=True)
     if unusable is not None:
         log.warning("not writing the log file %s: %s", log_path, unusable)
-    # Dask logs every run_on_scheduler; the idle monitor polls once a second.
-    logging.getLogger("distributed.worker").addFilter(_drop_monitor_polls)
-
-
-def _drop_monitor_polls(record: logging.LogRecord) -> bool:
-    return scheduler_activity.__name__ not in record.getMessage()
+    # Dask logs every run_on_scheduler: seamless-dask's cancel polls, the idle monitor's.
+    drop_out_of_band_calls()
 
 
 def _fail(status_file: StatusFile, message: str, code: int) -> int:

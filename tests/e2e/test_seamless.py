@@ -14,6 +14,10 @@ on the pods' network (the node's bridge here, the kind network's gateway on kind
 hands to the workers with its remote clients: what a user with services on a laptop or a login node
 does. (Running them as pods instead would need seamless-config to launch them there, which it cannot,
 and the client would need a second route to them.)
+
+The daskserver's ``--timeout`` (30 s here) becomes the resource's ``spec.timeout``: once the last user
+process left, the operator deletes the idle cluster (an ``IdleTimeout`` Event), although seamless-dask's
+client inside each worker pod's Dask worker stays connected (it used to keep the cluster for ever).
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ from tests.support.seamless_stack import (
     missing_stack,
     service_log,
     service_pids,
+    status_file,
     stop_services,
+    wait_gone,
     wrapper_script,
 )
 
@@ -49,6 +55,7 @@ VENV_BIN = Path(sys.executable).parent
 SEAMLESS_IMAGE = "seamless-dask-runtime:e2e-seamless"
 K8S_CLUSTER = "seamless_dask_runtime.kubernetes::SeamlessDaskCluster"
 PARALLEL = 20
+TIMEOUT = 30  # the daskserver's --timeout: the cluster's spec.timeout
 
 if missing_stack(VENV_BIN):
     pytest.skip(f"the real Seamless stack is not installed on the host (missing {', '.join(missing_stack(VENV_BIN))})"
@@ -131,7 +138,8 @@ def session(operator_release: str, kube: Kube, platform: Platform, seamless_imag
     # One worker pod of one core: what fits next to the rest of the suite on a 2-CPU node.
     root = tmp_path_factory.mktemp("seamless-k8s")
     home = make_home(root, VENV_BIN, cores=1, maximum_jobs=1, memory="1GB", interactive=True, services_host=host)
-    env = {**home.environment(), "PYTHONPATH": str(REPO), "KUBECONFIG": kube.env["KUBECONFIG"]}
+    env = {**home.environment(), "PYTHONPATH": str(REPO), "KUBECONFIG": kube.env["KUBECONFIG"],
+           "DASKSERVER_TIMEOUT": str(TIMEOUT)}
     env["PATH"] = f"{Path(kube.kubectl_path).parent}{os.pathsep}{env['PATH']}"
     # The user's files and the daskserver's environment are the recipe `kubectl sdc recipe` prints, as is.
     recipe = write_recipe(home, env, kube, "-n", TEST_NAMESPACE, "--image", seamless_image, "--services-address", host,
@@ -146,19 +154,21 @@ def session(operator_release: str, kube: Kube, platform: Platform, seamless_imag
         first = run_driver(home, env, "simple", "parallel", "nested", "where", "seamless_run")
         first_seconds = time.monotonic() - started
         name = cluster_name(home)
+        t0 = time.monotonic()
+        rerun = run_driver(home, env, "rerun")  # a new process, well within the idle timeout
+        left = time.monotonic()  # the last client left: from here on the cluster is idle
         pools = {pod["metadata"]["name"]: pool_in_pod(kube, pod["metadata"]["name"])
                  for pod in kube.pods(name, "worker")}
         print("pool processes per worker pod:", json.dumps(pools, indent=1), flush=True)
         resource = kube.get("sdc", name) or {}
         worker_logs = {pod: kube.kubectl("logs", "-n", TEST_NAMESPACE, pod).stdout for pod in pools}
         worker_images = sorted({c["image"] for pod in kube.pods(name, "worker") for c in pod["spec"]["containers"]})
-        t0 = time.monotonic()
-        rerun = run_driver(home, env, "rerun")
         print(f"seamless on pods: first session {first_seconds:.1f} s (init {first['init_seconds']} s), "
-              f"rerun {time.monotonic() - t0:.1f} s; workloads "
+              f"rerun {left - t0:.1f} s; workloads "
               + ", ".join(f"{k} {v['seconds']} s" for k, v in first["workloads"].items()), flush=True)
         yield {"home": home, "name": name, "first": first, "rerun": rerun, "pools": pools, "resource": resource,
-               "worker_images": worker_images, "worker_logs": worker_logs}
+               "worker_images": worker_images, "worker_logs": worker_logs, "left": left,
+               "wrapper": service_pids(home).get("daskserver"), "script": wrapper_script(home)}
     finally:
         print(service_log(home, "daskserver")[-6000:])  # shown when a test failed
         stop_services(home)
@@ -201,16 +211,16 @@ def workload(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_the_launcher_starts_our_wrapper_which_makes_a_seamless_cluster(session: dict[str, Any]) -> None:
-    home = session["home"]
-    script = wrapper_script(home)
+    script = session["script"]
     assert script is not None and "seamless_dask_runtime.wrapper.cli" in Path(script).read_text(), script
     assert session["resource"]["spec"]["image"] == SEAMLESS_IMAGE, session["resource"].get("spec")
-    # The launcher's `--timeout` (seamless-config: 600 s) is the idle timeout the operator applies.
-    assert session["resource"]["spec"].get("timeout") == 600, session["resource"].get("spec")
+    # The launcher's `--timeout` (seamless-config's, 600 s unless the user redefines the tool) is the idle
+    # timeout the operator applies.
+    assert session["resource"]["spec"].get("timeout") == TIMEOUT, session["resource"].get("spec")
     assert session["worker_images"] and all(i.endswith(SEAMLESS_IMAGE) for i in session["worker_images"]), \
         session["worker_images"]
     assert session["first"]["scheduler"].startswith("tcp://127.0.0.1:")  # the port-forward
-    assert "daskserver" in service_pids(home)
+    assert session["wrapper"] is not None
 
 
 def test_simple_parallel_and_nested_transformations_in_worker_pods(session: dict[str, Any]) -> None:
@@ -256,3 +266,19 @@ def test_a_new_process_is_served_from_cache_without_dask_tasks(session: dict[str
     rerun = workload(session["rerun"], "rerun")
     assert rerun["result"] == [42, sum(i * i for i in range(PARALLEL)), [0, 10, 20]]
     assert rerun["transitions"] == 0, f"the scheduler ran tasks for cached work: {rerun}"
+
+
+def test_the_idle_cluster_is_deleted_once_the_last_client_left(session: dict[str, Any], kube: Kube) -> None:
+    """Judged on clients from outside: seamless-dask's client inside the worker pod stays connected."""
+    name, deadline = session["name"], session["left"] + TIMEOUT + 30
+    while kube.get("sdc", name) is not None and time.monotonic() < deadline:
+        time.sleep(1)
+    gone_after = time.monotonic() - session["left"]
+    assert kube.get("sdc", name) is None, (
+        f"the cluster is still there {gone_after:.0f} s after the last client left (timeout {TIMEOUT} s): "
+        f"{(kube.get('sdc', name) or {}).get('status')}")
+    assert kube.events(name, "IdleTimeout"), "no IdleTimeout Event says why the cluster went"
+    wrapper = session["wrapper"]
+    assert wrapper is None or wait_gone(wrapper, time.monotonic() + 30), "the wrapper outlived its cluster"
+    assert status_file(session["home"], "daskserver") is None, "the wrapper left its status file"
+    print(f"cluster deleted {gone_after:.1f} s after the last client left (timeout {TIMEOUT} s)")

@@ -36,8 +36,9 @@ if missing_stack(VENV_BIN):
 pytestmark = pytest.mark.slow
 
 
-def run_driver(home: SeamlessHome, *workloads: str) -> dict[str, Any]:
-    env = {**home.environment(), "PYTHONPATH": str(ROOT)}
+def run_driver(home: SeamlessHome, *workloads: str, **settings: str) -> dict[str, Any]:
+    """Run a user process doing ``workloads``; ``settings`` go to its environment (see the driver)."""
+    env = {**home.environment(), "PYTHONPATH": str(ROOT), **settings}
     done = subprocess.run([sys.executable, "-m", "tests.support.seamless_driver", *workloads], cwd=home.project,
                           env=env, capture_output=True, text=True, timeout=240)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

@@ -5,6 +5,13 @@ Run it in the project directory of a :mod:`tests.support.seamless_stack` home
 seconds and how many Dask tasks the scheduler ran for it.
 
     python -m tests.support.seamless_driver simple parallel nested seamless_run
+
+Settings a test gives in the environment: ``DASKSERVER_TIMEOUT`` (the
+daskserver's ``--timeout``, seconds; seamless-config's default is 600),
+``WORKLOAD_TIMEOUT`` (seconds after which a workload that gave nothing is
+reported as hanging, and the next one runs), ``MANY`` (how many
+transformations ``many`` runs), ``HOLD_SECONDS`` (how long ``hold`` keeps
+its results while idle).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -107,6 +115,75 @@ def seamless_run_parallel() -> Any:
     return results
 
 
+def ten() -> Any:
+    """Ten small transformations at once."""
+    from seamless.transformer import delayed
+
+    @delayed
+    def triple(i, salt):
+        return 3 * i
+
+    transformations = [triple(i, "ten") for i in range(10)]
+    for tf in transformations:
+        tf.start()
+    return sum(tf.run() for tf in transformations)
+
+
+def many() -> Any:
+    """``MANY`` (default 500) small transformations started at once: the sum of their results."""
+    from seamless.transformer import delayed
+
+    @delayed
+    def increment(i, salt):
+        return i + 1
+
+    transformations = [increment(i, "many") for i in range(int(os.environ.get("MANY", "500")))]
+    for tf in transformations:
+        tf.start()
+    return sum(tf.run() for tf in transformations)
+
+
+def crash() -> Any:
+    """A transformation whose process dies (``os._exit(7)``): the client must get an exception."""
+    from seamless.transformer import direct
+
+    @direct
+    def die(status, salt):
+        import os
+
+        os._exit(status)
+
+    return die(7, "crash")
+
+
+def after_crash() -> Any:
+    """A new transformation, after ``crash``: the cluster must still run work."""
+    from seamless.transformer import direct
+
+    @direct
+    def multiply(a, b):
+        return a * b
+
+    return multiply(6, 7)
+
+
+def hold() -> Any:
+    """Ten transformations whose results this client keeps while it does nothing for ``HOLD_SECONDS``
+    (longer than the daskserver's idle timeout), then one more: the cluster must still be there."""
+    from seamless.transformer import delayed
+
+    @delayed
+    def square(i, salt):
+        return i * i
+
+    held = [square(i, "hold") for i in range(10)]
+    for tf in held:
+        tf.start()
+    first = sum(tf.run() for tf in held)
+    time.sleep(float(os.environ.get("HOLD_SECONDS", "0")))
+    return [first, square(10, "hold").run(), sum(tf.value for tf in held)]
+
+
 def where() -> Any:
     """The host name of the process that ran a transformation (a worker pod's name, on Kubernetes)."""
     from seamless.transformer import direct
@@ -128,6 +205,7 @@ def rerun() -> Any:
 WORKLOADS: dict[str, Callable[[], Any]] = {
     "simple": simple, "parallel": parallel, "nested": nested, "seamless_run": seamless_run, "rerun": rerun,
     "nested_parallel": nested_parallel, "seamless_run_parallel": seamless_run_parallel, "where": where,
+    "ten": ten, "many": many, "crash": crash, "after_crash": after_crash, "hold": hold,
 }
 
 
@@ -139,9 +217,48 @@ def _scheduler_transitions(client: Any) -> tuple[int, list[str]]:
     return client.run_on_scheduler(probe)
 
 
+def _run_workload(name: str) -> tuple[Any, str | None]:
+    """The workload's result or error; after ``WORKLOAD_TIMEOUT`` seconds without either, a hang."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = WORKLOADS[name]()
+        except Exception as exc:
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+
+    limit = os.environ.get("WORKLOAD_TIMEOUT")
+    if not limit:
+        target()
+    else:
+        thread = threading.Thread(target=target, name=f"workload-{name}", daemon=True)
+        thread.start()
+        thread.join(float(limit))
+        if thread.is_alive():
+            return None, f"hangs: no result and no error in {float(limit):g} s"
+    return outcome.get("result"), outcome.get("error")
+
+
+def _set_daskserver_timeout(seconds: str) -> None:
+    """What a user does for a shorter idle timeout than seamless-config's 600 s: redefine the
+    daskserver tool with another ``timeout`` (it becomes the wrapper's ``--timeout``)."""
+    from pathlib import Path
+
+    import seamless_config
+    import yaml
+    from seamless_config.config_files import load_tools
+    from seamless_config.tools import define_tools
+
+    load_tools()
+    tools = yaml.safe_load((Path(seamless_config.__file__).parent / "tools.yaml").read_text())
+    define_tools({"daskserver": {**tools["daskserver"], "timeout": int(seconds)}})
+
+
 def main(names: list[str]) -> dict[str, Any]:
     import seamless.config
 
+    if os.environ.get("DASKSERVER_TIMEOUT"):
+        _set_daskserver_timeout(os.environ["DASKSERVER_TIMEOUT"])
     started = time.monotonic()
     seamless.config.init(workdir=os.getcwd())
     from seamless_dask.transformer_client import get_seamless_dask_client
@@ -153,11 +270,7 @@ def main(names: list[str]) -> dict[str, Any]:
     for name in names:
         before, _ = _scheduler_transitions(dask_client)
         t0 = time.monotonic()
-        try:
-            result: Any = WORKLOADS[name]()
-            error = None
-        except Exception as exc:
-            result, error = None, f"{type(exc).__name__}: {exc}"
+        result, error = _run_workload(name)
         seconds = round(time.monotonic() - t0, 2)
         after, prefixes = _scheduler_transitions(dask_client)
         out["workloads"][name] = {"result": result, "error": error, "seconds": seconds,
@@ -188,6 +301,8 @@ def _throttles(dask_client: Any) -> dict[str, Any]:
 if __name__ == "__main__":
     report = main(sys.argv[1:])
     print(json.dumps(report, default=repr), flush=True)
+    if any((w["error"] or "").startswith("hangs:") for w in report["workloads"].values()):
+        os._exit(0)  # a hung transformation would hang the shutdown too: the report is out
     import seamless
 
     seamless.close()

@@ -220,8 +220,31 @@ def job_logs(home: SeamlessHome) -> str:
 
 
 def service_log(home: SeamlessHome, service: str) -> str:
-    """What a service wrote to the log the launcher gave it (its stdout and stderr)."""
+    """What a service wrote to the log the launcher gave it (its stdout and stderr), also after it
+    stopped and deleted its status file (the log is the status file's ``.log`` beside it)."""
     for status in (home.launcher_state / "server").glob(f"{service}-*.json"):
         log = Path(json.loads(status.read_text())["log"])
         return log.read_text(errors="replace") if log.exists() else ""
+    for log in (home.launcher_state / "server").glob(f"{service}-*.log"):
+        return log.read_text(errors="replace")
     return ""
+
+
+def status_file(home: SeamlessHome, service: str) -> Path | None:
+    """The service's status file while it exists (its wrapper deletes it on a clean stop)."""
+    return next((home.launcher_state / "server").glob(f"{service}-*.json"), None)
+
+
+def wait_gone(pid: int, deadline: float) -> bool:
+    """Wait until process ``pid`` has exited (or is a zombie) or ``deadline`` (monotonic) passed."""
+    import time
+
+    def alive() -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not alive()

@@ -1,0 +1,250 @@
+"""In each Dask worker: notice a Seamless pool process that died, fail what it ran, restart the worker.
+
+seamless-dask's worker plugin spawns a pool of Seamless worker processes inside the Dask worker
+(seamless-transformer's ``ProcessManager``); a transformation runs in one of them. When one dies
+under a running transformation (``os._exit``, a segfault, the OOM killer), seamless-transformer
+(0.6) retries it in the pool, and a race in its retry (the dispatch clears the handle's ready flag
+before the failure handler reads it, which then drops the handle instead of respawning it) leaves the
+dead process in the pool: the transformation, and every later one routed to it, waits for ever, and
+the client gets neither a value nor an error. Where the respawn does happen, the retry runs the
+transformation that killed the process again, up to 12 times, before a ``ConnectionClosed`` reaches
+the client. The sound fix is upstream (respawn regardless, and fail the process's transformations
+instead of re-running them).
+
+What this module does from outside, in the Dask worker, with Dask's own mechanisms:
+
+1. A watchdog thread waits on the pool processes' sentinels (so it wakes when one exits, without
+   reaping it) and keeps, every 100 ms, which transformation runs in which pool process.
+2. When a pool process exits that Seamless did not stop itself (shutdown, or the restart of a
+   cancelled transformation), the Dask tasks of the transformations it was running fail with an
+   error that says so (exit status or signal), through the worker's state machine, as if the task
+   had raised: the client's ``.run()`` raises it.
+3. The Dask worker then retires (the scheduler copies its results to other workers where there are
+   any; its other tasks go back to the scheduler) and closes; its nanny starts a fresh one, whose
+   pool seamless-dask's plugin spawns again. That is Dask's own ``lifetime-restart`` path, without
+   waiting for the worker threads stuck on the dead process.
+
+It reads two of seamless-transformer's private attributes (the pool manager and which
+transformation runs where), read-only; if they are not there (another version), it logs once and
+watches nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_sentinels
+from typing import Any
+
+# A worker process logs through Dask's handlers only (the wrapper's log gets them).
+log = logging.getLogger("distributed.worker")
+
+SNAPSHOT_INTERVAL = 0.1
+_FIND_POOL_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class PoolDeath:
+    """A pool process that exited while the pool still needed it."""
+
+    name: str
+    pid: int | None
+    exitcode: int | None
+    transformations: frozenset[str]  # tf checksums (hex) running in it
+    process: Any = field(default=None, compare=False, repr=False)
+
+    def reason(self) -> str:
+        return describe_exit(self.exitcode)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "exited (status unknown)"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the out-of-memory killer?)" if -exitcode == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with status {exitcode}"
+
+
+def failure_message(death: PoolDeath, worker_name: str) -> str:
+    others = len(death.transformations) - 1
+    shared = (f" {others} other transformation{'s' if others > 1 else ''} ran in the same process and "
+              "failed with it: one of them may have caused it." if others > 0 else "")
+    return (f"The Seamless worker process that ran this transformation (pid {death.pid}, pool process "
+            f"{death.name} of Dask worker {worker_name}) {death.reason()}.{shared} The Dask worker is "
+            "restarted with a fresh pool.")
+
+
+def task_keys_of(transformations: Iterable[str], executing: Iterable[str]) -> list[str]:
+    """The Dask keys (``base_...-<tf checksum>``, seamless-dask's) running these transformations."""
+    suffixes = tuple(f"-{tf}" for tf in transformations)
+    return sorted(key for key in executing if isinstance(key, str) and key.startswith("base_")
+                  and suffixes and key.endswith(suffixes))
+
+
+def _pool_manager() -> Any:
+    """seamless-transformer's pool in this process, once seamless-dask's plugin spawned it (else None)."""
+    import sys
+
+    module = sys.modules.get("seamless_transformer.worker")
+    return None if module is None else getattr(module, "_worker_manager", None)
+
+
+def _running(manager: Any) -> dict[str, set[str]]:
+    """Pool process name -> tf checksums running in it (seamless-transformer's own bookkeeping)."""
+    with manager._active_dispatch_lock:
+        active = {tf: set(names) for tf, names in manager._active_handles.items()}
+    by_process: dict[str, set[str]] = {}
+    for tf, names in active.items():
+        for name in names:
+            by_process.setdefault(name, set()).add(tf)
+    return by_process
+
+
+def _deliberate(manager: Any, handle: Any, process: Any, exitcode: int | None,
+                transformations: set[str]) -> bool:
+    """Seamless stopped it itself: at shutdown, or to reclaim the slot of a cancelled transformation
+    (``ProcessManager.restart_worker``: SIGTERM, with the handle marked as restarting or already
+    holding the new process). A clean exit is never a crash."""
+    inner = getattr(manager, "_manager", None)
+    if exitcode == 0 or getattr(inner, "_closing", False) or getattr(handle, "closing", False):
+        return True
+    if exitcode == -signal.SIGTERM and (handle.restarting or handle.process is not process):
+        return True
+    with manager._active_dispatch_lock:
+        return bool(transformations & set(manager._cancelled_checksums))
+
+
+class PoolWatchdog:
+    """Watches the Seamless pool of one Dask worker process; acts on the first death, once."""
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self._stop = threading.Event()
+        self._judged: weakref.WeakSet[Any] = weakref.WeakSet()  # dead processes already dealt with
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="seamless-pool-watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        try:
+            death = self._watch()
+        except AttributeError as exc:  # another seamless-transformer: its pool looks different
+            log.warning("Seamless pool watchdog off in Dask worker %s: %r", self.worker.name, exc)
+            return
+        if death is not None:
+            self.worker.loop.add_callback(self._recover, death)
+
+    def _watch(self) -> PoolDeath | None:
+        recent: dict[str, set[str]] = {}
+        judged = self._judged
+        while not self._stop.is_set():
+            manager = _pool_manager()
+            if manager is None:
+                self._stop.wait(_FIND_POOL_INTERVAL)
+                continue
+            handles = [h for h in list(manager._handles) if h.process is not None and h.process not in judged]
+            watched = {h.process.sentinel: (h, h.process) for h in handles}
+            if not watched:
+                self._stop.wait(_FIND_POOL_INTERVAL)
+                continue
+            ready = wait_for_sentinels(list(watched), timeout=SNAPSHOT_INTERVAL)
+            running = _running(manager)
+            for sentinel in ready:
+                handle, process = watched[sentinel]
+                # What ran there: now, or 100 ms ago if Seamless's retry already moved it on.
+                transformations = running.get(handle.name, set()) | recent.get(handle.name, set())
+                exitcode = _exitcode(process)
+                if _deliberate(manager, handle, process, exitcode, transformations):
+                    judged.add(process)
+                    continue
+                return PoolDeath(name=handle.name, pid=process.pid, exitcode=exitcode,
+                                 transformations=frozenset(transformations), process=process)
+            recent = running
+        return None
+
+    async def _recover(self, death: PoolDeath) -> None:
+        worker = self.worker
+        executing = [ts.key for ts in worker.state.tasks.values() if ts.state in ("executing", "long-running")]
+        keys = task_keys_of(death.transformations, executing)
+        log.error("Seamless pool process %s (pid %s) of Dask worker %s %s while running %s", death.name,
+                  death.pid, worker.name, death.reason(), ", ".join(keys) or "no task known")
+        if not executing:
+            # Nothing waits on it: Seamless replaces an idle pool process by itself. Watch on.
+            log.warning("no task was running on Dask worker %s; Seamless respawns its pool process", worker.name)
+            self._judged.add(death.process)
+            self.start()
+            return
+        await _fail_tasks(worker, keys, failure_message(death, str(worker.name)))
+        await _retire_and_restart(worker)
+
+
+def _exitcode(process: Any) -> int | None:
+    """The exit status once the process is reaped (Seamless's own health check may reap it first)."""
+    for _ in range(20):
+        code = process.exitcode
+        if code is not None:
+            return code
+        time.sleep(0.01)
+    return None
+
+
+def _no_retries(keys: list[str], dask_scheduler: Any = None) -> None:
+    """On the scheduler: these tasks are not retried (seamless-dask submits with ``retries=3``)."""
+    for key in keys:
+        ts = dask_scheduler.tasks.get(key)
+        if ts is not None:
+            ts.retries = 0
+
+
+async def _fail_tasks(worker: Any, keys: list[str], message: str) -> None:
+    """Fail the tasks as if they had raised ``message``: a process death is reported, not retried (the
+    transformation that caused it would take the next pool process down with it, three more times)."""
+    from distributed.protocol.pickle import dumps
+    from distributed.worker_state_machine import ExecuteFailureEvent
+
+    if not keys:
+        return
+    try:
+        await worker.scheduler.run_function(function=dumps(_no_retries), args=dumps((keys,)), kwargs=dumps({}))
+    except Exception as exc:  # the scheduler's retries then apply
+        log.warning("could not stop the retries of %s: %r", keys, exc)
+    for key in keys:
+        ts = worker.state.tasks.get(key)
+        if ts is None or ts.state not in ("executing", "long-running"):
+            continue
+        worker.handle_stimulus(ExecuteFailureEvent.from_exception(
+            RuntimeError(message), key=key, run_id=ts.run_id, start=None, stop=time.time(),
+            stimulus_id=f"seamless-pool-process-died-{time.time()}"))
+
+
+async def _retire_and_restart(worker: Any) -> None:
+    """Move this worker's results to other workers (if there are any), then have the nanny start a fresh
+    worker process (the threads stuck on the dead pool process go with this one)."""
+    reason = "seamless-pool-process-died"
+    try:
+        others = len((await worker.scheduler.identity())["workers"]) - 1
+        if others > 0 and worker.state.nbytes:
+            await worker.scheduler.retire_workers(workers=[worker.address], close_workers=False, remove=False,
+                                                  stimulus_id=f"{reason}-{time.time()}")
+    except Exception as exc:  # results then go with the worker, and are recomputed where needed
+        log.warning("could not retire Dask worker %s first: %r", worker.name, exc)
+    if worker.nanny is None:  # no nanny: the deployment (batch system, Kubernetes) replaces the worker
+        await worker.close(nanny=False, executor_wait=False, reason=reason)
+        return
+    try:
+        await worker.rpc(worker.nanny).restart(reason=reason)
+    except OSError:  # CommClosedError: the nanny stopped this process before it could answer
+        pass
