@@ -67,7 +67,7 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # seamless_dask_runtime, also when not installed
+sys.path[:0] = [str(REPO), str(REPO / "operator")]  # the runtime and the operator, also when not installed
 SOURCE = REPO / "crds" / "src" / "seamlessdaskclusters.src.yaml"
 OUTPUT = REPO / "crds" / "seamlessdaskclusters.yaml"
 MARKER = "x-embed"
@@ -279,8 +279,33 @@ def api_server(kubeconfig: str | None) -> Iterator[str]:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def fill_options(source: dict[str, Any]) -> dict[str, Any]:
+    """The operator's option table (options.py) writes each option's default, bounds and choices into the schema:
+    one table for the parser, the CRD and the defaults. A row whose field the source lacks is an error."""
+    from seamless_dask_operator.options import OPTION_TABLE
+
+    for version in source["spec"]["versions"]:
+        spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        for option in OPTION_TABLE:
+            node, parent = spec, None
+            for part in option.key.split("."):
+                parent = node
+                node = (node.get("properties") or {}).get(part)
+                if node is None:
+                    raise GenerationError(f"options.py names spec.{option.key}, which the CRD source lacks")
+            for key, value in (("default", option.default), ("minimum", option.minimum),
+                               ("maximum", option.maximum), ("enum", list(option.choices) or None)):
+                if value is None:
+                    node.pop(key, None)
+                else:
+                    node[key] = value
+            if parent is not spec and isinstance(parent.get("default"), dict) and option.default is not None:
+                parent["default"][option.key.rsplit(".", 1)[1]] = option.default  # the object's own default
+    return source
+
+
 def build(kubeconfig: str) -> tuple[str, dict[str, Any]]:
-    source = yaml.safe_load(fill_identity(SOURCE.read_text()))
+    source = fill_options(yaml.safe_load(fill_identity(SOURCE.read_text())))
     schemas, version = fetch_openapi(kubeconfig, openapi_paths(source))
     crd = generate(source, schemas)
     return render(crd, version), crd

@@ -208,3 +208,19 @@ def test_structural_translation() -> None:
 ])
 def test_quantity_pattern(quantity: str, valid: bool) -> None:
     assert bool(re.match(GEN.QUANTITY_PATTERN, quantity)) is valid
+
+
+def test_the_operators_options_come_from_one_table() -> None:
+    """Each Kubernetes-only option's default, bounds and choices in the CRD are options.py's (issue 24)."""
+    from seamless_dask_operator.options import OPTION_TABLE
+
+    spec = _root(CRD)["properties"]["spec"]
+    for option in OPTION_TABLE:
+        node = spec
+        for part in option.key.split("."):
+            node = node["properties"][part]
+        got = {key: node.get(key) for key in ("default", "minimum", "maximum", "enum")}
+        assert got == {"default": option.default, "minimum": option.minimum, "maximum": option.maximum,
+                       "enum": list(option.choices) or None}, option.key
+    assert spec["properties"]["workers"]["default"]["retireTimeout"] == next(
+        o.default for o in OPTION_TABLE if o.key == "workers.retireTimeout")

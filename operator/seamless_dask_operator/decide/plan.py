@@ -67,9 +67,9 @@ class PromoteScheduler:
 class Retire:
     """Ask the scheduler to retire workers (their results move first); a later round deletes the pods it retired."""
 
+    timeout: float  # spec.workers.retireTimeout
     count: int = 0
     names: tuple[str, ...] = ()
-    timeout: float = 120.0
 
 
 @dataclass(frozen=True)
