@@ -65,6 +65,8 @@ OPTION_TABLE: tuple[Option, ...] = (
            choices=("ClusterIP", "NodePort", "LoadBalancer")),
     Option("serviceAccountName", "service_account_name", str, None),
     Option("tls.enabled", "tls", bool, False),
+    # How long pods that wait for room (Unschedulable for lack of CPU, memory, pod slots) are capacity, not failure.
+    Option("capacityTimeout", "capacity_timeout", int, 600, minimum=0, maximum=86400),
 )
 
 OPTIONS = {option.attr: option for option in OPTION_TABLE}

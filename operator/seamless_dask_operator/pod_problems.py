@@ -90,7 +90,7 @@ def scheduler_hint(message: str, component: str) -> str:
         "cpu": "spec.scheduler.resources" if component == "scheduler"
         else "spec.workers.resources.requests.cpu if set, else spec.cores",
         "memory": "spec.scheduler.resources" if component == "scheduler"
-        else "spec.workers.resources.requests.memory if set, else spec.memory",
+        else "spec.memory, or spec.workers.resources' memory when spec.memory is unset",
     }
     hints: list[str] = []
     for cause in scheduler_causes(message):
@@ -110,12 +110,25 @@ def same_problem(reason: str | None, other: str | None) -> bool:
     return _FAMILIES.get(reason or "", reason) == _FAMILIES.get(other or "", other)
 
 
+# Causes that mean "no room yet", not "cannot ever run here": a node autoscaler adds nodes, other pods finish.
+_CAPACITY_CAUSES = ("Insufficient ", "Too many pods")
+
+
 @dataclass(frozen=True)
 class PodProblem:
     pod: str
     component: str
     reason: str
     message: str
+    since: float | None = None  # when it began (an Unschedulable pod's PodScheduled transition), when known
+
+    @property
+    def waits_for_capacity(self) -> bool:
+        """Unschedulable for lack of room only (CPU, memory, other resources, pod slots): capacity, not failure."""
+        if self.reason != "Unschedulable":
+            return False
+        causes = scheduler_causes(self.message)
+        return bool(causes) and all(cause.startswith(_CAPACITY_CAUSES) for cause in causes)
 
     @property
     def hint(self) -> str | None:
@@ -172,7 +185,8 @@ def pod_problem(pod: Mapping[str, Any], component: str, now: float) -> PodProble
     for condition in status.get("conditions") or []:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False" \
                 and condition.get("reason") == "Unschedulable":
-            return PodProblem(name, component, "Unschedulable", condition.get("message") or "")
+            return PodProblem(name, component, "Unschedulable", condition.get("message") or "",
+                              since=_timestamp(condition.get("lastTransitionTime")))
     for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
         found = _container_problem(container, now)
         if found:

@@ -63,6 +63,7 @@ class KubernetesOptions:
     pod_labels: dict[str, str] = field(default_factory=dict)
     pod_annotations: dict[str, str] = field(default_factory=dict)
     tls: bool = default("tls")
+    capacity_timeout: int = default("capacity_timeout")
     image_unset: bool = False  # spec.image was left out: the operator's default, written into the spec at creation
 
 

@@ -349,3 +349,37 @@ def test_more_workers_than_wanted_reads_as_scaling_down_not_as_a_contradiction()
                                       "results"
     [event] = after.events
     assert "1 of the 1 running are retired once their results have moved" in event.message
+
+
+def test_pods_waiting_for_room_are_capacity_not_failure_until_the_users_time() -> None:
+    """Issue 22: Unschedulable for lack of CPU/memory is WaitingForCapacity (healthy) for capacityTimeout seconds."""
+    def unschedulable(since: float) -> PodView:
+        problem = PodProblem("c-worker-1", "worker", "Unschedulable",
+                             "0/1 nodes are available: 1 Insufficient cpu.", since=since)
+        return PodView("c-worker-1", "worker", 1, False, False, HASH, None, problem=problem)
+
+    spec = {**SPEC, "capacityTimeout": 300}
+    waiting = run(spec, scheduler(), worker(0), unschedulable(NOW - 60))
+    healthy = {c["type"]: c for c in waiting.status["conditions"]}["PodsHealthy"]
+    assert (healthy["status"], healthy["reason"]) == ("True", "WaitingForCapacity")
+    assert waiting.status["reason"] == "WaitingForCapacity" and waiting.status["phase"] == "Running"
+    assert [(e.type, e.reason) for e in waiting.events] == [("Normal", "WaitingForCapacity")]
+    too_long = run(spec, scheduler(), worker(0), unschedulable(NOW - 400), old=waiting.status)
+    assert {c["type"]: c for c in too_long.status["conditions"]}["PodsHealthy"]["status"] == "False"
+    assert [(e.type, e.reason) for e in too_long.events] == [("Warning", "Unschedulable")]
+    claim = PodProblem("c-worker-1", "worker", "Unschedulable",
+                       "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.", since=NOW)
+    stuck = run(spec, scheduler(), worker(0), PodView("c-worker-1", "worker", 1, False, False, HASH, None,
+                                                      problem=claim))
+    assert stuck.status["reason"] == "Unschedulable", "an unbound claim is no capacity to wait for"
+
+
+def test_a_full_quota_is_waited_out_not_failed() -> None:
+    """Issue 22: a ResourceQuota refusal says QuotaExceeded (the API's words) and is no failure."""
+    said = "the API server refused a child object (403 Forbidden): pods c-worker-1 is forbidden: exceeded quota"
+    plan = decide(REF, parse_spec(SPEC), Observation(refusal=Refusal(RefusalKind.QUOTA, said)),
+                  {"phase": "Running", "reason": "SchedulerReady"}, 1, NOW)
+    assert (plan.status["phase"], plan.status["reason"], plan.status["message"]) == ("Running", "QuotaExceeded", said)
+    assert [e.reason for e in plan.events] == ["QuotaExceeded"]
+    again = decide(REF, parse_spec(SPEC), Observation(refusal=Refusal(RefusalKind.QUOTA, said)), plan.status, 1, NOW)
+    assert not again.events and not again.writes_status

@@ -163,7 +163,8 @@ SCHEDULER_CASES = [
      "spec.workers.resources.requests.cpu if set, else spec.cores", "claim"),
     ("cpu, scheduler pod", "scheduler", "0/1 nodes are available: 1 Insufficient cpu." + AFTER,
      "spec.scheduler.resources", "spec.workers"),
-    ("memory", "worker", "0/1 nodes are available: 1 Insufficient memory." + AFTER, "else spec.memory", "CPU"),
+    ("memory", "worker", "0/1 nodes are available: 1 Insufficient memory." + AFTER,
+     "ask for less memory (spec.memory", "CPU"),
     ("GPU", "worker", "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are "
      "available: 2 No preemption victims found for incoming pod.", "spec.workers.resources", "CPU"),
     ("unbound claim", "worker", "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found",

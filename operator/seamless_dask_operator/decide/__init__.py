@@ -26,7 +26,14 @@ from ..builders.objects import ClusterRef
 from ..resource import ClusterSpec
 from .children import decide_children
 from .idleness import decide_idleness
-from .notices import Notice, events_to_post, pod_problem_notices, unresponsive_notices, version_skew_notices
+from .notices import (
+    Notice,
+    capacity_notices,
+    events_to_post,
+    pod_problem_notices,
+    unresponsive_notices,
+    version_skew_notices,
+)
 from .observation import (
     ChildrenView,
     Observation,
@@ -117,9 +124,13 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     notices = [*children.notices, *scheduler.notices, *workers.notices, *idle.notices]
     if "workers.replicas" in edited and cluster.options.adaptive:
         notices.append(_adaptive_scaling_notice(cluster, workers.desired, workers.ready))
-    problems = observation.problems
+    # Pods that wait for room (a node autoscaler adds nodes, other pods finish) are capacity, not failure, for the
+    # time the user set; past it, a problem like any other.
+    waiting = [p for p in observation.problems if p.waits_for_capacity
+               and (p.since is None or now - p.since < cluster.options.capacity_timeout)]
+    problems = [p for p in observation.problems if p not in waiting]
     old_conditions = list(old_status.get("conditions") or [])
-    notices += pod_problem_notices(problems, old_conditions)
+    notices += pod_problem_notices(problems, old_conditions) + capacity_notices(waiting, problems, old_conditions)
     # The scheduler runs the tenant's image: one that does not answer as it should is this cluster's news only.
     scheduler_error = observation.scheduler.error if observation.ready_scheduler is not None else None
     notices += unresponsive_notices(scheduler_error, old_conditions)
@@ -136,6 +147,7 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         last_activity=idle.last_activity,
         tls=cluster.options.tls,
         pod_problems=tuple(problems),
+        waiting_for_capacity=tuple(waiting),
         scheduler_error=scheduler_error,
         versions=observation.scheduler.versions,
     ), dict(old_status), timestamp(now))

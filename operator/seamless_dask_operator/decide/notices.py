@@ -73,3 +73,17 @@ def version_skew_notices(versions: tuple[bool, str] | None, old_conditions: list
     if before is not None and before.get("status") == "True" and before.get("message") == versions[1]:
         return []
     return [Notice("Warning", "VersionSkew", versions[1])]
+
+
+WAITING_FOR_CAPACITY = "WaitingForCapacity"
+
+
+def capacity_notices(waiting: list[PodProblem], problems: list[PodProblem],
+                     old_conditions: list[dict[str, object]]) -> list[Notice]:
+    """One Normal Event when pods start waiting for room (not a Warning: nothing is wrong yet)."""
+    if not waiting or problems:
+        return []
+    before = next((c for c in old_conditions if c.get("type") == "PodsHealthy"), None)
+    if before is not None and before.get("reason") == WAITING_FOR_CAPACITY:
+        return []
+    return [Notice("Normal", WAITING_FOR_CAPACITY, summary(waiting))]

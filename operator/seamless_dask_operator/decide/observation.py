@@ -67,6 +67,7 @@ class RefusalKind(Enum):
     REJECTED = "RejectedByAPI"  # 400/422: what this spec makes is invalid; retrying the same spec cannot help
     FORBIDDEN = "Forbidden"  # 403: a ResourceQuota or a missing right; may pass later without an edit
     NAME_CLASH = "NameClash"  # a child's name is taken by an object this cluster does not own
+    QUOTA = "QuotaExceeded"  # a ResourceQuota is full: not a failure, it passes once the quota frees
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ from .status import Observed, status_patch, timestamp
 INVALID_SPEC = "InvalidSpec"
 
 
-def refusal_kind(status: int) -> RefusalKind | None:
+def refusal_kind(status: int, message: str = "") -> RefusalKind | None:
     """Which API answers are refusals; any other (409, 429, 5xx, ...) is worth a retry soon."""
     if status in (400, 422):  # the request itself is wrong: retrying the same spec cannot help
         return RefusalKind.REJECTED
-    if status == 403:  # a ResourceQuota or a missing right: tried again every round, recovers by itself
+    if status == 403 and "exceeded quota" in message:  # capacity, not failure: tried every round until it frees
+        return RefusalKind.QUOTA
+    if status == 403:  # a missing right: tried again every round, recovers by itself once granted
         return RefusalKind.FORBIDDEN
     return None
 
@@ -53,7 +55,23 @@ def failed(ref: ClusterRef, message: str, reason: str, old_status: Mapping[str, 
 
 
 def refused(ref: ClusterRef, refusal: Refusal, old_status: Mapping[str, Any], generation: int, now: float) -> Plan:
+    if refusal.kind is RefusalKind.QUOTA:
+        return quota_exceeded(refusal.message, old_status)
     return failed(ref, refusal.message, refusal.kind.value, old_status, generation, now)
+
+
+def quota_exceeded(message: str, old_status: Mapping[str, Any]) -> Plan:
+    """A full ResourceQuota: the cluster waits (its phase as it was, never Failed), says why once, and goes on by
+    itself when the quota frees."""
+    status = {**old_status, "reason": RefusalKind.QUOTA.value, "message": message}
+    if old_status.get("phase") in (None, "Failed"):
+        status["phase"] = "Starting"
+    actions: list[Any] = []
+    if old_status.get("reason") != RefusalKind.QUOTA.value or old_status.get("message") != message:
+        actions.append(PostEvent("Warning", RefusalKind.QUOTA.value, message))
+    if changed(old_status, status):
+        actions.append(PatchStatus(status))
+    return Plan(status=status, actions=tuple(actions))
 
 
 def waiting_for_a_new_spec(old_status: Mapping[str, Any], generation: int) -> bool:

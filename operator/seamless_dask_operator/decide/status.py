@@ -31,6 +31,7 @@ class Observed:
     last_activity: str | None = None
     tls: bool = False
     pod_problems: tuple[PodProblem, ...] = ()
+    waiting_for_capacity: tuple[PodProblem, ...] = ()  # Unschedulable for lack of room, within capacityTimeout
     scheduler_error: str | None = None  # a ready scheduler whose HTTP API did not answer as it should
     versions: tuple[bool, str] | None = None  # (skew, the scheduler's words), None: not known
 
@@ -65,6 +66,8 @@ def cluster_status(ref: ClusterRef, observed: Observed) -> ClusterStatus:
     message = observed.spec_error
     if observed.pod_problems and not observed.spec_error:
         reason, message = observed.pod_problems[0].reason, summary(list(observed.pod_problems))
+    elif observed.waiting_for_capacity and not observed.spec_error:
+        reason, message = "WaitingForCapacity", summary(list(observed.waiting_for_capacity))
     elif observed.scheduler_error and observed.scheduler_ready and not observed.spec_error:
         reason, message = UNRESPONSIVE, unresponsive_message(observed.scheduler_error)
     elif observed.workers_ready > observed.workers_desired and observed.scheduler_ready and not observed.spec_error:
@@ -99,6 +102,18 @@ def _condition(kind: str, ok: bool | None, reason: str, message: str, generation
     return {"type": kind, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
 
 
+def _pods_healthy(observed: Observed) -> dict[str, Any]:
+    if observed.pod_problems:
+        return _condition("PodsHealthy", False, observed.pod_problems[0].reason,
+                          summary(list(observed.pod_problems)), observed.generation)
+    if observed.waiting_for_capacity:
+        # Capacity is not failure: healthy, and waiting for room (a node autoscaler adds nodes, other pods finish).
+        return _condition("PodsHealthy", True, "WaitingForCapacity",
+                          "waiting for room: " + summary(list(observed.waiting_for_capacity)), observed.generation)
+    return _condition("PodsHealthy", True, "NoProblems",
+                      "no pod is failing to pull, schedule, start or stay within its memory", observed.generation)
+
+
 def _responsive(observed: Observed) -> dict[str, Any]:
     if not observed.scheduler_ready:
         return _condition("SchedulerResponsive", None, "SchedulerNotReady", "not asked: the scheduler is not ready",
@@ -122,11 +137,7 @@ def conditions(observed: Observed, old: list[dict[str, Any]] | None = None) -> l
                    else "waiting for the scheduler pod to pass /health",
                    observed.generation),
         _responsive(observed),
-        _condition("PodsHealthy", not observed.pod_problems,
-                   observed.pod_problems[0].reason if observed.pod_problems else "NoProblems",
-                   summary(list(observed.pod_problems)) if observed.pod_problems
-                   else "no pod is failing to pull, schedule, start or stay within its memory",
-                   observed.generation),
+        _pods_healthy(observed),
         _condition("WorkersReady", observed.workers_ready >= observed.workers_desired,
                    "AllWorkersReady" if observed.workers_ready >= observed.workers_desired else "WorkersPending",
                    _scaling_down(observed) if observed.workers_ready > observed.workers_desired

@@ -83,10 +83,11 @@ class Execution:
                 self._act(action)
             metrics.record_status(self.ref.namespace, self.ref.name, plan.status)
         except ApiError as exc:
-            kind = refusal_kind(exc.status)
+            message = api_message(exc.status, exc.reason, exc.body)
+            kind = refusal_kind(exc.status, message)
             if kind is None:
                 raise temporary(exc, self.handler) from exc
-            return Refusal(kind, api_message(exc.status, exc.reason, exc.body))
+            return Refusal(kind, message)
         except kube.ForeignObject as exc:
             return Refusal(RefusalKind.NAME_CLASH, str(exc))
         except HTTPError as exc:
