@@ -47,11 +47,18 @@ def _path(kind: str, namespace: str, name: str | None = None, subresource: str |
 
 
 class ForeignObject(RuntimeError):
-    """An object has a child's name, and this cluster does not own it: it is never taken over nor deleted."""
+    """An object has a child's name, and this cluster does not own it: never taken over (see :func:`delete_leftover`
+    for one a former SeamlessDaskCluster of that name left behind)."""
 
-    def __init__(self, kind: str, namespace: str, name: str):
+    def __init__(self, kind: str, namespace: str, name: str, meta: dict[str, Any] | None = None):
         super().__init__(f"{kind} {namespace}/{name} exists and is not owned by this SeamlessDaskCluster: "
                          f"rename the cluster, or delete that {kind} if it is a leftover of yours")
+        self.kind, self.namespace, self.name, self.meta = kind, namespace, name, meta or {}
+
+    def cluster_owners(self) -> list[str]:
+        """The uids of the SeamlessDaskClusters that own the object (a former incarnation of this name, say)."""
+        return [o.get("uid") for o in self.meta.get("ownerReferences") or []
+                if o.get("kind") == "SeamlessDaskCluster" and o.get("apiVersion", "").startswith(f"{GROUP}/")]
 
 
 # Metadata only: whose an object is, never its content (a Secret's data stays unread).
@@ -76,7 +83,7 @@ def _refuse_foreign(kind: str, namespace: str, name: str, owner_uid: str) -> Non
     """Raise :class:`ForeignObject` when an object of that name exists and the cluster does not own it."""
     existing = _read(kind, namespace, name)
     if existing is not None and not _owned(existing, owner_uid):
-        raise ForeignObject(kind, namespace, name)
+        raise ForeignObject(kind, namespace, name, existing)
 
 
 def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> str | None:
@@ -228,12 +235,27 @@ def release(cluster: dict[str, Any]) -> bool:
 
 
 def patch_status(ref: ClusterRef, status: dict[str, Any]) -> None:
-    """Merge ``status`` into the resource's ``.status`` (as kopf writes a handler's patch); gone is fine."""
+    """Merge ``status`` into the resource's ``.status`` (as kopf writes a handler's patch), of this very resource
+    only (its uid a precondition: a new one of the same name is not written to); gone is fine."""
     try:
-        request("PATCH", _path("SeamlessDaskCluster", ref.namespace, ref.name, "status"), body={"status": status},
-                content_type="application/merge-patch+json")
+        request("PATCH", _path("SeamlessDaskCluster", ref.namespace, ref.name, "status"),
+                body={"metadata": {"uid": ref.uid}, "status": status}, content_type="application/merge-patch+json")
     except ApiError as exc:
-        if exc.status != 404:
+        if exc.status not in (404, 409, 422):  # gone, or another resource of that name now
+            raise
+
+
+def delete_leftover(error: ForeignObject) -> None:
+    """Delete exactly the object that raised ``error`` (its uid a precondition): for a leftover of a former
+    SeamlessDaskCluster of this name, which garbage collection removes too, later."""
+    uid = error.meta.get("uid")
+    if not uid:
+        return
+    options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+    try:
+        request("DELETE", _path(error.kind, error.namespace, error.name), body=options)
+    except ApiError as exc:
+        if exc.status not in (404, 409):
             raise
 
 

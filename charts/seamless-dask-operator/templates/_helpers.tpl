@@ -88,11 +88,13 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [""]
   resources: [services]
   verbs: [get, list, watch, create, patch, delete]
-# The scheduler's NetworkPolicy (who may reach its ports): a get first (never take
-# over one of the same name), then server-side apply; garbage collection deletes it.
+# The cluster's NetworkPolicy (who may reach its pods): created, or on a name taken a
+# get tells whose it is (never take over one of the same name), then server-side
+# apply; garbage collection deletes it (the operator deletes a leftover of a former
+# cluster of the same name at once, by its uid).
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 # Pods: one watch feeds the operator's index; the scheduler pod and worker pods are
 # created by name (on a name taken, a get tells whose pod it is) and deleted by name
 # (retired workers, an outdated scheduler, or with the cluster: owned ones only); a

@@ -151,8 +151,8 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
             if await _woken_or_due(wake, stopped, delay):
                 await asyncio.sleep(max(WAKE_DEBOUNCE, (state.apply_round_at or 0.0) + AFTER_APPLY - time.monotonic()))
             wake.clear()
-            if stopped or meta.get("deletionTimestamp"):
-                break
+            if stopped or meta.get("deletionTimestamp") or (shared.live is not None and meta["uid"] not in shared.live):
+                break  # stopped, deleted, or gone (a finalizer removed by hand): its loop ends
             if state.apply_round_at is None and not waited_for_apply:
                 # Its create/resume round has not run yet (many clusters at once queue for the threads): the
                 # children this round would miss are not drift. One period more; then the round runs anyway,

@@ -70,9 +70,13 @@ class Execution:
         self.body, self.ref, self.api, self.patch = body, ref, api, patch
         self.state, self.shared, self.handler = state, shared, handler
 
+    def gone(self, uid: str) -> bool:
+        return self.shared.live is not None and uid not in self.shared.live
+
     def deleting(self) -> bool:
-        # kopf runs the delete handler while a round may still be under way: that round creates nothing more.
-        return self.state.deleting or self.ref.uid in self.shared.orphaned
+        # kopf runs the delete handler while a round may still be under way: that round creates nothing more; nor
+        # one whose resource is gone (a finalizer removed by hand): garbage collection would delete what it made.
+        return self.state.deleting or self.ref.uid in self.shared.orphaned or self.gone(self.ref.uid)
 
     def run(self, plan: Plan) -> Refusal | None:
         """Every action in order; stops at a refusal, which it returns."""
@@ -89,6 +93,13 @@ class Execution:
                 raise temporary(exc, self.handler) from exc
             return Refusal(kind, message)
         except kube.ForeignObject as exc:
+            owners = exc.cluster_owners()
+            if owners and all(self.gone(uid) for uid in owners):
+                # A leftover of a former SeamlessDaskCluster of this name (deleted and made again): garbage; not a
+                # clash of names. Removed now, not when garbage collection gets to it.
+                kube.delete_leftover(exc)
+                raise kopf.TemporaryError(f"{exc.kind} {exc.name} is a leftover of a deleted SeamlessDaskCluster of "
+                                          "this name: removed, again in a second", delay=1) from exc
             return Refusal(RefusalKind.NAME_CLASH, str(exc))
         except HTTPError as exc:
             raise temporary(exc, self.handler) from exc

@@ -58,7 +58,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
     settings.execution.max_workers = SETTINGS.handler_threads
     # The operator-wide memo is shallow-copied into every resource's memo: this one object is shared by all.
-    shared = memo["operator"] = OperatorMemo(executor=settings.execution.executor)
+    shared = memo["operator"] = OperatorMemo(executor=settings.execution.executor, live=kwargs["live_clusters"])
     shared.nudger = asyncio.ensure_future(_nudge_stuck_deletions(kwargs["clusters_being_deleted"]))
     try:
         metrics.serve(SETTINGS.metrics_port)
@@ -66,6 +66,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         raise kopf.PermanentError(f"cannot serve metrics on port {SETTINGS.metrics_port}: {exc} (set "
                                   "SEAMLESS_DASK_OPERATOR_METRICS_PORT, the chart's metricsPort, to a free port; "
                                   "0 serves none)") from exc
+
+
+@kopf.index(*RESOURCE)
+async def live_clusters(uid: str, **_: Any) -> dict[str, bool]:
+    """The SeamlessDaskClusters that exist, by uid: a write for one that is gone (or a former one of the same name)
+    is never made."""
+    return {uid: True}
 
 
 @kopf.index(*RESOURCE)

@@ -39,6 +39,9 @@ class OperatorMemo:
     # would make the children again; a round of one of these does nothing.
     orphaned: set[str] = field(default_factory=set)
     nudger: asyncio.Future[None] | None = None  # the task that nudges deletions kopf lost (lifecycle)
+    # The uids of the SeamlessDaskClusters that exist now (a kopf index: lifecycle.live_clusters): nothing is made,
+    # nor a loop kept, for one that is gone.
+    live: Any = None
     # The uids of our pods and Services the watches have shown lately: an expectation of an object that came and
     # went between two rounds is met too (see ClusterMemo.created).
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
