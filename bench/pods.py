@@ -87,7 +87,11 @@ IMAGE = os.environ.get("SDO_BENCH_IMAGE", "seamless-dask-runtime:dev")  # --imag
 REQUESTS = {"cpu": "50m", "memory": "128Mi"}
 CLUSTER_LABEL, COMPONENT_LABEL = "dask.org/cluster-name", "dask.org/component"
 REPO = Path(__file__).resolve().parents[1]
-OURS = ("seamless.dask.org", "v1alpha1", "seamlessdaskclusters")
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from seamless_dask_runtime import identity  # noqa: E402
+
+OURS = (identity.GROUP, identity.VERSION, identity.PLURAL)
 THEIRS = ("kubernetes.dask.org", "v1", "daskclusters")
 THEIR_PLURALS = ("daskclusters", "daskworkergroups", "daskjobs", "daskautoscalers")
 NAN = float("nan")

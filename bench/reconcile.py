@@ -66,6 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from seamless_dask_runtime import identity  # noqa: E402
 from tests.support import audit, control_plane, waiting  # noqa: E402
 
 NAMESPACE = "bench"
@@ -177,7 +178,7 @@ def _operators() -> dict[str, Operator]:
         theirs_crds = tuple(sorted(helm_crds.glob("*.yaml")))
     return {
         "ours": Operator(
-            name="ours", group="seamless.dask.org", version="v1alpha1", plural="seamlessdaskclusters",
+            name="ours", group=identity.GROUP, version=identity.VERSION, plural=identity.PLURAL,
             crd_files=(REPO / "crds/seamlessdaskclusters.yaml",),
             command=(OPERATOR_COMMAND[0] or _venv_bin("seamless-dask-operator"), "--liveness-port", "0"),
             body=ours_body, converged=ours_converged,

@@ -304,10 +304,37 @@ def fill_options(source: dict[str, Any]) -> dict[str, Any]:
     return source
 
 
+def with_earlier_versions(crd: dict[str, Any]) -> dict[str, Any]:
+    """The source's one version (identity.VERSION, stored) and each of identity.EARLIER_VERSIONS served beside it
+    with the same schema: a resource made under an earlier version keeps answering to it, and the API server
+    converts between them by the apiVersion alone (no conversion webhook: the schemas agree). The earlier ones
+    carry no descriptions (``kubectl explain`` reads the stored one), so the CRD stays under kubectl apply's limit."""
+    from seamless_dask_runtime.identity import EARLIER_VERSIONS
+
+    [current] = crd["spec"]["versions"]
+    earlier = []
+    for name in EARLIER_VERSIONS:
+        version = copy.deepcopy(current)
+        version.update(name=name, storage=False)
+        version["schema"]["openAPIV3Schema"] = _without_descriptions(version["schema"]["openAPIV3Schema"])
+        earlier.append(version)
+    crd["spec"]["versions"] = [*earlier, current]
+    return crd
+
+
+def _without_descriptions(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_descriptions(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {key: _without_descriptions(value) for key, value in node.items()
+            if not (key == "description" and isinstance(value, str))}
+
+
 def build(kubeconfig: str) -> tuple[str, dict[str, Any]]:
     source = fill_options(yaml.safe_load(fill_identity(SOURCE.read_text())))
     schemas, version = fetch_openapi(kubeconfig, openapi_paths(source))
-    crd = generate(source, schemas)
+    crd = with_earlier_versions(generate(source, schemas))
     return render(crd, version), crd
 
 

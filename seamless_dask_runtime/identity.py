@@ -8,7 +8,10 @@ from __future__ import annotations
 
 # -- the custom resource ----------------------------------------------------
 GROUP = "seamless.dask.org"
-VERSION = "v1alpha1"
+VERSION = "v1beta1"  # stored, and what the operator and the wrapper speak
+# Served beside VERSION with the same schema (the API server converts by apiVersion alone): a resource made as
+# v1alpha1 keeps answering to `kubectl get sdc.v1alpha1.seamless.dask.org`.
+EARLIER_VERSIONS = ("v1alpha1",)
 PLURAL = "seamlessdaskclusters"
 KIND = "SeamlessDaskCluster"
 API_VERSION = f"{GROUP}/{VERSION}"

@@ -10,11 +10,11 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
 from tests.support.control_plane import ControlPlane
 
 from ._helm import CHART, EXAMPLES, load_examples, run
 
-GROUP, VERSION, PLURAL = "seamless.dask.org", "v1alpha1", "seamlessdaskclusters"
 EXAMPLE_FILES = sorted(load_examples())
 
 

@@ -34,6 +34,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
 from tests.support.audit import make_service_account_kubeconfig, read_audit_events
 from tests.support.control_plane import ControlPlane
 from tests.support.waiting import wait_for
@@ -41,7 +42,6 @@ from tests.support.waiting import wait_for
 from ._helm import CHART, hook_test_pod, load_examples, operator_container, render, run, set_args
 from .operator_calls import KOPF_CLUSTER_CALLS, KOPF_NAMESPACED_MODE_CALLS, OPERATOR_CALLS, OWN_NAMESPACE_CALLS
 
-GROUP, VERSION, PLURAL = "seamless.dask.org", "v1alpha1", "seamlessdaskclusters"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
 from tests.operator.conftest import Clusters
 from tests.support.hostile_scheduler import Behaviour, HostileSchedulers, clock_behind, hostile_schedulers
 from tests.support.kubelet import make_pod_ready
@@ -147,7 +148,7 @@ def test_ownership_of_the_tls_secret_is_read_from_the_secret(
         "metadata": {"name": "prey-tls"}, "stringData": {"password": "not yours"}})
     clusters.create("prey", {"tls": {"enabled": True}, "workers": {"replicas": 1, "maximum": 1}})
     clusters.custom.patch_namespaced_custom_object_status(
-        "seamless.dask.org", "v1alpha1", clusters.namespace, "seamlessdaskclusters", "prey",
+        GROUP, VERSION, clusters.namespace, PLURAL, "prey",
         {"status": {"tlsSecretUid": victim.metadata.uid}})
     clusters.create("mine", {"tls": {"enabled": True}, "workers": {"replicas": 1, "maximum": 2}})
     with operator_factory():
@@ -159,7 +160,7 @@ def test_ownership_of_the_tls_secret_is_read_from_the_secret(
         assert [o.uid for o in secret.metadata.owner_references] == [clusters.get("mine")["metadata"]["uid"]]
     # The tenant erases what .status says of the Secret; an edit makes the next round apply the children again.
     clusters.custom.patch_namespaced_custom_object_status(
-        "seamless.dask.org", "v1alpha1", clusters.namespace, "seamlessdaskclusters", "mine",
+        GROUP, VERSION, clusters.namespace, PLURAL, "mine",
         {"status": {"tlsSecretUid": None}})
     with operator_factory():
         clusters.patch_spec("mine", {"workers": {"replicas": 2}})

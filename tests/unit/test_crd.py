@@ -34,8 +34,32 @@ SOURCE = yaml.safe_load(GEN.fill_identity(GEN.SOURCE.read_text()))
 
 
 def _root(crd: dict[str, Any]) -> dict[str, Any]:
-    [version] = crd["spec"]["versions"]
+    """The schema of the stored version (the source has only that one)."""
+    [version] = [v for v in crd["spec"]["versions"] if v.get("storage")]
     return version["schema"]["openAPIV3Schema"]
+
+
+def _without_descriptions(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_without_descriptions(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {k: _without_descriptions(v) for k, v in node.items() if not (k == "description" and isinstance(v, str))}
+
+
+def test_earlier_versions_are_served_with_the_same_schema() -> None:
+    """v1beta1 is stored; v1alpha1 is still served (no conversion webhook: the schemas agree)."""
+    versions = {v["name"]: v for v in CRD["spec"]["versions"]}
+    assert set(versions) == {identity.VERSION, *identity.EARLIER_VERSIONS} and identity.VERSION == "v1beta1"
+    assert [name for name, v in versions.items() if v["storage"]] == [identity.VERSION]
+    assert all(v["served"] for v in versions.values())
+    current = versions[identity.VERSION]
+    for name in identity.EARLIER_VERSIONS:
+        earlier = versions[name]
+        assert _without_descriptions(earlier["schema"]) == _without_descriptions(current["schema"])
+        assert {k: v for k, v in earlier.items() if k not in ("name", "storage", "schema")} == \
+            {k: v for k, v in current.items() if k not in ("name", "storage", "schema")}
+    assert "conversion" not in CRD["spec"] or CRD["spec"]["conversion"].get("strategy") in (None, "None")
 
 
 def _fields(schema: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -20,12 +20,12 @@ if api_client.login(logger=logging.getLogger("helm-test"), settings=kopf.Operato
 
 namespace = os.environ["CHECK_NAMESPACE"]
 try:
-    found = api_client.request("GET", f"/apis/seamless.dask.org/v1alpha1/namespaces/{namespace}/seamlessdaskclusters",
+    found = api_client.request("GET", f"/apis/seamless.dask.org/v1beta1/namespaces/{namespace}/seamlessdaskclusters",
                                query={"limit": 50})
 except api_client.ApiError as exc:
     sys.exit(f"listing seamlessdaskclusters in {namespace}: {exc}")
 names = [item["metadata"]["name"] for item in found.get("items", [])]
-print(f"seamlessdaskclusters.seamless.dask.org/v1alpha1 is served; in {namespace}: {names}")
+print(f"seamlessdaskclusters.seamless.dask.org/v1beta1 is served; in {namespace}: {names}")
 
 url = os.environ.get("HEALTHZ_URL")
 if url:
