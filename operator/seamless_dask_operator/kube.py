@@ -20,6 +20,7 @@ from seamless_dask_runtime.identity import (
     GROUP,
     PLURAL,
     SCHEDULER,
+    TEMPLATE_HASH_ANNOTATION,
     VERSION,
 )
 
@@ -140,6 +141,41 @@ def create_pod(pod: dict[str, Any], owner_uid: str) -> str | None:
         _refuse_foreign("Pod", meta["namespace"], meta["name"], owner_uid)
         return None
     return str(created["metadata"]["uid"])
+
+
+def adopt_scheduler(ref: ClusterRef, pod: str, replica_set: str, template_hash: str) -> None:
+    """An earlier operator's scheduler Deployment ``NAME-scheduler`` gives way to its pod, which becomes the
+    cluster's own (left running: its clients and results stay). Only when the Deployment is this cluster's and
+    the ReplicaSet that Deployment's; both are deleted as orphans (their pod kept), each by its uid."""
+    deployment = _meta_at(f"/apis/apps/v1/namespaces/{quote(ref.namespace, safe='')}/deployments/"
+                          f"{quote(ref.scheduler_name, safe='')}")
+    rs_path = f"/apis/apps/v1/namespaces/{quote(ref.namespace, safe='')}/replicasets/{quote(replica_set, safe='')}"
+    owner_of_rs = {o.get("uid") for o in (_meta_at(rs_path) or {}).get("ownerReferences") or []}
+    if deployment is None or not _owned(deployment, ref.uid) or deployment["uid"] not in owner_of_rs:
+        raise ForeignObject("Pod", ref.namespace, pod)  # not this cluster's: never taken over
+    for path, meta in ((f"/apis/apps/v1/namespaces/{quote(ref.namespace, safe='')}/deployments/"
+                        f"{quote(ref.scheduler_name, safe='')}", deployment), (rs_path, _meta_at(rs_path))):
+        if meta is None:
+            continue
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Orphan",
+                   "preconditions": {"uid": meta["uid"]}}
+        try:
+            request("DELETE", path, body=options)
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+    request("PATCH", _path("Pod", ref.namespace, pod), content_type="application/merge-patch+json",
+            body={"metadata": {"ownerReferences": [ref.owner_reference()],
+                               "annotations": {TEMPLATE_HASH_ANNOTATION: template_hash}}})
+
+
+def _meta_at(path: str) -> dict[str, Any] | None:
+    try:
+        return request("GET", path, accept=METADATA_ONLY)["metadata"]
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def promote_scheduler(namespace: str, name: str) -> None:

@@ -41,6 +41,10 @@ OPERATOR_CALLS: dict[Call, str] = {
     ("", "pods", "delete"): "kube.delete_pod: retired or unready workers; owned pods with the cluster",
     ("", "pods", "patch"): "kube.promote_scheduler: a rollout's new scheduler takes over (its labels)",
     ("", "events", "create"): "kopf.warn / kopf.info (kopf posts core/v1 Events)",
+    ("apps", "deployments", "get"): "kube.adopt_scheduler: an earlier layout's scheduler Deployment, whose it is",
+    ("apps", "deployments", "delete"): "kube.adopt_scheduler: that Deployment, as an orphan (its pod kept)",
+    ("apps", "replicasets", "get"): "kube.adopt_scheduler: its ReplicaSet, whose it is",
+    ("apps", "replicasets", "delete"): "kube.adopt_scheduler: that ReplicaSet, as an orphan",
 }
 
 #: In the operator's own namespace, on objects named after the release only (RBAC resourceNames; ``create``

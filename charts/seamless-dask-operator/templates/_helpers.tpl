@@ -111,6 +111,12 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, create, delete]
+# An upgrade from the layout whose scheduler was a Deployment: that Deployment and its
+# ReplicaSet (each read first: only the cluster's own) are deleted as orphans, and
+# their pod kept as the cluster's scheduler (kube.adopt_scheduler).
+- apiGroups: [apps]
+  resources: [deployments, replicasets]
+  verbs: [get, delete]
 # Events: kopf.warn/kopf.info post core/v1 Events.
 - apiGroups: [""]
   resources: [events]

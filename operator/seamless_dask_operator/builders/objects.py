@@ -97,3 +97,10 @@ def template_hash(obj: Any) -> str:
     """Short stable hash of what a pod is built from: a change means replace it."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
+
+
+def container_signature(container: dict[str, Any]) -> str:
+    """What a running container was started with, in a form an API server's defaults do not change: to tell
+    whether a pod made elsewhere (an earlier operator's Deployment) runs what the current template would."""
+    env = sorted((e.get("name"), e.get("value")) for e in container.get("env") or [] if "value" in e)
+    return template_hash({"image": container.get("image"), "args": container.get("args"), "env": env})

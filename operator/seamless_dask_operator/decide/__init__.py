@@ -36,6 +36,7 @@ from .notices import (
 )
 from .observation import (
     ChildrenView,
+    LegacyScheduler,
     Observation,
     PodView,
     Refusal,
@@ -47,6 +48,7 @@ from .observation import (
 )
 from .plan import (
     Action,
+    AdoptScheduler,
     ApplyChild,
     CreatePod,
     DeleteCluster,
@@ -65,10 +67,35 @@ from .status import Observed, status_patch, stopping_status, timestamp
 from .workers import decide_workers
 
 __all__ = [
-    "Action", "ApplyChild", "ChildrenView", "CreatePod", "DeleteCluster", "DeletePod", "EnsureTlsSecret",
-    "Observation", "PatchStatus", "PinImage", "Plan", "PodView", "PostEvent", "PromoteScheduler", "Questions",
-    "Refusal", "RefusalKind", "Retire", "RetireOutcome", "SchedulerAnswers", "api_message", "decide", "pod_view",
-    "pod_views", "questions", "refusal_kind", "stopping_status",
+    "Action",
+    "AdoptScheduler",
+    "ApplyChild",
+    "ChildrenView",
+    "CreatePod",
+    "DeleteCluster",
+    "DeletePod",
+    "EnsureTlsSecret",
+    "LegacyScheduler",
+    "Observation",
+    "PatchStatus",
+    "PinImage",
+    "Plan",
+    "PodView",
+    "PostEvent",
+    "PromoteScheduler",
+    "Questions",
+    "Refusal",
+    "RefusalKind",
+    "Retire",
+    "RetireOutcome",
+    "SchedulerAnswers",
+    "api_message",
+    "decide",
+    "pod_view",
+    "pod_views",
+    "questions",
+    "refusal_kind",
+    "stopping_status",
 ]
 
 
@@ -154,6 +181,8 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
 
     actions: list[Action] = [PinImage(cluster.options.image)] if spec_changed and cluster.options.image_unset else []
     actions += children.actions
+    if scheduler.adopt is not None:
+        actions.append(scheduler.adopt)
     if scheduler.create is not None:
         actions.append(scheduler.create)
     actions += workers.create

@@ -88,6 +88,17 @@ class RetireOutcome:
 
 
 @dataclass(frozen=True)
+class LegacyScheduler:
+    """A scheduler pod of this cluster that an earlier operator's Deployment made (the layout before the scheduler
+    became a pod of the operator's own): owned by a ReplicaSet, not by the cluster."""
+
+    pod: str
+    replica_set: str
+    signature: str  # builders.objects.container_signature of what it runs
+    ready: bool
+
+
+@dataclass(frozen=True)
 class Observation:
     pods: tuple[PodView, ...] = ()  # only the pods this cluster owns (ownerReference uid)
     children: ChildrenView | None = None  # None: not observed (nothing to say about drift)
@@ -96,6 +107,7 @@ class Observation:
     retire_outcome: RetireOutcome | None = None
     retiring: bool = False  # a retire call is still in flight
     last_posted: Mapping[str, float] = field(default_factory=dict)  # Event reason -> when (the round's clock)
+    legacy: tuple[LegacyScheduler, ...] = ()
 
     @property
     def workers(self) -> list[PodView]:

@@ -57,6 +57,17 @@ class DeletePod:
 
 
 @dataclass(frozen=True)
+class AdoptScheduler:
+    """Make an earlier layout's scheduler pod the cluster's own: its Deployment and ReplicaSet go (the pod left
+    running), the pod gets the cluster as owner and ``template_hash`` (the current one when it runs what the
+    current template would: no restart)."""
+
+    pod: str
+    replica_set: str
+    template_hash: str
+
+
+@dataclass(frozen=True)
 class PromoteScheduler:
     """The new scheduler (a candidate, Ready) takes over: it becomes the one the Service selects."""
 
@@ -91,10 +102,10 @@ class PatchStatus:
     status: dict[str, Any]
 
 
-Action = (PinImage | ApplyChild | EnsureTlsSecret | CreatePod | DeletePod | PromoteScheduler | Retire | DeleteCluster
-          | PostEvent | PatchStatus)
-A = TypeVar("A", PinImage, ApplyChild, EnsureTlsSecret, CreatePod, DeletePod, PromoteScheduler, Retire, DeleteCluster,
-            PostEvent, PatchStatus)
+Action = (PinImage | ApplyChild | EnsureTlsSecret | AdoptScheduler | CreatePod | DeletePod | PromoteScheduler | Retire
+          | DeleteCluster | PostEvent | PatchStatus)
+A = TypeVar("A", PinImage, ApplyChild, EnsureTlsSecret, AdoptScheduler, CreatePod, DeletePod, PromoteScheduler, Retire,
+            DeleteCluster, PostEvent, PatchStatus)
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,16 @@ protect: it is replaced the old way, deleted first, the next made once it is gon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from seamless_dask_runtime.identity import SCHEDULER, SCHEDULER_CANDIDATE
 
-from ..builders.objects import ClusterRef, template_hash
+from ..builders.objects import ClusterRef, container_signature, template_hash
 from ..builders.scheduler import scheduler_pod, scheduler_template
 from ..resource import ClusterSpec
 from .notices import Notice, warning_every_minute
 from .observation import Observation
-from .plan import CreatePod, PromoteScheduler
+from .plan import AdoptScheduler, CreatePod, PromoteScheduler
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,30 @@ class SchedulerDecision:
     create: CreatePod | None = None
     delete: tuple[str, ...] = ()
     promote: PromoteScheduler | None = None
+    adopt: AdoptScheduler | None = None
     notices: tuple[Notice, ...] = ()
+
+
+def _adopt(observation: Observation, template: dict[str, Any], current: str) -> SchedulerDecision:
+    """An upgrade from the layout whose scheduler was a Deployment: its pod (with the cluster's clients and results)
+    becomes the cluster's own, never a second scheduler beside it; one this operator made meanwhile goes."""
+    legacy = sorted(observation.legacy, key=lambda pod: not pod.ready)[0]
+    same = legacy.signature == container_signature(template["containers"][0])
+    ours = [p.name for p in (*observation.scheduler_pods, *observation.candidates) if not p.terminating]
+    notice = Notice("Normal", "Migrated", f"the scheduler Deployment of an earlier operator gave way to its pod "
+                    f"{legacy.pod}, now this cluster's own (not restarted"
+                    + ("" if same else "; it runs an older template, so a new scheduler will take over once Ready")
+                    + (f"; the scheduler {', '.join(ours)} made beside it goes" if ours else "") + ")")
+    return SchedulerDecision(adopt=AdoptScheduler(legacy.pod, legacy.replica_set, current if same else "legacy"),
+                             delete=tuple(ours), notices=(notice,))
 
 
 def decide_scheduler(ref: ClusterRef, cluster: ClusterSpec, observation: Observation,
                      edited: frozenset[str]) -> SchedulerDecision:
     template = scheduler_template(ref, cluster)
     current = template_hash(template)
+    if observation.legacy:
+        return _adopt(observation, template, current)
     candidates = observation.candidates
     ours = [c for c in candidates if c.template_hash == current]
     delete = [c.name for c in candidates if c.template_hash != current]  # made from an older edit

@@ -17,6 +17,7 @@ from .. import kube, metrics
 from ..api_client import ApiError
 from ..builders import ClusterRef
 from ..decide import (
+    AdoptScheduler,
     ApplyChild,
     CreatePod,
     DeleteCluster,
@@ -121,6 +122,8 @@ class Execution:
         elif isinstance(action, DeletePod):
             kube.delete_pod(self.ref.namespace, action.name)
             self.state.deleted[action.name] = time.monotonic()
+        elif isinstance(action, AdoptScheduler):
+            kube.adopt_scheduler(self.ref, action.pod, action.replica_set, action.template_hash)
         elif isinstance(action, PromoteScheduler):
             kube.promote_scheduler(self.ref.namespace, action.name)
         elif isinstance(action, Retire):

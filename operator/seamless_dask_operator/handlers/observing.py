@@ -9,10 +9,21 @@ from typing import Any
 
 import kopf
 
+from seamless_dask_runtime.identity import COMPONENT_LABEL, SCHEDULER
 from seamless_dask_runtime.parameters import ParameterError
 
 from ..builders import ClusterRef
-from ..decide import ChildrenView, Observation, PodView, RetireOutcome, SchedulerAnswers, pod_views, questions
+from ..decide import (
+    ChildrenView,
+    LegacyScheduler,
+    Observation,
+    PodView,
+    RetireOutcome,
+    SchedulerAnswers,
+    pod_view,
+    pod_views,
+    questions,
+)
 from ..resource import ClusterSpec
 from ..scheduler_api import SchedulerAPI, SchedulerUnavailable
 from ..settings import SETTINGS
@@ -132,16 +143,34 @@ def observe(ref: ClusterRef, cluster: ClusterSpec | ParameterError, indexes: Ind
             shared: OperatorMemo, logger: kopf.Logger) -> tuple[Observation, SchedulerAPI | None]:
     key = (ref.namespace, ref.name)
     # Only the pods this cluster owns: one that merely carries its labels is not ours to count, scale or delete.
-    owned = [p for p in indexes.pods.get(key, []) if ref.uid in p["metadata"]["owners"]]
+    listed = list(indexes.pods.get(key, []))
+    owned = [p for p in listed if ref.uid in p["metadata"]["owners"]]
     seen = Observation(pods=_with_own_writes(pod_views(owned, time.time()), state, shared),
                        children=_children(ref, list(indexes.services.get(key, [])), state, shared),
-                       last_posted=dict(state.last_posted))
+                       last_posted=dict(state.last_posted), legacy=_legacy_schedulers(ref, listed))
     if isinstance(cluster, ParameterError):
         return seen, None
     api = scheduler_api(seen)
     outcome, retiring = _retire_outcome(state)
     return Observation(pods=seen.pods, children=seen.children, scheduler=_ask_scheduler(api, cluster, state, logger),
-                       retire_outcome=outcome, retiring=retiring, last_posted=seen.last_posted), api
+                       retire_outcome=outcome, retiring=retiring, last_posted=seen.last_posted,
+                       legacy=seen.legacy), api
+
+
+def _legacy_schedulers(ref: ClusterRef, listed: list[dict[str, Any]]) -> tuple[LegacyScheduler, ...]:
+    """Scheduler pods of this cluster's name that the Deployment ``NAME-scheduler`` of an earlier operator made (its
+    ReplicaSet owns them); whether that Deployment is this cluster's is checked when one is adopted."""
+    found = []
+    for pod in listed:
+        legacy = pod.get("legacy")
+        meta = pod["metadata"]
+        if legacy is None or ref.uid in meta["owners"] or meta.get("deletionTimestamp") \
+                or meta["labels"].get(COMPONENT_LABEL) != SCHEDULER \
+                or not legacy["replica_set"].startswith(f"{ref.scheduler_name}-"):
+            continue
+        view = pod_view(pod, time.time())
+        found.append(LegacyScheduler(view.name, legacy["replica_set"], legacy["signature"], view.ready))
+    return tuple(found)
 
 
 def edited_fields(diff: kopf.Diff) -> frozenset[str]:

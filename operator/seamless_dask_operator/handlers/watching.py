@@ -16,6 +16,7 @@ import kopf
 
 from seamless_dask_runtime.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, TEMPLATE_HASH_ANNOTATION
 
+from ..builders.objects import container_signature
 from .memo import operator_memo
 
 OURS: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT}
@@ -50,6 +51,17 @@ def owner_uids(body: kopf.Body) -> list[str]:
     return [o.get("uid") for o in body["metadata"].get("ownerReferences") or []]
 
 
+def _made_elsewhere(body: kopf.Body) -> dict[str, Any] | None:
+    """A pod an earlier operator's Deployment made (owned by a ReplicaSet, no template hash of ours): which one, and
+    what it runs, so that it can be adopted (see decide/scheduler.py)."""
+    owners = body["metadata"].get("ownerReferences") or []
+    replica_set = next((o.get("name") for o in owners if o.get("kind") == "ReplicaSet"), None)
+    containers = (body.get("spec") or {}).get("containers") or []
+    if replica_set is None or not containers:
+        return None
+    return {"replica_set": replica_set, "signature": container_signature(dict(containers[0]))}
+
+
 @kopf.index("v1", "pods", labels=OURS)
 async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
                        **_: Any) -> dict[Any, Any]:
@@ -65,6 +77,9 @@ async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Bo
         },
         "status": _pod_status_summary(body.get("status") or {}),
     }
+    legacy = _made_elsewhere(body)
+    if legacy is not None:
+        pod["legacy"] = legacy
     return {(namespace, labels[CLUSTER_LABEL]): pod}
 
 
