@@ -166,8 +166,7 @@ def parse_spec(spec: Mapping[str, Any], policy: PodPolicy = DEFAULT_POLICY, name
         pod_annotations=fields.object(spec, "podAnnotations", "spec"),
     )
     if params is not None:
-        fields.errors += _option_errors(params, options) + _ceiling_errors(params, options, defaults.max_workers) \
-            + _memory_errors(params, options)
+        fields.errors += _option_errors(params, options) + _ceiling_errors(params, options, defaults.max_workers)
     fields.errors += policy_errors(
         policy, volumes=options.volumes,
         env={"spec.workers.env": options.workers.env, "spec.scheduler.env": options.scheduler.env},
@@ -230,16 +229,6 @@ def _env_errors(params: ClusterParameters, where: str, env: tuple[dict[str, Any]
     return errors
 
 
-def _memory_errors(params: ClusterParameters, options: KubernetesOptions) -> list[FieldError]:
-    """spec.memory is each worker's memory request and limit: memory also in workers.resources is one too many."""
-    if not params.memory:
-        return []
-    both = [part for part in ("requests", "limits")
-            if isinstance(options.workers.resources.get(part), Mapping) and "memory" in options.workers.resources[part]]
-    return [FieldError("spec.memory", params.memory, f"is each worker's memory request and limit, and "
-                       f"spec.workers.resources.{both[0]}.memory says it too: set one of them") ] if both else []
-
-
 def _ceiling_errors(params: ClusterParameters, options: KubernetesOptions, ceiling: int) -> list[FieldError]:
     """The admin's ceiling on one cluster's workers (the chart's maxWorkersPerCluster)."""
     asked = {"spec.workers.maximum": params.maximum_jobs, "spec.workers.replicas": options.replicas,
@@ -262,6 +251,14 @@ def name_errors(name: str) -> list[FieldError]:
                                  "'-', starting with a letter, no dots): the scheduler Service "
                                  f"{scheduler_name('NAME')} is named after it; recreate the cluster under such a name"))
     return errors
+
+
+def memory_overridden(cluster: ClusterSpec) -> str | None:
+    """The memory ``workers.resources`` names besides ``spec.memory`` (it wins for the pods), or None."""
+    resources = cluster.options.workers.resources
+    named = [resources[part]["memory"] for part in ("requests", "limits")
+             if isinstance(resources.get(part), Mapping) and "memory" in resources[part]]
+    return str(named[0]) if cluster.params.memory and named else None
 
 
 def desired_workers(cluster: ClusterSpec, adaptive_target: int | None) -> int:

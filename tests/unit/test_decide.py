@@ -383,3 +383,12 @@ def test_a_full_quota_is_waited_out_not_failed() -> None:
     assert [e.reason for e in plan.events] == ["QuotaExceeded"]
     again = decide(REF, parse_spec(SPEC), Observation(refusal=Refusal(RefusalKind.QUOTA, said)), plan.status, 1, NOW)
     assert not again.events and not again.writes_status
+
+
+def test_memory_named_twice_is_said_on_apply() -> None:
+    """Issue 25 item 4: spec.memory was silently ignored once workers.resources was set."""
+    spec = {**SPEC, "memory": "2GiB", "workers": {**SPEC["workers"], "resources": {"requests": {"memory": "1Gi"}}}}
+    applied = run(spec, scheduler(), worker(0), worker(1), spec_changed=True)
+    [event] = [e for e in applied.events if e.reason == "MemoryOverridden"]
+    assert "spec.memory 2GiB" in event.message and "1Gi" in event.message
+    assert not [e for e in run(spec, scheduler(), worker(0), worker(1)).events if e.reason == "MemoryOverridden"]

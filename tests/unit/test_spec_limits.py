@@ -57,7 +57,8 @@ def test_spec_memory_has_one_meaning_with_or_without_worker_resources() -> None:
                                                     "limits": {"memory": "2Gi"}}
     assert worker_resources({"memory": "2GiB", "workers": {"resources": {"requests": {"cpu": "250m"}}}}) == {
         "requests": {"cpu": "250m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}, "an edit of memory reaches pods"
-    with pytest.raises(ParameterError) as both:
-        parse_spec({"memory": "2GiB", "workers": {"resources": {"limits": {"memory": "4Gi"}}}})
-    [error] = both.value.errors
-    assert error.field == "spec.memory" and "spec.workers.resources.limits.memory" in error.message
+    both = {"memory": "2GiB", "workers": {"resources": {"limits": {"memory": "4Gi"}}}}
+    assert worker_resources(both) == {"limits": {"memory": "4Gi"}}, "workers.resources names memory: it wins"
+    from seamless_dask_operator.resource import memory_overridden
+
+    assert memory_overridden(parse_spec(both)) == "4Gi", "and the round says so (a MemoryOverridden Event)"

@@ -35,13 +35,15 @@ def worker_environment_for_pod(cluster: ClusterSpec) -> dict[str, str]:
 
 
 def worker_resources(cluster: ClusterSpec) -> dict[str, Any]:
-    """``workers.resources``, by default the model's (``cores`` CPUs, ``memory``); ``spec.memory`` is the memory
-    request and limit either way: one meaning (the parser refuses memory in both)."""
+    """``workers.resources``, by default the model's (``cores`` CPUs, ``memory``). ``spec.memory`` is the memory
+    request and limit unless ``workers.resources`` names memory itself, which then wins (the Kubernetes-level
+    setting; the round says so in an Event): spec.memory is never silently dropped from a pod that names none."""
     if not cluster.options.workers.resources:
         return worker_pod_resources(cluster.params)
     chosen = cluster.options.workers.resources
     resources = {k: dict(v) if isinstance(v, dict) else v for k, v in chosen.items()}
-    if cluster.params.memory:
+    names_memory = any("memory" in (resources.get(part) or {}) for part in ("requests", "limits"))
+    if cluster.params.memory and not names_memory:
         quantity = kubernetes_quantity(cluster.params.memory)
         resources.setdefault("requests", {})["memory"] = quantity
         resources.setdefault("limits", {})["memory"] = quantity

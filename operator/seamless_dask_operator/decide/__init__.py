@@ -23,7 +23,7 @@ from typing import Any
 from seamless_dask_runtime.parameters import ParameterError
 
 from ..builders.objects import ClusterRef
-from ..resource import ClusterSpec
+from ..resource import ClusterSpec, memory_overridden
 from .children import decide_children
 from .idleness import decide_idleness
 from .notices import (
@@ -149,6 +149,11 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     idle = decide_idleness(cluster.params, observation.scheduler, now)
 
     notices = [*children.notices, *scheduler.notices, *workers.notices, *idle.notices]
+    overridden = memory_overridden(cluster)
+    if spec_changed and overridden is not None:
+        notices.append(Notice("Warning", "MemoryOverridden",
+                              f"spec.memory {cluster.params.memory} is not the pods' memory: "
+                              f"spec.workers.resources names {overridden}, which wins; remove one of them"))
     if "workers.replicas" in edited and cluster.options.adaptive:
         notices.append(_adaptive_scaling_notice(cluster, workers.desired, workers.ready))
     # Pods that wait for room (a node autoscaler adds nodes, other pods finish) are capacity, not failure, for the
