@@ -58,8 +58,10 @@ class Platform:
     name: str
     env: dict[str, str] = field(default_factory=dict)
 
-    def build_image(self, dockerfile: Path, tag: str, build_args: dict[str, str] | None = None) -> float:
-        """Build ``dockerfile`` (context: the repository) as ``tag`` and make it available to pods; seconds."""
+    def build_image(self, dockerfile: Path, tag: str, build_args: dict[str, str] | None = None,
+                    context: Path = REPO) -> float:
+        """Build ``dockerfile`` (context: the repository, or an earlier commit's checkout) as ``tag`` and make it
+        available to pods; seconds."""
         raise NotImplementedError
 
     def image_size(self, tag: str) -> int | None:
@@ -146,9 +148,10 @@ class KnodePlatform(Platform):
         print(f"knode up in {time.monotonic() - started:.1f} s", flush=True)
         return cls("knode", env=env, kube_dir=up.parent, node_dir=node_dir, started=True)
 
-    def build_image(self, dockerfile: Path, tag: str, build_args: dict[str, str] | None = None) -> float:
+    def build_image(self, dockerfile: Path, tag: str, build_args: dict[str, str] | None = None,
+                    context: Path = REPO) -> float:
         started = time.monotonic()
-        run(str(self.kube_dir / "build-image.sh"), str(dockerfile), str(REPO), tag, *_build_arg_flags(build_args),
+        run(str(self.kube_dir / "build-image.sh"), str(dockerfile), str(context), tag, *_build_arg_flags(build_args),
             env=self.env, timeout=1800)
         return time.monotonic() - started
 
@@ -208,10 +211,12 @@ class KindPlatform(Platform):
         kubeconfig.write_text(run(kind, "get", "kubeconfig", "--name", name).stdout)
         return cls("kind", env={**os.environ, "KUBECONFIG": str(kubeconfig)}, cluster=name, created=created)
 
-    def build_image(self, dockerfile: Path, tag: str, build_args: dict[str, str] | None = None) -> float:
+    def build_image(self, dockerfile: Path, tag: str, build_args: dict[str, str] | None = None,
+                    context: Path = REPO) -> float:
         started = time.monotonic()
         docker = tool("docker") or "docker"
-        run(docker, "build", "-f", str(dockerfile), *_build_arg_flags(build_args), "-t", tag, str(REPO), timeout=1800)
+        run(docker, "build", "-f", str(dockerfile), *_build_arg_flags(build_args), "-t", tag, str(context),
+            timeout=1800)
         run(tool("kind") or "kind", "load", "docker-image", tag, "--name", self.cluster, timeout=900)
         return time.monotonic() - started
 
