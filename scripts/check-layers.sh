@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Architecture checks run by .ci/run: import layers (import-linter contracts in pyproject.toml)
-# and types (mypy over the operator and the runtime's model).
+# Architecture checks run by .ci/run: import layers (import-linter contracts in pyproject.toml) and types: mypy over
+# both packages, and --strict over the pure core (the model, its translations, the builders and decide), where a
+# missing annotation or an Any leaking out would hide a wrong pod spec or job script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHONPATH=operator .venv/bin/lint-imports
-.venv/bin/mypy \
-  seamless_dask_runtime/parameters.py seamless_dask_runtime/identity.py seamless_dask_runtime/durations.py \
-  operator/seamless_dask_operator
+.venv/bin/mypy seamless_dask_runtime operator/seamless_dask_operator
+PURE_CORE=(
+  seamless_dask_runtime/parameters.py seamless_dask_runtime/durations.py seamless_dask_runtime/identity.py
+  seamless_dask_runtime/sizing.py seamless_dask_runtime/worker_environment.py seamless_dask_runtime/dask_config.py
+  seamless_dask_runtime/jobqueue seamless_dask_runtime/status/model.py
+  operator/seamless_dask_operator/decide operator/seamless_dask_operator/builders
+  operator/seamless_dask_operator/resource.py operator/seamless_dask_operator/options.py
+  operator/seamless_dask_operator/pod_policy.py operator/seamless_dask_operator/pod_problems.py
+)
+.venv/bin/mypy --strict "${PURE_CORE[@]}"

@@ -64,7 +64,7 @@ def scheduler_activity(dask_scheduler: Any, monitor_id: str = "") -> dict[str, i
     """Runs on the scheduler (``Client.run_on_scheduler``, the HTTP route): clients from outside, tasks
     alive, workers; ``monitor_id`` is the asking monitor's own client, remembered as one of the cluster's."""
     if monitor_id:
-        monitors = getattr(dask_scheduler, _MONITORS_ATTRIBUTE, set())
+        monitors: set[str] = getattr(dask_scheduler, _MONITORS_ATTRIBUTE, set())
         setattr(dask_scheduler, _MONITORS_ATTRIBUTE, monitors | {monitor_id})
     inside = internal_clients(dask_scheduler)
     outside = [client for client in dask_scheduler.clients if client not in inside]

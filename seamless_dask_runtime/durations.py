@@ -1,11 +1,20 @@
-"""Durations as the status file spells them: ``HH:MM:SS``, ``MM:SS`` or Dask strings."""
+"""Durations and sizes as the status file spells them, parsed once.
+
+A :class:`Duration` (``HH:MM:SS``, ``MM:SS``, Dask strings) and a :class:`Size`
+(``54000MB``, ``4GiB``, bytes) are the user's text, kept verbatim for job scripts
+and round trips, carrying the meaning parsed when the model was validated; every
+formatter (Slurm time, Kubernetes quantity) reads that meaning, never the text.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import dask.utils
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 _CLOCK = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 
@@ -64,3 +73,46 @@ def format_duration(delta: timedelta) -> str:
     if whole and whole % 60 == 0:
         return f"{whole // 60}m"
     return f"{whole}s"
+
+
+class Duration(str):
+    """A duration as spelled (``'55m'``, ``'01:00:00'``), with ``delta`` parsed once at validation."""
+
+    delta: timedelta
+
+    def __new__(cls, text: str) -> Duration:
+        if isinstance(text, Duration):
+            return text
+        duration = super().__new__(cls, text)
+        duration.delta = parse_duration(text)
+        return duration
+
+    @property
+    def seconds(self) -> float:
+        return self.delta.total_seconds()
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        # Text in the model's schema; the model's own validator makes the instance after its text checks.
+        return core_schema.str_schema()
+
+
+class Size(str):
+    """A size as spelled (``'54000MB'``, ``'4GiB'``, ``'1000'``), with ``bytes`` parsed once at validation."""
+
+    bytes: int
+
+    def __new__(cls, text: str) -> Size:
+        if isinstance(text, Size):
+            return text
+        size = super().__new__(cls, text)
+        try:
+            size.bytes = int(dask.utils.parse_bytes(text))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{text!r} is not a size") from exc
+        return size
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        # Text in the model's schema; the model's own validator makes the instance after its text checks.
+        return core_schema.str_schema()

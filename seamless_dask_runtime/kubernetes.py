@@ -29,7 +29,7 @@ import socket
 import subprocess
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from .identity import (
     API_VERSION,
@@ -173,7 +173,8 @@ class SeamlessDaskCluster:
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            return self._custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name)
+            body = self._custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, self.name)
+            return cast("dict[str, Any]", body)  # the client's JSON of one object
         except self._api_exception as exc:
             if exc.status == 404:
                 return None
@@ -237,7 +238,8 @@ class SeamlessDaskCluster:
             status = body.get("status") or {}
             if status.get("phase") == "Failed":
                 raise ClusterFailed(_failure_message(status))
-            skew = next((c for c in status.get("conditions") or [] if c.get("type") == "VersionSkew"), {})
+            conditions: list[dict[str, Any]] = status.get("conditions") or []
+            skew = next((c for c in conditions if c.get("type") == "VersionSkew"), {})
             if skew.get("status") == "True" and skew.get("message") and skew["message"] != skew_said:
                 skew_said = skew["message"]
                 logging.getLogger("seamless-dask-wrapper").warning(

@@ -13,18 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import dask.utils
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from .durations import parse_duration
+from .durations import Duration, Size, format_duration
 from .identity import (
     CONTROL_CHARACTER_RANGES,
     DEFAULT_TRANSFORMATION_THROTTLE,
@@ -246,19 +246,19 @@ class ClusterParameters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cluster: str | None = None
-    walltime: Annotated[str | None, BeforeValidator(_number_as_text)] = None
+    walltime: Annotated[Duration | None, BeforeValidator(_number_as_text)] = None
     cores: Count | None = None
-    memory: Annotated[str | None, BeforeValidator(_bytes_as_text)] = None
+    memory: Annotated[Size | None, BeforeValidator(_bytes_as_text)] = None
     tmpdir: str = DEFAULT_TMPDIR
     partition: str | None = None
     project: str | None = None
     job_extra_directives: tuple[str, ...] = ()
     job_script_prologue: tuple[str, ...] = ()
-    unknown_task_duration: str = DEFAULT_UNKNOWN_TASK_DURATION
-    target_duration: str = DEFAULT_TARGET_DURATION
+    unknown_task_duration: Duration = Duration(DEFAULT_UNKNOWN_TASK_DURATION)
+    target_duration: Duration = Duration(DEFAULT_TARGET_DURATION)
     internal_port_range: tuple[int, int] | None = None
-    lifetime: str | None = None
-    lifetime_stagger: str = DEFAULT_LIFETIME_STAGGER
+    lifetime: Duration | None = None
+    lifetime_stagger: Duration = Duration(DEFAULT_LIFETIME_STAGGER)
     transformation_throttle: Count = DEFAULT_TRANSFORMATION_THROTTLE
     dask_resources: dict[str, float] | None = None
     exclusive: Flag = False
@@ -276,6 +276,9 @@ class ClusterParameters(BaseModel):
     namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     name: str | None = Field(default=None, pattern=r"^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$")
     image: str | None = Field(default=None, min_length=1)
+
+    # Derived once, in _cross_field: the rotation lifetime every translation uses (sizing.lifetime).
+    _worker_lifetime: Duration | None = PrivateAttr(default=None)
 
     # First of the validators, so the error says "control character" rather than "not a duration".
     @field_validator("cluster", "walltime", "memory", "tmpdir", "partition", "project", "unknown_task_duration",
@@ -328,32 +331,30 @@ class ClusterParameters(BaseModel):
             raise ValueError("is not MODULE::SYMBOL")
         return value
 
-    @field_validator("walltime", "unknown_task_duration", "target_duration", "lifetime_stagger")
+    @field_validator("walltime", "unknown_task_duration", "target_duration", "lifetime", "lifetime_stagger")
     @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
+    def _duration(cls, value: str | None) -> Duration | None:
+        return None if value is None else Duration(value)  # the one parse of this duration
 
     @field_validator("lifetime", "walltime")
     @classmethod
-    def _positive_duration(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value).total_seconds() <= 0:
+    def _positive_duration(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.seconds <= 0:
             raise ValueError("must be a positive duration")
         return value
 
     @field_validator("memory")
     @classmethod
-    def _memory(cls, value: str | None) -> str | None:
+    def _memory(cls, value: str | None) -> Size | None:
         if value is None:
             return value
         try:
-            size = dask.utils.parse_bytes(value)
-        except (ValueError, TypeError) as exc:
+            size = Size(value)  # the one parse of this size
+        except ValueError as exc:
             raise ValueError("is not a size") from exc
-        if size <= 0:
+        if size.bytes <= 0:
             raise ValueError("must be a positive size")
-        return value
+        return size
 
     @field_validator("tmpdir")
     @classmethod
@@ -416,19 +417,27 @@ class ClusterParameters(BaseModel):
             raise ValueError("job_cores must not be set in exclusive mode")
         if self.cores is None and not self.exclusive:
             object.__setattr__(self, "cores", 1)
-        self._check_lifetime()
+        self._worker_lifetime = self._derive_worker_lifetime()
         return self
 
-    def _check_lifetime(self) -> None:
-        """The worker lifetime the translations derive from walltime must exist (sizing.lifetime)."""
-        if self.maximum_jobs == 1 or self.pure_dask or self.lifetime is not None or self.walltime is None:
-            return
-        remaining = parse_duration(self.walltime) - parse_duration(self.lifetime_stagger) \
-            - parse_duration(LIFETIME_GRACE)
+    def _derive_worker_lifetime(self) -> Duration | None:
+        """Seed 002's rotation: ``walltime - stagger - grace``; the user's ``lifetime`` if given; none for a single
+        job or pure Dask (its job script has none). A walltime too short to leave one is this field's error."""
+        if self.maximum_jobs == 1 or self.pure_dask:
+            return None
+        if self.lifetime is not None or self.walltime is None:
+            return self.lifetime
+        remaining = self.walltime.delta - self.lifetime_stagger.delta - Duration(LIFETIME_GRACE).delta
         if remaining.total_seconds() <= 0:
             # "attr: message" names the field in _field_errors, in either spelling.
             raise ValueError(f"walltime: {self.walltime!r} leaves no worker lifetime after stagger "
                              f"{self.lifetime_stagger} and grace {LIFETIME_GRACE}; raise walltime or set lifetime")
+        return Duration(format_duration(remaining))
+
+    @property
+    def worker_lifetime(self) -> Duration | None:
+        """How long a worker lives before Dask rotates it (``distributed.worker.lifetime.duration``), or None."""
+        return self._worker_lifetime
 
     @property
     def explicit_tmpdir(self) -> bool:

@@ -12,10 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import dask.utils
-
-from .durations import format_duration, parse_duration
-from .parameters import LIFETIME_GRACE, ClusterParameters
+from .durations import Size
+from .parameters import ClusterParameters
 
 PURE_DASK_THREADS = 2
 
@@ -78,25 +76,8 @@ def worker_processes(params: ClusterParameters) -> int:
 
 
 def lifetime(params: ClusterParameters) -> str | None:
-    """Worker lifetime for rolling restarts before the walltime kills the job."""
-    if params.maximum_jobs == 1 or params.pure_dask:
-        return None
-    if params.lifetime is not None:
-        return params.lifetime
-    if params.walltime is None:
-        return None
-    remaining = (
-        parse_duration(params.walltime)
-        - parse_duration(params.lifetime_stagger)
-        - parse_duration(LIFETIME_GRACE)
-    )
-    if remaining.total_seconds() <= 0:
-        raise ValueError(
-            f"parameters.walltime: {params.walltime!r} leaves no worker lifetime after "
-            f"stagger {params.lifetime_stagger} and grace {LIFETIME_GRACE}; "
-            "raise walltime or set lifetime explicitly"
-        )
-    return format_duration(remaining)
+    """Worker lifetime for rolling restarts before the walltime kills the job (derived once by the model)."""
+    return params.worker_lifetime
 
 
 def worker_resources(params: ClusterParameters) -> dict[str, float] | None:
@@ -118,7 +99,7 @@ def adaptive_target_duration(params: ClusterParameters) -> float:
     The original wrapper divides by ``S`` (or by cores when there is no S):
     a worker with more slots finishes the same backlog sooner.
     """
-    seconds = parse_duration(params.target_duration).total_seconds()
+    seconds = params.target_duration.seconds
     if params.pure_dask:
         return seconds
     resources = worker_resources(params) or {}
@@ -134,7 +115,7 @@ def batch_memory(memory: str) -> str:
     match = _SLURM_MEMORY.match(memory)
     if match:
         return f"{match.group(1)}{match.group(2).upper()}"
-    return f"{max(1, dask.utils.parse_bytes(memory) // 2**20)}M"
+    return f"{max(1, Size(memory).bytes // 2**20)}M"
 
 
 _QUANTITY_UNITS = (("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10),
@@ -145,11 +126,7 @@ def kubernetes_quantity(memory: str) -> str:
     """Dask size -> Kubernetes quantity of exactly the bytes Dask reads: ``4GiB`` -> ``4Gi``,
     ``54000MB`` -> ``54000M``, ``512m`` -> ``512M`` (Dask: megabytes; Kubernetes' ``m`` would be milli),
     ``4 kiB`` -> ``4Ki``, ``1.5GB`` -> ``1500M``."""
-    import re
-
-    import dask.utils
-
-    size = int(dask.utils.parse_bytes(memory))
+    size = Size(memory).bytes  # no parse when the model's Size is given
     spelled = re.fullmatch(r"(\d+)\s*([kmgtp])(i?)b?", memory.strip().lower())
     if spelled:
         number, prefix, binary = spelled.groups()

@@ -29,7 +29,7 @@ def system_of(cluster_class: type) -> str:
     """``SLURMCluster`` → ``"slurm"``, from the class's own job class."""
     job_cls = getattr(cluster_class, "job_cls", None)
     name = getattr(job_cls, "config_name", None)
-    if name not in JOB_CLASSES:
+    if not isinstance(name, str) or name not in JOB_CLASSES:
         raise ValueError(f"{cluster_class.__name__} is not a dask-jobqueue cluster this wrapper knows")
     return name
 
@@ -99,4 +99,5 @@ def render_job_script(
     """The job script a worker job would run, without starting any scheduler."""
     kwargs = jobqueue_arguments(params, system)
     job_cls = kwargs.pop("job_cls")
-    return job_cls(scheduler_address, name="seamless-dask-worker", **kwargs).job_script()
+    script: str = job_cls(scheduler_address, name="seamless-dask-worker", **kwargs).job_script()
+    return script

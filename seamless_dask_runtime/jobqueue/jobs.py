@@ -40,7 +40,7 @@ class SeamlessJobMixin:
     multiline_command: bool = True
 
     def __init__(self, *args: Any, seamless_worker_args: list[str] | None = None, **kwargs: Any):
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
         flags = list(seamless_worker_args or [])
         flags += ["--name", self.worker_name]
         flags += self._transport_flags(kwargs)
@@ -92,7 +92,8 @@ class SeamlessSLURMJob(SeamlessJobMixin, SLURMJob):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.job_header = "\n".join(self._seed_header(self.job_header.splitlines()))
+        header: str = self.job_header or ""  # dask-jobqueue always renders one for Slurm
+        self.job_header = "\n".join(self._seed_header(header.splitlines()))
 
     @classmethod
     def _seed_header(cls, lines: list[str]) -> list[str]:

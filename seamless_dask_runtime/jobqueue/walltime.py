@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from datetime import timedelta
 
-from ..durations import parse_duration
+from ..durations import Duration
 
 
 def _split(delta: timedelta) -> tuple[int, int, int]:
@@ -55,4 +55,4 @@ WALLTIME_FORMATS: dict[str, Callable[[timedelta], str]] = {
 def batch_walltime(walltime: str, system: str) -> str | None:
     """The walltime directive's value for ``system``, or ``None`` where there is none."""
     spell = WALLTIME_FORMATS.get(system)
-    return spell(parse_duration(walltime)) if spell else None
+    return spell(Duration(walltime).delta) if spell else None  # the model's Duration is not parsed again

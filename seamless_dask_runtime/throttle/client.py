@@ -61,6 +61,12 @@ class ThrottleClient:
     def client(self) -> Client:
         return self._client
 
+    def _loop(self) -> Any:
+        loop = self._client.loop
+        if loop is None:  # a closed client: its permits went with its connection
+            raise RuntimeError("the Dask client is closed")
+        return loop
+
     @property
     def holder_id(self) -> str:
         """The scheduler releases this holder's permits when the client disconnects."""
@@ -95,7 +101,7 @@ class ThrottleClient:
             return
 
         def _done(_: Any) -> None:
-            self._client.loop.add_callback(self._release, [permission])
+            self._loop().add_callback(self._release, [permission])
 
         future.add_done_callback(_done)
 
@@ -180,7 +186,7 @@ class ThrottleClient:
                 log.debug("Could not release abandoned permission keys", exc_info=True)
 
         try:
-            self._client.loop.add_callback(_send)
+            self._loop().add_callback(_send)
         except Exception:
             log.debug("Client loop gone; permits are released on disconnect", exc_info=True)
 

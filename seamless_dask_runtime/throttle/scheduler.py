@@ -23,7 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from distributed.diagnostics.plugin import SchedulerPlugin
 
@@ -272,7 +272,7 @@ class ThrottlePlugin(SchedulerPlugin):
         """Policy counters plus what the scheduler sees (threads, load)."""
         policy = self._policy
         stats = policy.snapshot()
-        deadline = stats.pop("epoch_deadline")
+        deadline = cast("float | None", stats.pop("epoch_deadline"))
         stats["epoch_closes_in"] = None if deadline is None else max(0.0, deadline - time.monotonic())
         stats["threads"] = sum(ws.nthreads for ws in self.scheduler.workers.values())
         stats["load"] = self._load()

@@ -285,7 +285,8 @@ def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: Status
     try:
         check_explicit_port("--scheduler-port", args.scheduler_port)
         check_explicit_port("--dashboard-port", args.dashboard_port)
-        check_port_range(*args.port_range, needed=2 - bool(args.scheduler_port) - bool(args.dashboard_port))
+        range_start, range_end = args.port_range
+        check_port_range(range_start, range_end, needed=2 - bool(args.scheduler_port) - bool(args.dashboard_port))
         address = bind_address(args.host)
         scheduler_port, dashboard_port = _choose_ports(args, address)
     except PortError as exc:
