@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fleet", action="store_true",
                         help="run a simulated fleet (pods simulated): pods become Ready, schedulers answer")
     parser.add_argument("--nodes", type=int, default=50, help="fake nodes with --fleet (default 50)")
+    parser.add_argument("--busy", action="store_true",
+                        help="with --fleet: every scheduler has a client connected (busy, never idle)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per run to converge (default 600)")
     parser.add_argument("--idle", type=float, default=30, help="seconds watched after convergence (default 30)")
     parser.add_argument("--profile", action="store_true",
@@ -246,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kube-up",
                         default=os.environ.get(control_plane.ENV_UP_SCRIPT) or str(REPO.parent / "shared/kube/up.sh"),
                         help="up.sh of the local control plane")
+    parser.add_argument("--census", action="store_true",
+                        help="run our operator under bench/operator_census.py: its memory census every 10 s, "
+                             "written to census.jsonl in the run's directory (use with --keep)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (logs, audit, profiles)")
     parser.add_argument("--operator-command", default=None,
                         help="our operator's executable, e.g. from a venv with only '.[operator]' installed "
@@ -254,9 +259,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="environment of our operator (repeatable); an empty value unsets the variable")
     args = parser.parse_args(argv)
     os.environ[control_plane.ENV_UP_SCRIPT] = args.kube_up  # always a fresh control plane, never $KUBECONFIG's
-    options = Options(fleet=args.fleet, nodes=args.nodes, ours_command=args.operator_command,
+    options = Options(fleet=args.fleet, nodes=args.nodes, busy=args.busy, ours_command=args.operator_command,
                       operator_env=dict(item.split("=", 1) for item in args.operator_env))
     ops = operators(args.operator_command)
+    if args.census:
+        python = Path(ops["ours"].command[0]).parent / "python"
+        ops["ours"] = dataclasses.replace(ops["ours"], command=(
+            str(python), str(REPO / "bench/operator_census.py"), "census.jsonl", *ops["ours"].command[1:]))
     kinds = ["ours", "dask-kubernetes"] if args.only == "both" else [args.only]
     scratch = Path(tempfile.mkdtemp(prefix="bench-reconcile-", dir="/tmp"))
     if args.fleet:

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="clusters (default 1000)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds allowed to converge or resync")
-    parser.add_argument("--quiet", type=float, default=10, help="seconds without a request that end a resync")
+    parser.add_argument("--quiet", type=float, default=30, help="seconds without a request that end a resync")
     parser.add_argument("--profile", action="store_true", help="py-spy record the first restart (CPU)")
     parser.add_argument("--kube-up",
                         default=os.environ.get(control_plane.ENV_UP_SCRIPT) or str(REPO.parent / "shared/kube/up.sh"))
