@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, scratch: Path) -> dict[str, list[tuple[float, 
                 custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, {
                     "apiVersion": f"{GROUP}/{VERSION}", "kind": "SeamlessDaskCluster",
                     "metadata": {"name": name}, "spec": {"workers": {"replicas": 1, "maximum": 1}}})
-                waiting.wait_for(lambda: holder(coordination) == other, timeout=60, interval=0.05,
+                waiting.wait_for(lambda other=other: holder(coordination) == other, timeout=60, interval=0.05,
                                  description="the new leader")
                 handover = time.monotonic() - stopped_at
                 waiting.wait_for(lambda n=name: served(custom, core, n), timeout=60, interval=0.05,

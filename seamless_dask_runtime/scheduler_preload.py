@@ -11,23 +11,27 @@ The parameters (the status-file ``parameters`` as JSON) come from two places:
   ``preload_argv`` (:func:`scheduler_options`);
 - otherwise the environment variable ``SEAMLESS_DASK_PARAMETERS``, which the
   operator sets on scheduler pods.
+
+Importing this module imports nothing that ``dask scheduler`` has not imported
+already: distributed imports a preload in ``Scheduler.__init__``, before the
+scheduler listens, and runs :func:`dask_setup` once it listens. The cluster
+model (pydantic) is imported in :func:`dask_setup`, so the scheduler's port and
+``/health`` (its pod's readiness) open as soon as a bare ``dask scheduler``'s;
+connections wait for :func:`dask_setup` to finish, as they always did.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from distributed.protocol.pickle import dumps
 
-from . import adaptive, sizing
-from .commands import SCHEDULER_PRELOAD
 from .identity import PARAMETERS_VARIABLE
-from .injection import install_throttle
-from .parameters import ClusterParameters, from_status_parameters, to_status_parameters
-from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
+
+if TYPE_CHECKING:
+    from .parameters import ClusterParameters
 
 __all__ = ["PARAMETERS_VARIABLE", "dask_setup", "scheduler_options"]
 
@@ -39,6 +43,9 @@ def scheduler_options(params: ClusterParameters) -> dict[str, Any]:
     dask-jobqueue's ``scheduler_options``. The parameters travel as the
     preload's argument, not through this process's environment.
     """
+    from .commands import SCHEDULER_PRELOAD
+    from .parameters import to_status_parameters
+
     if params.pure_dask:
         return {}
     return {"preload": [SCHEDULER_PRELOAD],
@@ -49,6 +56,13 @@ def scheduler_options(params: ClusterParameters) -> dict[str, Any]:
 @click.option("--parameters", default=None, metavar="JSON",
               help=f"status-file parameters as JSON (default: ${PARAMETERS_VARIABLE})")
 async def dask_setup(scheduler: Any, parameters: str | None) -> None:
+    from distributed.protocol.pickle import dumps
+
+    from . import adaptive, sizing
+    from .injection import install_throttle
+    from .parameters import from_status_parameters
+    from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
+
     raw = parameters if parameters is not None else os.environ.get(PARAMETERS_VARIABLE)
     params = from_status_parameters(json.loads(raw or "{}"))
     if not params.pure_dask:

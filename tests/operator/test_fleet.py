@@ -4,6 +4,7 @@ stand-in makes them Ready and finalizes their deletion (pods are simulated: no c
 from __future__ import annotations
 
 import ipaddress
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from kubernetes import client
 
 from tests.support.fleet import (
     FINALIZE,
+    LOOPBACK_RANGE,
     READY,
     SIMULATED_LABEL,
     START,
@@ -24,6 +26,8 @@ from tests.support.fleet import (
     kubelet_step,
     simulated_fleet,
 )
+from tests.support.fleet_schedulers import SchedulerBook, loopback_cidr
+from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
 NODE_CPU = 4
@@ -65,6 +69,49 @@ def test_a_pod_keeps_its_address_and_a_freed_one_is_given_again_last() -> None:
     assert addresses.take("d") == "10.128.5.200" and len(addresses) == 3
 
 
+def test_scheduler_answers_follow_the_pods_the_stand_in_runs() -> None:
+    book = SchedulerBook()
+    assert book.answer("127.64.0.2", "GET", "/api/v1/get_workers", b"")[0] == 404  # nobody there yet
+    book.scheduler_started("127.64.0.2", "ns", "c1")
+    book.scheduler_started("127.64.0.3", "ns", "c2")
+    for name, ip in (("c1-worker-0", "10.128.0.5"), ("c1-worker-1", "10.128.0.6"), ("c2-worker-0", "10.128.0.7")):
+        book.worker_ready("ns", name.split("-")[0], name, ip)
+    status, workers = book.answer("127.64.0.2", "GET", "/api/v1/get_workers", b"")
+    assert status == 200
+    assert [w["name"] for w in workers["workers"]] == ["c1-worker-0", "c1-worker-1"]  # its own cluster's only
+    status, idle = book.answer("127.64.0.2", "GET", "/api/v1/seamless/idle", b"")
+    assert idle["clients"] == 0 and idle["workers"] == 2 and isinstance(idle["idle_since"], float)
+
+    address = workers["workers"][1]["address"]
+    _, retired = book.answer("127.64.0.2", "POST", "/api/v1/retire_workers",
+                             json.dumps({"workers": [address]}).encode())
+    assert retired == {address: {"name": "c1-worker-1"}}
+    book.worker_ready("ns", "c1", "c1-worker-1", "10.128.0.6")  # a retired worker does not come back...
+    assert [w["name"] for w in book.answer("127.64.0.2", "GET", "/api/v1/get_workers", b"")[1]["workers"]] == \
+        ["c1-worker-0"]
+    pod = {"metadata": {"name": "c1-worker-1", "namespace": "ns",
+                        "labels": {"dask.org/cluster-name": "c1", "dask.org/component": "worker"}}}
+    book.pod_event("DELETED", pod)
+    book.worker_ready("ns", "c1", "c1-worker-1", "10.128.0.9")  # ...until its pod is gone and made anew
+    assert len(book.answer("127.64.0.2", "GET", "/api/v1/get_workers", b"")[1]["workers"]) == 2
+
+    scheduler = {"metadata": {"name": "c2-scheduler", "namespace": "ns", "deletionTimestamp": "2026-01-01T00:00:00Z",
+                              "labels": {"dask.org/cluster-name": "c2", "dask.org/component": "scheduler"}},
+                 "status": {"podIP": "127.64.0.3"}}
+    book.pod_event("MODIFIED", scheduler)
+    assert book.answer("127.64.0.3", "GET", "/health", b"")[0] == 404  # a scheduler being deleted stops answering
+    assert SchedulerBook(busy=True).answer("127.64.0.2", "GET", "/health", b"")[0] == 404
+    busy = SchedulerBook(busy=True)
+    busy.scheduler_started("127.64.0.2", "ns", "c1")
+    assert busy.answer("127.64.0.2", "GET", "/api/v1/seamless/idle", b"")[1]["idle_since"] is None
+
+
+def test_scheduler_addresses_are_loopback_and_apart_per_node() -> None:
+    nets = [loopback_cidr(i) for i in range(300)]
+    assert len(set(nets)) == 300 and all(n.subnet_of(LOOPBACK_RANGE) for n in nets)  # type: ignore[arg-type]
+    assert all(n.subnet_of(ipaddress.ip_network("127.0.0.0/8")) for n in nets)  # type: ignore[arg-type]
+
+
 # -- on the real control plane ----------------------------------------------------------------------------
 
 
@@ -75,7 +122,7 @@ def fleet(control_plane: Any) -> Iterator[Fleet]:
     except FleetUnavailable as exc:
         pytest.skip(str(exc))
     with simulated_fleet(control_plane.kubeconfig, nodes=3, prefix=f"fleet-{uuid.uuid4().hex[:6]}-",
-                         cpu=str(NODE_CPU), memory="16Gi", max_pods=20) as running:
+                         cpu=str(NODE_CPU), memory="16Gi", max_pods=20, dask_port=free_port()) as running:
         yield running
 
 
@@ -150,3 +197,36 @@ def test_capacity_decides_placement_and_a_pod_too_big_for_every_node_stays_unsch
     assert "Insufficient cpu" in condition.message, condition.message
     too_big = core.read_namespaced_pod("too-big", namespace)
     assert too_big.spec.node_name is None and too_big.status.phase == "Pending"
+
+
+@pytest.mark.kube
+def test_a_scheduler_pod_answers_the_operator_at_its_address_with_its_ready_workers(
+        fleet: Fleet, kube_api: client.ApiClient, namespace: str) -> None:
+    from seamless_dask_operator.scheduler_api import SchedulerAPI
+
+    core = client.CoreV1Api(kube_api)
+    labels = {"dask.org/cluster-name": "answers", "app.kubernetes.io/managed-by": "seamless-dask-operator"}
+
+    def dask_pod(name: str, component: str) -> dict[str, Any]:
+        body = pod(name, "100m")
+        body["metadata"]["labels"] = {**labels, "dask.org/component": component}
+        return body
+
+    core.create_namespaced_pod(namespace, dask_pod("answers-scheduler", "scheduler"))
+    for i in range(2):
+        core.create_namespaced_pod(namespace, dask_pod(f"answers-worker-{i}", "worker"))
+    pods = wait_for(lambda: (ps := [core.read_namespaced_pod(n, namespace) for n in
+                                    ("answers-scheduler", "answers-worker-0", "answers-worker-1")])
+                    and all(is_ready(p) for p in ps) and ps, timeout=30, description="three pods Ready")
+    scheduler_ip = pods[0].status.pod_ip
+    assert ipaddress.ip_address(scheduler_ip) in LOOPBACK_RANGE
+    assert all(ipaddress.ip_address(p.status.pod_ip) not in LOOPBACK_RANGE for p in pods[1:])
+
+    api = SchedulerAPI(f"http://{scheduler_ip}:{fleet.dask_port}", timeout=5)
+    assert sorted(api.worker_names()) == ["answers-worker-0", "answers-worker-1"]
+    busy, idle_for = api.idle_for()
+    assert busy is False and idle_for is None  # idle, and (as today's route) says since when, not for how long
+    assert api.retire(1, timeout=5) == ["answers-worker-0"]
+    assert api.worker_names() == ["answers-worker-1"]
+    core.delete_namespaced_pod("answers-worker-1", namespace)
+    wait_for(lambda: api.worker_names() == [], timeout=15, description="deleted worker gone from the scheduler")

@@ -19,6 +19,9 @@ API call and the decisions of the real ``kube-scheduler``:
   ``gracePeriodSeconds: 0`` (UID precondition), ``stop_delay`` s after its deletion began. Status
   updates carry the pod's UID as a precondition, as the kubelet's do. Work runs on a thread pool
   sharing one connection pool; the stand-in counts its throughput, lag, CPU and peak memory.
+* **Dask schedulers' answers** (``dask_port``, optional): scheduler pods get loopback addresses and
+  the stand-in answers an operator's HTTP calls to them as an honest, idle scheduler would, from what
+  it knows of the cluster's pods (:mod:`.fleet_schedulers`): rounds do not wait on connect timeouts.
 
 :func:`simulated_fleet` runs the stand-in (nodes, heartbeats, watch) and the scheduler as two
 processes, so their CPU and memory are their own, and stops both::
@@ -61,6 +64,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .fleet_schedulers import (
+    CLUSTER_LABEL,
+    COMPONENT_LABEL,
+    LOOPBACK_RANGE,
+    SCHEDULER_COMPONENTS,
+    WORKER_COMPONENT,
+    SchedulerBook,
+    SchedulerServer,
+    loopback_cidr,
+)
 from .ports import free_port
 
 log = logging.getLogger("fleet")
@@ -501,14 +514,18 @@ class _PodRef:
     node: str
     containers: tuple[tuple[str, str | None], ...]
     init_containers: tuple[tuple[str, str | None], ...]
+    cluster: str = ""  # its Dask cluster and component labels (the scheduler answers need them)
+    component: str = ""
 
 
 def _pod_ref(pod: Mapping[str, Any]) -> _PodRef:
     meta, spec = pod["metadata"], pod.get("spec") or {}
+    labels = meta.get("labels") or {}
     return _PodRef(
         namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], node=spec["nodeName"],
         containers=tuple((c["name"], c.get("image")) for c in spec.get("containers") or []),
         init_containers=tuple((c["name"], c.get("image")) for c in spec.get("initContainers") or []),
+        cluster=labels.get(CLUSTER_LABEL, ""), component=labels.get(COMPONENT_LABEL, ""),
     )
 
 
@@ -529,6 +546,8 @@ class KubeletStandIn:
         ready_delay: float = 0.0,
         stop_delay: float = 0.0,
         threads: int = 16,
+        dask_port: int | None = None,
+        dask_busy: bool = False,
     ):
         from kubernetes import client as k8s
         from kubernetes.client.exceptions import ApiException
@@ -543,6 +562,10 @@ class KubeletStandIn:
         self._core = k8s.CoreV1Api(self.api)
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="kubelet")
         self._addresses = {n.name: PodAddresses(n.pod_cidr) for n in nodes}
+        # Dask schedulers answered on this machine (dask_port): their pods get loopback addresses.
+        self.schedulers = SchedulerBook(busy=dask_busy) if dask_port else None
+        self._scheduler_server = SchedulerServer(self.schedulers, dask_port) if self.schedulers and dask_port else None
+        self._loopback = {n.name: PodAddresses(loopback_cidr(n.index)) for n in nodes} if self.schedulers else {}
         self._steps: dict[str, int] = {}  # uid -> furthest step queued
         self._lock = threading.Lock()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
@@ -615,7 +638,7 @@ class KubeletStandIn:
         with self._lock:
             for uid in [u for u in self._steps if u not in live]:
                 del self._steps[uid]
-            for addresses in self._addresses.values():
+            for addresses in (*self._addresses.values(), *self._loopback.values()):
                 for uid in [u for u in addresses.holders() if u not in live]:
                     addresses.release(uid)
 
@@ -624,16 +647,20 @@ class KubeletStandIn:
         if node not in self.nodes:
             return
         uid = pod["metadata"]["uid"]
+        if self.schedulers is not None:
+            self.schedulers.pod_event(kind, pod)
         if kind == "DELETED":
             with self._lock:
                 self._steps.pop(uid, None)
                 self._addresses[node].release(uid)
+                if self._loopback:
+                    self._loopback[node].release(uid)
                 self.counts["gone"] += 1
             return
         ip = (pod.get("status") or {}).get("podIP")
         if ip:
             with self._lock:
-                self._addresses[node].keep(uid, ip)
+                self._pool_of(node, ip).keep(uid, ip)
         step = kubelet_step(pod)
         if step is None:
             return
@@ -720,12 +747,24 @@ class KubeletStandIn:
                 break
         return "failed"
 
+    def _pool_of(self, node: str, ip: str) -> PodAddresses:
+        """The node's addresses ``ip`` is one of (its loopback ones are its schedulers')."""
+        if self._loopback and ipaddress.ip_address(ip) in LOOPBACK_RANGE:
+            return self._loopback[node]
+        return self._addresses[node]
+
     def _patch_status(self, step: int, ref: _PodRef) -> None:
         from .kubelet import running_pod_status
 
+        scheduler = self.schedulers is not None and ref.component in SCHEDULER_COMPONENTS and bool(ref.cluster)
         with self._lock:
-            ip = self._addresses[ref.node].take(ref.uid)
+            ip = (self._loopback if scheduler else self._addresses)[ref.node].take(ref.uid)
         ready = step == READY or self.ready_delay <= 0
+        # The scheduler answers, and a worker is connected, before the watch shows them Running and Ready.
+        if scheduler and step == START and self.schedulers is not None:
+            self.schedulers.scheduler_started(ip, ref.namespace, ref.cluster)
+        if ready and self.schedulers is not None and ref.component == WORKER_COMPONENT and ref.cluster:
+            self.schedulers.worker_ready(ref.namespace, ref.cluster, ref.name, ip)
         status = running_pod_status(
             ref.namespace, ref.name, list(ref.containers), list(ref.init_containers), ip,
             self.nodes[ref.node].address, _now(), ready=ready,
@@ -741,6 +780,8 @@ class KubeletStandIn:
 
     def start(self, timeout: float = 60.0) -> None:
         """Register the nodes, start heartbeats, timers and the watch; return once the first list is done."""
+        if self._scheduler_server is not None:
+            self._scheduler_server.start()
         self.register_nodes()
         for target, name in ((self._heartbeats, "heartbeats"), (self._timer_loop, "timers")):
             threading.Thread(target=target, name=name, daemon=True).start()
@@ -754,6 +795,8 @@ class KubeletStandIn:
             self._timer_wake.notify_all()
         self.watch.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._scheduler_server is not None:
+            self._scheduler_server.stop()
 
     def stats(self) -> dict[str, Any]:
         """Counters, throughput, lag, and this process's CPU seconds and peak RSS."""
@@ -774,6 +817,8 @@ class KubeletStandIn:
                 "start_lag_p99": round(lags[int(0.99 * (len(lags) - 1))], 4) if lags else None,
                 "start_lag_max": round(lags[-1], 4) if lags else None,
             }
+        if self.schedulers is not None:
+            out.update(self.schedulers.stats())
         out.update(watch_events=self.watch.events, watch_relists=self.watch.relists,
                    cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
                    peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
@@ -795,6 +840,7 @@ class Fleet:
     stats_file: Path
     workdir: Path
     final_stats: dict[str, Any] | None = None
+    dask_port: int | None = None  # where the schedulers' HTTP API answers (None: it does not)
 
     @property
     def node_names(self) -> list[str]:
@@ -847,6 +893,8 @@ def simulated_fleet(
     ready_delay: float = 0.0,
     stop_delay: float = 0.0,
     threads: int = 16,
+    dask_port: int | None = None,
+    dask_busy: bool = False,
     scheduler: bool = True,
     scheduler_qps: float = 500,
     keep_nodes: bool = False,
@@ -860,7 +908,9 @@ def simulated_fleet(
     (up.sh's admin kubeconfig). Node names are ``PREFIX000``...; every node is labelled
     :data:`SIMULATED_LABEL` plus ``labels``. ``scheduler=False`` leaves placement to someone else.
     The nodes are deleted at exit unless ``keep_nodes``. Logs and stats go to ``workdir`` (a new
-    temporary directory, removed at exit, when not given).
+    temporary directory, removed at exit, when not given). ``dask_port``: Dask scheduler pods get
+    loopback addresses and the stand-in answers their HTTP API on that port, honestly for each cluster
+    (:mod:`.fleet_schedulers`; ``dask_busy``: each has a client connected).
 
     Raises:
         FleetUnavailable: no kube-scheduler binary here.
@@ -882,13 +932,14 @@ def simulated_fleet(
         "--stop-delay", str(stop_delay), "--threads", str(threads), "--stats-file", str(stats_file),
         *[arg for key, value in (labels or {}).items() for arg in ("--label", f"{key}={value}")],
         *(["--keep-nodes"] if keep_nodes else []),
+        *(["--dask-port", str(dask_port)] if dask_port else []), *(["--dask-busy"] if dask_busy else []),
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with log_path.open("wb") as fh:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=fh, stdin=subprocess.DEVNULL,
                                 env=env, cwd=REPO)
     fleet = Fleet(nodes=node_list, labels=node_labels, kubelet=ManagedProcess("kubelet-standin", proc, log_path),
-                  scheduler=None, stats_file=stats_file, workdir=work)
+                  scheduler=None, stats_file=stats_file, workdir=work, dask_port=dask_port)
     try:
         _wait_ready_line(fleet.kubelet, timeout)
         if scheduler:
@@ -946,6 +997,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--stats-file", type=Path)
     parser.add_argument("--keep-nodes", action="store_true", help="leave the Nodes behind at exit")
+    parser.add_argument("--dask-port", type=int, default=None,
+                        help="answer for Dask scheduler pods on this port (they get loopback addresses)")
+    parser.add_argument("--dask-busy", action="store_true", help="the answering schedulers have a client")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(levelname)s %(message)s")
     labels = dict(item.split("=", 1) for item in args.label)
@@ -953,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
         args.kubeconfig, fake_nodes(args.nodes, args.prefix),
         capacity={"cpu": args.cpu, "memory": args.memory, "pods": str(args.max_pods)}, labels=labels,
         start_delay=args.start_delay, ready_delay=args.ready_delay, stop_delay=args.stop_delay,
-        threads=args.threads)
+        threads=args.threads, dask_port=args.dask_port, dask_busy=args.dask_busy)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
