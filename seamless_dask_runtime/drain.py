@@ -55,26 +55,31 @@ def retire_budget() -> float:
 
 async def retire_worker(nanny: Any, budget: float) -> bool:
     """Ask the scheduler to retire this nanny's worker (results moved, then the worker closed), repeated while
-    no other worker can take them; True once the scheduler retired it, False when the budget ran out or the
-    scheduler cannot be reached."""
+    no other worker can take them; True once the scheduler retired it, False when the budget ran out, the
+    scheduler cannot be reached or does not know the worker (nothing it could move)."""
     address = nanny.worker_address
     if not address:
         log.warning("SIGTERM before the worker process started: nothing to retire")
         return False
     deadline = time.monotonic() + budget
     while True:
-        remaining = deadline - time.monotonic()
         try:
             retired = await asyncio.wait_for(
                 nanny.scheduler.retire_workers(workers=[address], close_workers=True, remove=True,
                                                stimulus_id=f"worker-stop-signal-{time.time()}"),
-                max(remaining, 0.1))
+                max(deadline - time.monotonic(), 0.1))
+            if retired:
+                log.info("Worker %s retired on SIGTERM: its results moved to other workers", address)
+                return True
+            known = await asyncio.wait_for(nanny.scheduler.ncores(workers=[address]), RETRY_INTERVAL * 10)
+            if address not in known:
+                log.info("Worker %s is not registered with the scheduler: nothing to retire", address)
+                return False
         except (asyncio.TimeoutError, OSError) as exc:
-            log.warning("Worker %s could not be retired within %.0f s (%s)", address, budget, exc or type(exc))
+            log.warning("Worker %s could not be retired within %.0f s (%r)", address, budget, exc)
             return False
-        if retired:
-            log.info("Worker %s retired on SIGTERM: its results moved to other workers", address)
-            return True
+        except Exception as exc:  # the scheduler's own error: a later call may succeed
+            log.warning("Retiring worker %s failed (%r); trying again", address, exc)
         if deadline - time.monotonic() < RETRY_INTERVAL:
             log.warning("No other worker took the results of %s within %.0f s: they are lost", address, budget)
             return False
@@ -83,10 +88,14 @@ async def retire_worker(nanny: Any, budget: float) -> bool:
 
 
 async def _drain(budget: float) -> None:
+    from distributed.core import Status
+
     nannies = list(_nannies)
+    # A nanny already closing (its worker retired by a scale-down, say) just finishes.
+    running = [n for n in nannies if n.status == Status.running]
     started = time.monotonic()
-    log.info("SIGTERM: retiring %d worker(s) through the scheduler (up to %.0f s)", len(nannies), budget)
-    results = await asyncio.gather(*(retire_worker(n, budget) for n in nannies), return_exceptions=True)
+    log.info("SIGTERM: retiring %d worker(s) through the scheduler (up to %.0f s)", len(running), budget)
+    results = await asyncio.gather(*(retire_worker(n, budget) for n in running), return_exceptions=True)
     for failure in (r for r in results if isinstance(r, BaseException)):
         log.error("Retiring on SIGTERM failed: %r", failure)
     if all(r is True for r in results):

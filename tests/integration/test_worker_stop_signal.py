@@ -25,9 +25,10 @@ from seamless_dask_runtime.identity import RETIRE_BUDGET_VARIABLE
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 DASK = str(Path(sys.executable).parent / "dask")
 RESULTS = 60
+VALUES = [bytes([i % 256]) * 1000 + str(i).encode() for i in range(RESULTS)]
 
 
 class Processes:
@@ -80,8 +81,7 @@ def _address_of(client: Client, name: str) -> str:
 
 def _hold_results(client: Client, name: str) -> list:
     """60 results, all on worker ``name`` (scattered there: a client's data no task could recompute)."""
-    futures = client.scatter([bytes([i % 256]) * 1000 + str(i).encode() for i in range(RESULTS)],
-                             workers=[_address_of(client, name)])
+    futures = client.scatter(VALUES, workers=[_address_of(client, name)])
     assert set(client.who_has(futures).values()) == {(_address_of(client, name),)}
     return futures
 
@@ -100,8 +100,7 @@ def test_a_stopped_worker_moves_its_results_to_another(processes: Processes) -> 
         stopped.send_signal(signal.SIGTERM)
         assert _exit_code(stopped, 30 + CLOSE_MARGIN) == 0, processes.log("stopped")
         took = time.monotonic() - started
-        values = client.gather(futures, errors="raise")
-        assert values == [bytes([i % 256]) * 1000 + str(i).encode() for i in range(RESULTS)]
+        assert client.gather(futures, errors="raise") == VALUES
         assert set(client.who_has(futures).values()) == {(_address_of(client, "other"),)}
         assert [w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()] == ["other"]
     assert "retired on SIGTERM" in processes.log("stopped")
@@ -119,7 +118,7 @@ def test_a_stopped_only_worker_waits_for_its_replacement(processes: Processes) -
         assert stopped.poll() is None, "the worker left before anyone could take its results"
         processes.worker("replacement")
         assert _exit_code(stopped, 60) == 0, processes.log("stopped")
-        assert client.gather(futures, errors="raise")[RESULTS - 1].endswith(str(RESULTS - 1).encode())
+        assert client.gather(futures, errors="raise") == VALUES
         assert set(client.who_has(futures).values()) == {(_address_of(client, "replacement"),)}
 
 
@@ -149,3 +148,21 @@ def test_plain_dask_worker_loses_them(processes: Processes) -> None:
         stopped.send_signal(signal.SIGTERM)
         _exit_code(stopped, 30)
         wait_for(lambda: all(f.status != "finished" for f in futures), 30, description="results lost")
+
+
+def test_a_worker_retired_by_a_scale_down_stops_at_once(processes: Processes) -> None:
+    """The operator retires a worker through the scheduler's API (which leaves it running), then deletes its
+    pod: the SIGTERM finds nothing left to retire, and the worker exits without waiting out its budget."""
+    budget = 60
+    stopped = processes.worker("scaled-down", budget=budget)
+    processes.worker("other", budget=budget)
+    with Client(processes.address, timeout=60, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+        futures = _hold_results(client, "scaled-down")
+        assert client.retire_workers(workers=[_address_of(client, "scaled-down")])  # as /api/v1/retire_workers
+        started = time.monotonic()
+        stopped.send_signal(signal.SIGTERM)
+        assert _exit_code(stopped, budget) == 0, processes.log("scaled-down")
+        assert time.monotonic() - started < 20
+        assert client.gather(futures, errors="raise") == VALUES
+    assert "not registered with the scheduler" in processes.log("scaled-down")

@@ -56,8 +56,10 @@ def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     args[-1:-1] = ["--dashboard-address", f":{WORKER_DASHBOARD_PORT}", "--preload-nanny", STOP_SIGNAL_PRELOAD]
     if cluster.options.tls:
         args[-1:-1] = tls_flags()
-    env = [{"name": WORKER_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-           {"name": RETIRE_BUDGET_VARIABLE, "value": str(cluster.options.retire_timeout)}]
+    env: list[dict[str, Any]] = [
+        {"name": WORKER_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": RETIRE_BUDGET_VARIABLE, "value": str(cluster.options.retire_timeout)},
+    ]
     env += env_list(worker_environment_for_pod(cluster)) + list(options.env)
     container = base_container(cluster, "worker", args, env, options.resources or default_worker_resources(cluster))
     container["ports"] = [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}]
