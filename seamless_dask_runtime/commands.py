@@ -13,6 +13,9 @@ from .identity import COMM_PORT, DASHBOARD_PORT
 from .parameters import ClusterParameters
 
 SCHEDULER_PRELOAD = "seamless_dask_runtime.scheduler_preload"
+# Loaded by a worker pod's nanny: SIGTERM retires the worker through the scheduler (see drain.py). Job scripts keep
+# seed 002's command line: there the worker lifetime retires workers before the walltime.
+STOP_SIGNAL_PRELOAD = "seamless_dask_runtime.drain"
 
 
 def worker_arguments(params: ClusterParameters, *, name: str | None = None) -> list[str]:

@@ -45,9 +45,11 @@ CLUSTER_VARIABLE = "SEAMLESS_DASK_CLUSTER"  # a site's cluster string for the wr
 WORKER_NAME_VARIABLE = "DASK_WORKER_NAME"  # a worker pod's Dask name = its pod name (downward API)
 HTTP_ROUTES_VARIABLE = "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"
 TEMPORARY_DIRECTORY_VARIABLE = "DASK_TEMPORARY_DIRECTORY"
+# Seconds a worker pod told to stop has to move its results (workers.retireTimeout; seamless_dask_runtime.drain).
+RETIRE_BUDGET_VARIABLE = "DASK_WORKER_RETIRE_BUDGET"
 # Set by the operator in pods besides the worker environment: a user's env entry of the same name is refused.
 POD_VARIABLES = frozenset({WORKER_NAME_VARIABLE, PARAMETERS_VARIABLE, HTTP_ROUTES_VARIABLE,
-                           TEMPORARY_DIRECTORY_VARIABLE})
+                           TEMPORARY_DIRECTORY_VARIABLE, RETIRE_BUDGET_VARIABLE})
 
 
 def scheduler_name(cluster: str) -> str:

@@ -33,6 +33,7 @@ FIELD_MANAGER = "seamless-dask-operator"
 PATHS = {
     "Service": "/api/v1/namespaces/{namespace}/services",
     "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies",
+    "PodDisruptionBudget": "/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets",
     "Secret": "/api/v1/namespaces/{namespace}/secrets",
     "Pod": "/api/v1/namespaces/{namespace}/pods",
     "SeamlessDaskCluster": f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}",

@@ -11,11 +11,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from seamless_dask_operator.builders import ClusterRef, scheduler_pod, scheduler_service, worker_pod
+from seamless_dask_operator.builders import (
+    ClusterRef,
+    desired_children,
+    scheduler_disruption_budget,
+    scheduler_pod,
+    scheduler_service,
+    worker_pod,
+)
+from seamless_dask_operator.builders.scheduler import KEEP_ON_NODE_ANNOTATIONS
 from seamless_dask_operator.builders.workers import worker_environment_for_pod
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.identity import TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.commands import STOP_SIGNAL_PRELOAD
+from seamless_dask_runtime.drain import CLOSE_MARGIN
+from seamless_dask_runtime.identity import RETIRE_BUDGET_VARIABLE, TEMPLATE_HASH_ANNOTATION
 from seamless_dask_runtime.jobqueue import render_job_script
 from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
 
@@ -37,6 +47,7 @@ def _objects(name: str) -> dict:
         "scheduler": scheduler_pod(REF, cluster),
         "service": scheduler_service(REF, cluster),
         "worker": worker_pod(REF, cluster, 0),
+        "disruption_budget": scheduler_disruption_budget(REF),
     }
 
 
@@ -63,6 +74,7 @@ def test_worker_pod_environment_equals_job_script_environment() -> None:
     # Same variables, same values; only the CPU count's source differs (Slurm variable vs number).
     assert exported.pop("PYTHON_CPU_COUNT") == "$SLURM_JOB_CPUS_PER_NODE"
     assert pod_env.pop("PYTHON_CPU_COUNT") == "24"
+    assert pod_env.pop(RETIRE_BUDGET_VARIABLE) == "120"  # pods only: what SIGTERM leaves a worker (drain.py)
     assert pod_env == exported
 
 
@@ -103,7 +115,9 @@ def test_service_is_cluster_internal_by_default() -> None:
 def test_worker_environment_helper_is_the_runtime_function() -> None:
     cluster = parse_spec(SPECS["seamless"])
     container = _objects("seamless")["worker"]["spec"]["containers"][0]
-    assert {k: v for k, v in _env(container).items()} == worker_environment_for_pod(cluster)
+    pod_env = _env(container)
+    assert pod_env.pop(RETIRE_BUDGET_VARIABLE) == "120"
+    assert pod_env == worker_environment_for_pod(cluster)
 
 
 @pytest.mark.parametrize(
@@ -145,3 +159,57 @@ def test_what_the_scheduler_reads_does_restart_it() -> None:
     before = scheduler_pod(ref, parse_spec(base))["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION]
     after = scheduler_pod(ref, parse_spec({**base, "targetDuration": "5m"}))["metadata"]["annotations"]
     assert after[TEMPLATE_HASH_ANNOTATION] != before
+
+
+@pytest.mark.parametrize("retire_timeout", [1, 120, 600])
+def test_a_stopped_worker_pod_has_its_retire_timeout_to_move_its_results(retire_timeout: int) -> None:
+    """SIGTERM (eviction, drain) retires the worker through the scheduler for up to retireTimeout seconds
+    (the nanny's preload), and the kubelet's SIGKILL waits for that and Dask's own close after it."""
+    pod = worker_pod(REF, parse_spec({"workers": {"retireTimeout": retire_timeout}}), 0)
+    container = pod["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--preload-nanny") + 1] == STOP_SIGNAL_PRELOAD
+    assert _env(container)[RETIRE_BUDGET_VARIABLE] == str(retire_timeout)
+    assert pod["spec"]["terminationGracePeriodSeconds"] == retire_timeout + CLOSE_MARGIN
+
+
+def test_job_scripts_keep_seed_002s_worker_command() -> None:
+    """HPC workers retire before the walltime through their lifetime; their command line stays seed 002's."""
+    script = render_job_script(from_status_parameters({"cores": 2, "memory": "4GB", "walltime": "01:00:00",
+                                                         "maximum_jobs": 3}),
+                               "slurm")
+    assert "--preload-nanny" not in script and RETIRE_BUDGET_VARIABLE not in script
+
+
+def _selects(budget: dict, pod: dict) -> bool:
+    return budget["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_the_disruption_budget_keeps_the_scheduler_and_only_it() -> None:
+    """Eviction of the scheduler is refused (minAvailable 1 of one pod); workers, a rollout's candidate (not
+    serving yet) and another cluster's scheduler are not covered."""
+    cluster = parse_spec(SPECS["seamless"])
+    budget = scheduler_disruption_budget(REF)
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["metadata"]["ownerReferences"] == [REF.owner_reference()]
+    assert _selects(budget, scheduler_pod(REF, cluster))
+    assert not _selects(budget, scheduler_pod(REF, cluster, candidate=True))
+    assert not _selects(budget, worker_pod(REF, cluster, 0))
+    assert not _selects(budget, scheduler_pod(ClusterRef("other", REF.namespace, "other-uid"), cluster))
+
+
+def test_the_disruption_budget_is_applied_with_the_other_children() -> None:
+    children = desired_children(REF, parse_spec({}))
+    assert [c["kind"] for c in children] == ["Service", "NetworkPolicy", "PodDisruptionBudget"]
+    assert len({c["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION] for c in children}) == 1
+
+
+def test_node_autoscalers_leave_the_scheduler_without_restarting_it() -> None:
+    """The annotations are metadata: the template hash (a change restarts the scheduler, losing results) is the
+    one running schedulers carry, and a user's podAnnotations cannot switch them off."""
+    cluster = parse_spec({"podAnnotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "true"}})
+    pod = scheduler_pod(REF, cluster)
+    assert KEEP_ON_NODE_ANNOTATIONS.items() <= pod["metadata"]["annotations"].items()
+    assert pod["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION] == \
+        scheduler_pod(REF, parse_spec({}))["metadata"]["annotations"][TEMPLATE_HASH_ANNOTATION]
+    # Workers retire when evicted: the autoscalers may move them.
+    assert not KEEP_ON_NODE_ANNOTATIONS.keys() & worker_pod(REF, parse_spec({}), 0)["metadata"]["annotations"].keys()

@@ -95,6 +95,12 @@ compares these rules with the list of calls the operator makes.
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, create, patch, delete]
+# The scheduler's PodDisruptionBudget (no voluntary eviction of a running scheduler):
+# a get first (never take over one of the same name), then server-side apply;
+# garbage collection deletes it (a leftover of a former cluster of the same name: at once, by its uid).
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, create, patch, delete]
 # Pods: one watch feeds the operator's index; the scheduler pod and worker pods are
 # created by name (on a name taken, a get tells whose pod it is) and deleted by name
 # (retired workers, an outdated scheduler, or with the cluster: owned ones only); a

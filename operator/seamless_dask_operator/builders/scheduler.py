@@ -82,6 +82,14 @@ def _probe(initial_delay: int, period: int) -> dict[str, Any]:
     }
 
 
+# Node autoscalers do not take the scheduler's node away (cluster-autoscaler's scale-down, Karpenter's
+# consolidation): its results are not movable. Metadata, outside the template hash: adding them restarts no
+# running scheduler (those get them when next made; their PodDisruptionBudget already covers eviction).
+KEEP_ON_NODE_ANNOTATIONS = {
+    "cluster-autoscaler.kubernetes.io/safe-to-evict": "false",
+    "karpenter.sh/do-not-disrupt": "true",
+}
+
 STATUS_DIRECTORY = "/run/seamless-dask"
 STATUS_VOLUME = "seamless-dask-status"
 
@@ -144,5 +152,6 @@ def scheduler_pod(ref: ClusterRef, cluster: ClusterSpec, template: dict[str, Any
     digest = template_hash(spec)
     name = f"{ref.scheduler_name}-{digest[:8]}" if candidate else ref.scheduler_name
     meta = metadata(ref, name, SCHEDULER_CANDIDATE if candidate else SCHEDULER, cluster)
-    meta["annotations"] = {**cluster.options.pod_annotations, TEMPLATE_HASH_ANNOTATION: digest}
+    meta["annotations"] = {**cluster.options.pod_annotations, **KEEP_ON_NODE_ANNOTATIONS,
+                           TEMPLATE_HASH_ANNOTATION: digest}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}

@@ -2,14 +2,22 @@
 
 Bare pods rather than a Deployment: scale-down retires chosen workers through
 the scheduler and then deletes exactly those pods, which a ReplicaSet cannot.
+
+A worker pod that Kubernetes stops (eviction, ``kubectl drain``, node shutdown)
+retires itself the same way: its nanny preloads
+:mod:`seamless_dask_runtime.drain`, which turns SIGTERM into a retirement
+through the scheduler, for up to ``workers.retireTimeout`` seconds; the grace
+period covers that and Dask's own close after it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from seamless_dask_runtime.commands import worker_command
+from seamless_dask_runtime.commands import STOP_SIGNAL_PRELOAD, worker_command
+from seamless_dask_runtime.drain import CLOSE_MARGIN
 from seamless_dask_runtime.identity import (
+    RETIRE_BUDGET_VARIABLE,
     TEMPLATE_HASH_ANNOTATION,
     WORKER,
     WORKER_DASHBOARD_PORT,
@@ -53,10 +61,13 @@ def worker_resources(cluster: ClusterSpec) -> dict[str, Any]:
 def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     options = cluster.options.workers
     args = worker_command(cluster.params, ref.scheduler_url(cluster.options.tls), name=f"$({WORKER_NAME_VARIABLE})")
-    args[-1:-1] = ["--dashboard-address", f":{WORKER_DASHBOARD_PORT}"]
+    args[-1:-1] = ["--dashboard-address", f":{WORKER_DASHBOARD_PORT}", "--preload-nanny", STOP_SIGNAL_PRELOAD]
     if cluster.options.tls:
         args[-1:-1] = tls_flags()
-    env = [{"name": WORKER_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    env: list[dict[str, Any]] = [
+        {"name": WORKER_NAME_VARIABLE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": RETIRE_BUDGET_VARIABLE, "value": str(cluster.options.retire_timeout)},
+    ]
     env += env_list(worker_environment_for_pod(cluster)) + list(options.env)
     container = base_container(cluster, "worker", args, env, worker_resources(cluster))
     container["ports"] = [{"name": "http-dashboard", "containerPort": WORKER_DASHBOARD_PORT, "protocol": "TCP"}]
@@ -68,9 +79,16 @@ def worker_container(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     return container
 
 
+def termination_grace_period(cluster: ClusterSpec) -> int:
+    """Seconds between SIGTERM and SIGKILL: the retirement's budget, then Dask's own close of the worker."""
+    return cluster.options.retire_timeout + CLOSE_MARGIN
+
+
 def worker_template(ref: ClusterRef, cluster: ClusterSpec) -> dict[str, Any]:
     """Pod spec without identity: what the template hash covers."""
-    return pod_spec(cluster, cluster.options.workers, worker_container(ref, cluster), ref.tls_secret_name)
+    spec = pod_spec(cluster, cluster.options.workers, worker_container(ref, cluster), ref.tls_secret_name)
+    spec["terminationGracePeriodSeconds"] = termination_grace_period(cluster)
+    return spec
 
 
 def worker_pod(ref: ClusterRef, cluster: ClusterSpec, index: int,
