@@ -207,14 +207,17 @@ def test_no_second_write_while_the_scheduler_pod_appears() -> None:
     assert reasons["SchedulerReady"] == "SchedulerNotReady"
 
 
-def test_bad_spec_fails_with_one_event_per_generation() -> None:
+def test_bad_spec_fails_with_one_event_per_refusal() -> None:
     bad = {"cores": -1}
     first = run(bad, generation=3)
     assert first.status["phase"] == "Failed" and "spec.cores" in first.status["message"]
     assert acts(first) == {"events": ("InvalidSpec",)}
     again = run(bad, old=first.status, generation=3)
     assert acts(again) == {} and not again.writes_status
-    assert acts(run(bad, old=first.status, generation=4)) == {"events": ("InvalidSpec",)}
+    # A new generation with the same fault: the status follows it, the Event is not said twice; another fault is.
+    same = run(bad, old=first.status, generation=4)
+    assert "events" not in acts(same) and same.status["observedGeneration"] == 4
+    assert acts(run({"cores": -2}, old=first.status, generation=4))["events"] == ("InvalidSpec",)
 
 
 @pytest.mark.parametrize(("children", "what"), [
@@ -392,3 +395,17 @@ def test_memory_named_twice_is_said_on_apply() -> None:
     [event] = [e for e in applied.events if e.reason == "MemoryOverridden"]
     assert "spec.memory 2GiB" in event.message and "1Gi" in event.message
     assert not [e for e in run(spec, scheduler(), worker(0), worker(1)).events if e.reason == "MemoryOverridden"]
+
+
+def test_an_api_refusal_is_said_once_across_the_operators_own_spec_write() -> None:
+    """The image the operator pins makes a new generation: the same refusal seen again is not a second Event; a
+    different one (the user's edit changed what is wrong) is."""
+    said = "the API server refused a child object (422 Unprocessable Entity): Pod \"c-worker-0\" is invalid"
+    first = decide(REF, parse_spec(SPEC), Observation(refusal=Refusal(RefusalKind.REJECTED, said)), {}, 1, NOW)
+    assert [e.reason for e in first.events] == ["RejectedByAPI"]
+    pinned = decide(REF, parse_spec(SPEC), Observation(refusal=Refusal(RefusalKind.REJECTED, said)), first.status,
+                    2, NOW)
+    assert not pinned.events and pinned.status["observedGeneration"] == 2
+    other = decide(REF, parse_spec(SPEC), Observation(refusal=Refusal(RefusalKind.REJECTED, said + " (env)")),
+                   pinned.status, 3, NOW)
+    assert [e.reason for e in other.events] == ["RejectedByAPI"]

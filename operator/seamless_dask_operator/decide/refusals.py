@@ -1,7 +1,7 @@
 """What a refusal means: a spec the model refused, or an API answer that no retry of the same spec helps (pure).
 
 Both end in ``Failed`` with the words of whoever refused (the model names the field, the API
-server its own), a ``SpecValid=False`` condition and one Event per generation.
+server its own), a ``SpecValid=False`` condition and one Event per refusal (Kubernetes would only count a repeat).
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 def failed(ref: ClusterRef, message: str, reason: str, old_status: Mapping[str, Any], generation: int,
            now: float) -> Plan:
-    """``Failed`` with ``message``; the Event once per generation (a refusal seen every round is said once)."""
-    already_reported = old_status.get("observedGeneration") == generation and old_status.get("phase") == "Failed"
+    """``Failed`` with ``message``; the Event once per refusal: seen every round, or again in a new generation (the
+    operator's own spec write, the image it pins, makes one too), it is said once; another refusal is said."""
+    already_reported = old_status.get("phase") == "Failed" and (
+        old_status.get("observedGeneration") == generation
+        or (old_status.get("reason"), old_status.get("message")) == (reason, message))
     status = status_patch(ref, Observed(generation=generation, spec_error=message, spec_error_reason=reason),
                           dict(old_status), timestamp(now))
     actions: list[Any] = [] if already_reported else [PostEvent("Warning", reason, message)]
