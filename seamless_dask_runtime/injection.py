@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .parameters import ClusterParameters
-from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
+from .plugin import WORKER_PLUGIN_NAME, SeamlessWorkerPlugin
 
 
 def install_throttle(dask_scheduler: Any, throttle: int | None = None) -> None:
@@ -39,4 +39,4 @@ def inject_into_cluster(cluster: Any, params: ClusterParameters) -> None:
         client.run_on_scheduler(install_throttle, throttle=params.transformation_throttle)
         client.run_on_scheduler(install_adaptive, default_target_duration=adaptive_target_duration(params),
                                 exclusive=params.exclusive)
-        client.register_plugin(SeamlessWorkerPlugin.for_parameters(params), name=PLUGIN_NAME)
+        client.register_plugin(SeamlessWorkerPlugin.for_parameters(params), name=WORKER_PLUGIN_NAME)

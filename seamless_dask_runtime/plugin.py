@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # workers unpickle this module: keep pydantic off their start
 # A worker process logs through Dask's handlers only (the wrapper's log gets them): use Dask's worker logger.
 log = logging.getLogger("distributed.worker")
 
-PLUGIN_NAME = "seamless-worker"
+WORKER_PLUGIN_NAME = "seamless-worker"
 
 
 class SeamlessWorkerPlugin(WorkerPlugin):
@@ -49,7 +49,7 @@ class SeamlessWorkerPlugin(WorkerPlugin):
     win (they may hold batch-system expansions such as the CPU count).
     """
 
-    name = PLUGIN_NAME
+    name = WORKER_PLUGIN_NAME
 
     def __init__(self, environment: dict[str, str]):
         self.environment = dict(environment)

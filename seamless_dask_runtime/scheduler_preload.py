@@ -61,7 +61,7 @@ async def dask_setup(scheduler: Any, parameters: str | None) -> None:
     from . import adaptive, sizing
     from .injection import install_throttle
     from .parameters import from_status_parameters
-    from .plugin import PLUGIN_NAME, SeamlessWorkerPlugin
+    from .plugin import WORKER_PLUGIN_NAME, SeamlessWorkerPlugin
 
     raw = parameters if parameters is not None else os.environ.get(PARAMETERS_VARIABLE)
     params = from_status_parameters(json.loads(raw or "{}"))
@@ -70,10 +70,10 @@ async def dask_setup(scheduler: Any, parameters: str | None) -> None:
                          exclusive=params.exclusive)
     install_throttle(scheduler, throttle=params.transformation_throttle)
     plugin = SeamlessWorkerPlugin.for_parameters(params)
-    await scheduler.register_worker_plugin(None, dumps(plugin), name=PLUGIN_NAME, idempotent=True)
+    await scheduler.register_worker_plugin(None, dumps(plugin), name=WORKER_PLUGIN_NAME, idempotent=True)
     # The scheduler's log (a pod's, or the wrapper's): no line per out-of-band poll, one per version skew.
     from .log_filters import drop_out_of_band_calls
-    from .version_route import PLUGIN_NAME as SKEW_LOG
+    from .version_route import SKEW_PLUGIN_NAME as SKEW_LOG
     from .version_route import VersionSkewLog
 
     drop_out_of_band_calls()

@@ -23,7 +23,7 @@ from distributed.versions import get_versions
 
 from .version_skew import newcomer_warning, skew_report
 
-PLUGIN_NAME = "seamless-version-skew"
+SKEW_PLUGIN_NAME = "seamless-version-skew"
 # A scheduler's own lines go through Dask's scheduler logger, which the wrapper's log and a pod's log carry.
 log = logging.getLogger("distributed.scheduler")
 
@@ -47,7 +47,7 @@ routes: list[tuple[str, type, dict[str, Any]]] = [("/api/v1/seamless/versions", 
 class VersionSkewLog(SchedulerPlugin):
     """One WARNING line per client or worker that connects with versions other than the scheduler's."""
 
-    name = PLUGIN_NAME
+    name = SKEW_PLUGIN_NAME
 
     def add_client(self, scheduler: Any, client: str) -> None:
         state = scheduler.clients.get(client)
@@ -70,6 +70,6 @@ def log_version_skew(cluster: Any) -> None:
     scheduler = cluster.scheduler
 
     async def add() -> None:  # on the cluster's event loop, whose thread iterates the scheduler's plugins
-        scheduler.add_plugin(VersionSkewLog(), name=PLUGIN_NAME, idempotent=True)
+        scheduler.add_plugin(VersionSkewLog(), name=SKEW_PLUGIN_NAME, idempotent=True)
 
     cluster.sync(add)

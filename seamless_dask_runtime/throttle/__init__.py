@@ -15,11 +15,11 @@ its work locally, so nested transformations cannot starve worker threads
 from __future__ import annotations
 
 from .client import Permission, PermissionScope, ThrottleClient, ThrottleNotInstalledError
-from .policy import Decision, Outcome, PermissionPolicy, Status
+from .policy import Outcome, PermissionDecision, PermissionPolicy, Status
 from .protocol import (
     EPOCH_ENV,
-    PLUGIN_NAME,
     THROTTLE_ENV,
+    THROTTLE_PLUGIN_NAME,
     epoch_seconds_from_environment,
     throttle_from_environment,
 )
@@ -27,11 +27,11 @@ from .scheduler import ThrottlePlugin, cluster_load, install
 
 __all__ = [
     "EPOCH_ENV",
-    "PLUGIN_NAME",
     "THROTTLE_ENV",
-    "Decision",
+    "THROTTLE_PLUGIN_NAME",
     "Outcome",
     "Permission",
+    "PermissionDecision",
     "PermissionPolicy",
     "PermissionScope",
     "Status",

@@ -81,7 +81,7 @@ class Status(str, Enum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class PermissionDecision:
     """Answer to :meth:`PermissionPolicy.request`; ``request_id`` is also the token."""
 
     request_id: int
@@ -195,20 +195,20 @@ class PermissionPolicy:
         }
 
     # ------------------------------------------------------------- requests
-    def request(self, holder_id: str, now: float, *, wait: bool = True) -> Decision:
+    def request(self, holder_id: str, now: float, *, wait: bool = True) -> PermissionDecision:
         """Grant at once below capacity; otherwise queue (or deny if not ``wait``)."""
         request_id = next(self._ids)
         if self.in_flight < self.capacity and not self._queue:
             self._grant(request_id, holder_id)
-            return Decision(request_id, Status.GRANTED)
+            return PermissionDecision(request_id, Status.GRANTED)
         if not wait:
             self.denied_total += 1
-            return Decision(request_id, Status.DENIED)
+            return PermissionDecision(request_id, Status.DENIED)
         if not self._queue:
             self._deadline = now + self.epoch_seconds
         self._queue[request_id] = _Queued(request_id, holder_id, now)
         self._by_holder.setdefault(holder_id, set()).add(request_id)
-        return Decision(request_id, Status.QUEUED, self._deadline)
+        return PermissionDecision(request_id, Status.QUEUED, self._deadline)
 
     def close_epoch(self, now: float, load: float) -> list[Outcome]:
         """Decide every queued request (oldest first) if the epoch is due; else ``[]``."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from ..identity import THROTTLE_VARIABLE
 from .policy import DEFAULT_EPOCH_SECONDS, DEFAULT_THROTTLE
 
-PLUGIN_NAME = "seamless-throttle"
+THROTTLE_PLUGIN_NAME = "seamless-throttle"
 
 # Scheduler comm handlers (reached through ``client.scheduler.<op>(...)``).
 REQUEST_OP = "seamless_throttle_request"

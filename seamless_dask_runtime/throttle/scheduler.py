@@ -35,10 +35,10 @@ from .policy import (
     Status,
 )
 from .protocol import (
-    PLUGIN_NAME,
     RELEASE_OP,
     REQUEST_OP,
     STATS_OP,
+    THROTTLE_PLUGIN_NAME,
     WORKER_THROTTLE_OP,
     epoch_seconds_from_environment,
     throttle_from_environment,
@@ -88,7 +88,7 @@ class ThrottlePlugin(SchedulerPlugin):
     :func:`cluster_load` for epoch decisions.
     """
 
-    name = PLUGIN_NAME
+    name = THROTTLE_PLUGIN_NAME
     idempotent = True  # registering twice keeps the first (and its permits)
 
     def __init__(
@@ -358,11 +358,11 @@ class ThrottlePlugin(SchedulerPlugin):
 def install(scheduler: Any, throttle: int | None = None, epoch_seconds: float | None = None,
             **kwargs: Any) -> ThrottlePlugin:
     """Put the throttle on ``scheduler`` (idempotent); usable from a preload or run_on_scheduler."""
-    existing = scheduler.plugins.get(PLUGIN_NAME)
+    existing = scheduler.plugins.get(THROTTLE_PLUGIN_NAME)
     if isinstance(existing, ThrottlePlugin):
         existing.attach(scheduler)
         return existing
     plugin = ThrottlePlugin(throttle, epoch_seconds, **kwargs)
     plugin.attach(scheduler)
-    scheduler.add_plugin(plugin, name=PLUGIN_NAME)
+    scheduler.add_plugin(plugin, name=THROTTLE_PLUGIN_NAME)
     return plugin

@@ -9,7 +9,17 @@ import urllib.request
 from pathlib import Path
 
 from .conftest import CHART
-from .kube import OPERATOR_NAMESPACE, RELEASE, TEST_NAMESPACE, Images, Kube, example, is_ready, wait_until
+from .kube import (
+    OPERATOR_NAMESPACE,
+    RELEASE,
+    TEST_NAMESPACE,
+    Images,
+    Kube,
+    example,
+    is_ready,
+    small_cluster,
+    wait_until,
+)
 from .platform import REPO
 
 OPERATOR_SELECTOR = "app.kubernetes.io/name=seamless-dask-operator"
@@ -31,7 +41,9 @@ def test_helm_test_passes(operator_release: str, kube: Kube) -> None:
 
 
 def test_uninstall_leaves_nothing(operator_release: str, kube: Kube, images: Images) -> None:
-    """A second release of its own (namespaced, next to the suite's) installed, tested and uninstalled."""
+    """A second release of its own (namespaced, next to the suite's) installed, tested and uninstalled, with a
+    cluster of its own: the chart's pre-delete hook stops the operator while its RBAC exists, so the cluster's
+    finalizer goes with it and deleting the cluster afterwards completes (before the hook it waited for ever)."""
     release, namespace, watched = "sdo-e2e-second", "sdo-e2e-second", "sdo-e2e-second-watched"
     kube.kubectl("create", "namespace", watched, check=False)
     repository, _, tag = images.operator.rpartition(":")
@@ -44,7 +56,13 @@ def test_uninstall_leaves_nothing(operator_release: str, kube: Kube, images: Ima
         assert kube.names("deployments", namespace, selector)
         assert kube.names("roles", watched, selector), "namespaced mode: a Role in the watched namespace"
         kube.helm("test", release, "--namespace", namespace)
+        kube.apply(small_cluster(example("minimal")[0], images.runtime, "outlives"), namespace=watched)
+        wait_until(lambda: (kube.get("sdc", "outlives", watched) or {}).get("metadata", {}).get("finalizers"),
+                   "the second release's operator took the cluster", timeout=120)
         kube.helm("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "180s")
+        left = (kube.get("sdc", "outlives", watched) or {}).get("metadata", {}).get("finalizers")
+        assert not left, f"the uninstalled operator left its finalizer: {left}"
+        kube.kubectl("delete", "sdc", "outlives", "-n", watched, "--wait=true", "--timeout=30s")
 
         def leftovers() -> dict[str, list[str]]:
             found = {ns: kube.names(namespaced, ns, selector) for ns in (namespace, watched)}

@@ -20,7 +20,7 @@ from distributed import Client
 
 from seamless_dask_runtime.commands import SCHEDULER_PRELOAD
 from seamless_dask_runtime.identity import PARAMETERS_VARIABLE
-from seamless_dask_runtime.plugin import PLUGIN_NAME
+from seamless_dask_runtime.plugin import WORKER_PLUGIN_NAME
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def plugin_environment(dask_scheduler: Any) -> dict[str, str] | None:
     from distributed.protocol.pickle import loads
 
-    pickled = dask_scheduler.worker_plugins.get(PLUGIN_NAME)
+    pickled = dask_scheduler.worker_plugins.get(WORKER_PLUGIN_NAME)
     return None if pickled is None else loads(pickled).environment
 
 

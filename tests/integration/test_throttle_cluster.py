@@ -22,8 +22,8 @@ from distributed import Client, LocalCluster
 import seamless_dask_runtime.throttle as throttle_pkg
 from seamless_dask_runtime.throttle import (
     EPOCH_ENV,
-    PLUGIN_NAME,
     THROTTLE_ENV,
+    THROTTLE_PLUGIN_NAME,
     ThrottleClient,
     ThrottleNotInstalledError,
     ThrottlePlugin,
@@ -362,7 +362,7 @@ def test_dask_scheduler_preload_and_dask_worker_processes(tmp_path: Path):
             wait_until(lambda: throttle.stats()["workers"] == 1, what="worker seen by the throttle")
             stats = throttle.stats()
             assert stats["throttle"] == 2 and stats["capacity"] == 2 and stats["epoch_seconds"] == 0.2
-            assert client.run_on_scheduler(lambda dask_scheduler: PLUGIN_NAME in dask_scheduler.plugins)
+            assert client.run_on_scheduler(lambda dask_scheduler: THROTTLE_PLUGIN_NAME in dask_scheduler.plugins)
             a, b = throttle.request(), throttle.request()
             assert a and b
             assert throttle.request() is None  # epoch: both threads covered -> denied

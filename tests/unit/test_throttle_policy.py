@@ -12,8 +12,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from seamless_dask_runtime.throttle.policy import (
     DEFAULT_EPOCH_SECONDS,
-    Decision,
     Outcome,
+    PermissionDecision,
     PermissionPolicy,
     Status,
 )
@@ -72,7 +72,7 @@ def test_requests_at_capacity_wait_for_the_epoch_deadline():
     fill(policy)
     first = policy.request("a", now=100.0)
     second = policy.request("b", now=103.5)
-    assert first == Decision(first.request_id, Status.QUEUED, 110.0)
+    assert first == PermissionDecision(first.request_id, Status.QUEUED, 110.0)
     assert second.status is Status.QUEUED and second.deadline == 110.0  # same epoch
     assert policy.epoch_deadline == 110.0 and policy.queued == 2
     # Not decided before the deadline, whatever the load.

@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster
 from seamless_dask_runtime.identity import PARAMETERS_VARIABLE
 from seamless_dask_runtime.kubernetes import SeamlessDaskCluster
 from seamless_dask_runtime.parameters import from_status_parameters
-from seamless_dask_runtime.plugin import PLUGIN_NAME
+from seamless_dask_runtime.plugin import WORKER_PLUGIN_NAME
 from seamless_dask_runtime.status import Phase
 from seamless_dask_runtime.wrapper.backends import ClusterHandle, LaunchRequest, choose_backend
 from seamless_dask_runtime.wrapper.backends.base import InjectingHandle, OwnPortsHandle
@@ -48,7 +48,7 @@ def plugin_environment(dask_scheduler: Any) -> dict[str, str] | None:
     """Runs on the scheduler: the environment of the Seamless worker plugin it hands to every worker."""
     from distributed.protocol.pickle import loads
 
-    pickled = dask_scheduler.worker_plugins.get(PLUGIN_NAME)
+    pickled = dask_scheduler.worker_plugins.get(WORKER_PLUGIN_NAME)
     return None if pickled is None else loads(pickled).environment
 
 

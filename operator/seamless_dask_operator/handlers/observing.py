@@ -33,6 +33,10 @@ from .watching import Indexes
 # How long this operator's own writes count when the watches do not show them yet (a watch lags by milliseconds
 # on a quiet API server, by seconds under load; a write the watch never shows is not believed for ever).
 EXPECTATION_SECONDS = 60.0
+# The same for the pods and Services it created or deleted, which the watch shows by uid: with 1,000 clusters
+# starting at once on 2 busy CPUs the watch fell more than a minute behind, and a Service taken for deleted was
+# created again (a 409) with a false DriftRestored Event. Only a watch event lost for good waits this long.
+OBJECT_EXPECTATION_SECONDS = 600.0
 # Versions change only when a client or a worker joins: asked once a minute.
 VERSIONS_EVERY = 60.0
 
@@ -42,7 +46,7 @@ def _children(ref: ClusterRef, services: list[dict[str, Any]], state: ClusterMem
     service = next((s for s in services if s["name"] == ref.scheduler_name and ref.uid in s["owners"]), None)
     if state.service_created is not None:
         at, uid = state.service_created
-        if service is not None or uid in shared.seen or time.monotonic() - at > EXPECTATION_SECONDS:
+        if service is not None or uid in shared.seen or time.monotonic() - at > OBJECT_EXPECTATION_SECONDS:
             state.service_created = None  # the watch has shown it (gone again, maybe: that is drift)
         elif service is None:
             return None  # just created, not in the watch yet: nothing to say about drift
@@ -71,10 +75,10 @@ def _with_own_writes(pods: tuple[PodView, ...], state: ClusterMemo, shared: Oper
     now = time.monotonic()
     seen = {p.name: p for p in pods}
     for name, (at, _view, uid) in list(state.created.items()):
-        if name in seen or uid in shared.seen or now - at > EXPECTATION_SECONDS:
+        if name in seen or uid in shared.seen or now - at > OBJECT_EXPECTATION_SECONDS:
             del state.created[name]
     for name, at in list(state.deleted.items()):
-        if name not in seen or seen[name].terminating or now - at > EXPECTATION_SECONDS:
+        if name not in seen or seen[name].terminating or now - at > OBJECT_EXPECTATION_SECONDS:
             del state.deleted[name]
     views = [dataclasses.replace(p, terminating=True, ready=False) if p.name in state.deleted else p for p in pods]
     return (*views, *(view for _at, view, _uid in state.created.values()))
