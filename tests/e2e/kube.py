@@ -116,6 +116,25 @@ class Kube:
         return json.loads(self.kubectl("get", "events", "-n", namespace, "--field-selector", selector,
                                        "-o", "json").stdout)["items"]
 
+    def describe(self, name: str, namespace: str = TEST_NAMESPACE) -> str:
+        """What a failing test should say: the cluster's status, its pods and every Event it got."""
+        status = self.status(name, namespace)
+        lines = [f"{name}: {status.get('phase')} {status.get('reason')} ready={status.get('workersReady')} "
+                 f"desired={status.get('workersDesired')}: {status.get('message')}"]
+        for pod in self.items("pods", namespace, f"{CLUSTER_LABEL}={name}"):
+            meta, pod_status = pod["metadata"], pod.get("status") or {}
+            waiting = [c.get("state", {}).get("waiting", {}).get("reason") for c in
+                       pod_status.get("containerStatuses") or []]
+            template = (meta.get("annotations") or {}).get("seamless.dask.org/template-hash")
+            deleting = bool(meta.get("deletionTimestamp"))
+            lines.append(f"  pod {meta['name']} hash={template} {pod_status.get('phase')} ready={is_ready(pod)}"
+                         f" deleting={deleting} {[w for w in waiting if w]}")
+        selector = f"involvedObject.name={name},involvedObject.kind=SeamlessDaskCluster"
+        events = json.loads(self.kubectl("get", "events", "-n", namespace, "--field-selector", selector,
+                                         "-o", "json").stdout)["items"]
+        lines += [f"  event {e.get('reason')} x{e.get('count') or 1}: {e.get('message')}" for e in events]
+        return "\n".join(lines)
+
     def wait_running(self, name: str, workers: int, namespace: str = TEST_NAMESPACE, timeout: float = WAIT) -> None:
         """Phase Running with ``workers`` ready, and Running only while a scheduler pod is Ready."""
         def running() -> bool:

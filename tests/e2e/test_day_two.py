@@ -100,7 +100,10 @@ def test_a_working_edit_rolls_workers_one_at_a_time_and_keeps_results(held: tupl
         most = max(most, len(now))
         ready = [p for p in kube.pods(name, "worker") if is_ready(p)]
         return not set(now) & set(workers) and len(ready) == 3
-    wait_until(rolled, "every worker replaced, each new one Ready first", timeout=600, interval=0.5)
+    try:
+        wait_until(rolled, "every worker replaced, each new one Ready first", timeout=240, interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{kube.describe(name)}") from None
     assert most <= 4, "at most one pod beyond the count (surge 1)"
     assert still_held(client, results), "retired workers' results moved first"
 
@@ -113,14 +116,18 @@ def test_the_leader_killed_during_scaling_and_creation_loses_nothing(held: tuple
         lease = kube.get("lease", "sdo-e2e-seamless-dask-operator", namespace=OPERATOR_NAMESPACE)
         leader = (lease or {}).get("spec", {}).get("holderIdentity", "").split("_")[0]
         leaders.append(leader)
-        replicas = 2 if round_ % 2 == 0 else 3
+        replicas = 3 if round_ % 2 == 0 else 2  # ends at 3: the count the cluster is checked for
         kube.kubectl("scale", "sdc", name, "-n", TEST_NAMESPACE, f"--replicas={replicas}")
         kube.apply(small_cluster(example("minimal")[0], images.runtime, f"chaos-{round_}"))
         if leader:
             kube.kubectl("delete", "pod", leader, "-n", OPERATOR_NAMESPACE, "--grace-period=0", "--force",
                          check=False)
         time.sleep(3)
-    kube.wait_running(name, 3, timeout=300)
+    try:
+        kube.wait_running(name, 3, timeout=150)
+        wait_until(lambda: len(kube.pods(name, "worker")) == 3, "3 worker pods", timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{kube.describe(name)}") from None
     for round_ in range(5):
         kube.wait_running(f"chaos-{round_}", 1, timeout=300)
         assert len(kube.pods(f"chaos-{round_}", "scheduler")) == 1
