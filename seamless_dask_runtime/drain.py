@@ -33,10 +33,6 @@ from .identity import RETIRE_BUDGET_VARIABLE
 log = logging.getLogger("distributed.nanny")
 
 DEFAULT_RETIRE_BUDGET = 120.0  # seconds; the operator's workers.retireTimeout default
-# What `dask worker` needs after the budget: its own close gives the worker process 10 s to exit
-# (cli/dask_worker.py, `nanny.close(timeout=10)`), then the interpreter stops. A pod's grace period is
-# its budget plus this margin, so SIGKILL never comes first.
-CLOSE_MARGIN = 15
 RETRY_INTERVAL = 1.0  # seconds between two retire calls while no worker can take the results
 
 _nannies: set[Any] = set()

@@ -47,6 +47,10 @@ HTTP_ROUTES_VARIABLE = "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES"
 TEMPORARY_DIRECTORY_VARIABLE = "DASK_TEMPORARY_DIRECTORY"
 # Seconds a worker pod told to stop has to move its results (workers.retireTimeout; seamless_dask_runtime.drain).
 RETIRE_BUDGET_VARIABLE = "DASK_WORKER_RETIRE_BUDGET"
+# What `dask worker` needs after its retire budget: its own close gives the worker process 10 s to exit
+# (cli/dask_worker.py, `nanny.close(timeout=10)`), then the interpreter stops. A pod's grace period is
+# its budget plus this margin, so SIGKILL never comes first (seamless_dask_runtime.drain, the worker pod).
+CLOSE_MARGIN = 15
 # Set by the operator in pods besides the worker environment: a user's env entry of the same name is refused.
 POD_VARIABLES = frozenset({WORKER_NAME_VARIABLE, PARAMETERS_VARIABLE, HTTP_ROUTES_VARIABLE,
                            TEMPORARY_DIRECTORY_VARIABLE, RETIRE_BUDGET_VARIABLE})

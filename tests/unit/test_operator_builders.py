@@ -24,8 +24,7 @@ from seamless_dask_operator.builders.workers import worker_environment_for_pod
 from seamless_dask_operator.resource import parse_spec
 
 from seamless_dask_runtime.commands import STOP_SIGNAL_PRELOAD
-from seamless_dask_runtime.drain import CLOSE_MARGIN
-from seamless_dask_runtime.identity import RETIRE_BUDGET_VARIABLE, TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.identity import CLOSE_MARGIN, RETIRE_BUDGET_VARIABLE, TEMPLATE_HASH_ANNOTATION
 from seamless_dask_runtime.jobqueue import render_job_script
 from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from seamless_dask_runtime.commands import STOP_SIGNAL_PRELOAD, worker_command
-from seamless_dask_runtime.drain import CLOSE_MARGIN
 from seamless_dask_runtime.identity import (
+    CLOSE_MARGIN,
     RETIRE_BUDGET_VARIABLE,
     TEMPLATE_HASH_ANNOTATION,
     WORKER,
