@@ -33,7 +33,11 @@ def test_create_makes_owned_children_and_starting_status(operator: Any, clusters
     status = clusters.wait_status("alpha", lambda s: s.get("workersDesired") == 2, description="first status")
     assert status["phase"] == "Starting"
     assert status["schedulerAddress"] == f"tcp://alpha-scheduler.{clusters.namespace}.svc:8786"
-    assert status["observedGeneration"] == 1
+    # The operator writes its default image into spec.image (an upgrade then changes no running cluster's image):
+    # generation 2, which the status has observed.
+    current = clusters.get("alpha")
+    assert current["spec"]["image"] and current["metadata"]["generation"] == 2
+    clusters.wait_status("alpha", lambda s: s.get("observedGeneration") == 2, description="generation 2 observed")
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["SchedulerReady"]["status"] == "False"
     assert conditions["SpecValid"]["status"] == "True"

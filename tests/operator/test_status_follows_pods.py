@@ -65,6 +65,11 @@ def test_nothing_is_written_while_nothing_changes(operator: Any, clusters: Clust
     make_pod_ready(kube_api, clusters.namespace, "still-c-worker-0", "node-1", pod_ip="10.244.2.4")
     clusters.wait_status("still-c", lambda s: s.get("workersReady") == 1)
     clusters.wait_status("still-a", lambda s: s.get("phase") == "Starting")
+    # Nothing answers at the fake scheduler addresses: once a call has failed (within its deadline, later on a
+    # loaded machine) the cluster says so, once; that is the last change.
+    for name in ("still-b", "still-c"):
+        clusters.wait_status(name, lambda s: any(c.get("type") == "SchedulerResponsive" and c.get("status") == "False"
+                                                 for c in s.get("conditions") or []), description="unresponsive")
     time.sleep(3)  # the rounds that follow the last change
 
     def versions() -> dict[str, str]:
