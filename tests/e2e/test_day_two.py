@@ -99,7 +99,8 @@ def test_a_working_edit_rolls_workers_one_at_a_time_and_keeps_results(held: tupl
         now = uids(kube, name, "worker")
         most = max(most, len(now))
         ready = [p for p in kube.pods(name, "worker") if is_ready(p)]
-        return not set(now) & set(workers) and len(ready) == 3
+        # By uid: a replacement may take a retired worker's name (the lowest free index).
+        return not set(now.values()) & set(workers.values()) and len(ready) == 3
     try:
         wait_until(rolled, "every worker replaced, each new one Ready first", timeout=240, interval=0.5)
     except AssertionError as exc:

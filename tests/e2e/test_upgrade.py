@@ -9,6 +9,7 @@ own Dockerfiles), installed beside the suite's own release and serving a namespa
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -96,9 +97,14 @@ def test_helm_upgrade_from_an_earlier_commit_keeps_schedulers_and_results(
         print(f"\nhelm upgrade {PREVIOUS} -> HEAD with 3 clusters: {upgraded:.0f} s; scheduler uids unchanged, "
               "60 of 60 results still there", flush=True)
         for version in ("v1alpha1", "v1beta1"):
-            got = kube.kubectl("get", f"sdc.{version}.seamless.dask.org", CLUSTERS[0], "-n", NAMESPACE, "-o",
-                               "jsonpath={.apiVersion}")
-            assert got.stdout == f"seamless.dask.org/{version}"
+            # kubectl names the version it asks for; the API server answers in it (kubectl may print the
+            # object in the preferred version, so the raw answer is what is checked).
+            listed = kube.kubectl("get", f"seamlessdaskclusters.{version}.seamless.dask.org", "-n", NAMESPACE,
+                                  "-o", "name")
+            assert CLUSTERS[0] in listed.stdout, listed.stdout
+            raw = kube.kubectl("get", "--raw", f"/apis/seamless.dask.org/{version}/namespaces/{NAMESPACE}/"
+                               f"seamlessdaskclusters/{CLUSTERS[0]}")
+            assert json.loads(raw.stdout)["apiVersion"] == f"seamless.dask.org/{version}"
     finally:
         for name in CLUSTERS:
             kube.kubectl("delete", "sdc", name, "-n", NAMESPACE, "--wait=true", "--timeout=120s", check=False)

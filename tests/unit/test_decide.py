@@ -64,7 +64,8 @@ BUSY = SchedulerAnswers(reachable=True, busy=True)
 
 def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAnswers = IDLE,
         old: dict[str, Any] | None = None, service: bool | None = None, spec_changed: bool = False,
-        generation: int = 1, edited: frozenset[str] = frozenset()) -> Plan:
+        generation: int = 1, edited: frozenset[str] = frozenset(), last_posted: dict[str, float] | None = None,
+        ) -> Plan:
     try:
         cluster: Any = parse_spec(SPEC if spec is None else spec)
     except ParameterError as exc:
@@ -75,7 +76,7 @@ def run(spec: dict[str, Any] | None = None, *pods: PodView, answers: SchedulerAn
     children = None
     if service is not None:
         children = ChildrenView(service=scheduler_service(REF, parse_spec(SPEC))["spec"] if service else None)
-    observation = Observation(pods=pods, children=children, scheduler=answers)
+    observation = Observation(pods=pods, children=children, scheduler=answers, last_posted=last_posted or {})
     return decide(REF, cluster, observation, old or {}, generation, NOW, spec_changed=spec_changed,
                   edited=edited)
 
@@ -395,6 +396,9 @@ def test_memory_named_twice_is_said_on_apply() -> None:
     [event] = [e for e in applied.events if e.reason == "MemoryOverridden"]
     assert "spec.memory 2GiB" in event.message and "1Gi" in event.message
     assert not [e for e in run(spec, scheduler(), worker(0), worker(1)).events if e.reason == "MemoryOverridden"]
+    # The operator's own image pin is a second spec change at once: not said twice.
+    pinned = run(spec, scheduler(), worker(0), worker(1), spec_changed=True, last_posted={"MemoryOverridden": NOW - 1})
+    assert not [e for e in pinned.events if e.reason == "MemoryOverridden"]
 
 
 def test_an_api_refusal_is_said_once_across_the_operators_own_spec_write() -> None:

@@ -33,6 +33,7 @@ from .notices import (
     pod_problem_notices,
     unresponsive_notices,
     version_skew_notices,
+    warning_every_minute,
 )
 from .observation import (
     ChildrenView,
@@ -151,9 +152,11 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     notices = [*children.notices, *scheduler.notices, *workers.notices, *idle.notices]
     overridden = memory_overridden(cluster)
     if spec_changed and overridden is not None:
-        notices.append(Notice("Warning", "MemoryOverridden",
-                              f"spec.memory {cluster.params.memory} is not the pods' memory: "
-                              f"spec.workers.resources names {overridden}, which wins; remove one of them"))
+        # At most once a minute: the image the operator pins at creation is a second spec change right after.
+        notices.append(warning_every_minute("MemoryOverridden",
+                                            f"spec.memory {cluster.params.memory} is not the pods' memory: "
+                                            f"spec.workers.resources names {overridden}, which wins; remove one "
+                                            "of them"))
     if "workers.replicas" in edited and cluster.options.adaptive:
         notices.append(_adaptive_scaling_notice(cluster, workers.desired, workers.ready))
     # Pods that wait for room (a node autoscaler adds nodes, other pods finish) are capacity, not failure, for the
