@@ -107,6 +107,10 @@ def _configure_logging(contents: dict[str, Any]) -> None:
     and overwrites lines. Dask's loggers (scheduler; workers, which inherit
     stderr) keep their own handlers on stderr.
     """
+    # distributed sets up its loggers' handlers when first imported, unless the root logger has some by then:
+    # imported first, its lines keep Dask's own format (the original wrapper's log), whatever else was imported.
+    import distributed  # noqa: F401
+
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     log_path = contents.get("log")
     unusable: Exception | None = None
