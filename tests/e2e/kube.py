@@ -116,6 +116,11 @@ class Kube:
         return json.loads(self.kubectl("get", "events", "-n", namespace, "--field-selector", selector,
                                        "-o", "json").stdout)["items"]
 
+    def operator_leader(self) -> str:
+        """The operator pod that holds the release's Lease (the one that acts), or "" while none does."""
+        lease = self.get("lease", f"{RELEASE}-seamless-dask-operator", namespace=OPERATOR_NAMESPACE) or {}
+        return str(lease.get("spec", {}).get("holderIdentity") or "").split("_")[0]
+
     def describe(self, name: str, namespace: str = TEST_NAMESPACE) -> str:
         """What a failing test should say: the cluster's status, its pods and every Event it got."""
         status = self.status(name, namespace)

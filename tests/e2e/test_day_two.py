@@ -114,8 +114,7 @@ def test_the_leader_killed_during_scaling_and_creation_loses_nothing(held: tuple
     name, client, results = held
     leaders = []
     for round_ in range(5):
-        lease = kube.get("lease", "sdo-e2e-seamless-dask-operator", namespace=OPERATOR_NAMESPACE)
-        leader = (lease or {}).get("spec", {}).get("holderIdentity", "").split("_")[0]
+        leader = kube.operator_leader()
         leaders.append(leader)
         replicas = 3 if round_ % 2 == 0 else 2  # ends at 3: the count the cluster is checked for
         kube.kubectl("scale", "sdc", name, "-n", TEST_NAMESPACE, f"--replicas={replicas}")

@@ -26,13 +26,16 @@ OPERATOR_SELECTOR = "app.kubernetes.io/name=seamless-dask-operator"
 
 
 def test_operator_pod_ready_under_the_charts_service_account(operator_release: str, kube: Kube) -> None:
+    # The chart's two replicas (replicaCount 2): both Ready (the standby too, so a rollout proceeds), one leads.
     pods = kube.items("pods", OPERATOR_NAMESPACE, f"{OPERATOR_SELECTOR},app.kubernetes.io/instance={RELEASE}")
-    assert len(pods) == 1 and is_ready(pods[0]), [p["status"] for p in pods]
-    spec = pods[0]["spec"]
+    assert len(pods) == 2 and all(is_ready(p) for p in pods), [p["status"] for p in pods]
+    assert wait_until(kube.operator_leader, "an operator holding the Lease") in [p["metadata"]["name"] for p in pods]
     accounts = kube.names("serviceaccounts", OPERATOR_NAMESPACE, f"app.kubernetes.io/instance={RELEASE}")
-    assert spec["serviceAccountName"] in accounts
-    assert spec["securityContext"]["runAsNonRoot"] is True
-    assert spec["containers"][0]["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    for pod in pods:
+        spec = pod["spec"]
+        assert spec["serviceAccountName"] in accounts
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["containers"][0]["securityContext"]["capabilities"]["drop"] == ["ALL"]
 
 
 def test_helm_test_passes(operator_release: str, kube: Kube) -> None:

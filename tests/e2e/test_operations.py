@@ -57,7 +57,9 @@ def test_operator_killed_mid_reconcile_resumes_without_duplicates(operator_relea
     doc = small_cluster(example("minimal")[0], images.runtime, name)
     doc["spec"]["workers"]["replicas"] = 3
     selector = f"app.kubernetes.io/name=seamless-dask-operator,app.kubernetes.io/instance={RELEASE}"
-    [before] = kube.items("pods", OPERATOR_NAMESPACE, selector)
+    # The chart runs two replicas; the Lease's holder is the one that acts: it is the one killed.
+    leader = wait_until(kube.operator_leader, "an operator holding the Lease")
+    [before] = [p for p in kube.items("pods", OPERATOR_NAMESPACE, selector) if p["metadata"]["name"] == leader]
     kube.apply(doc)
     # As soon as the operator has started on it: the scheduler exists, the workers are not all there.
     wait_until(lambda: kube.names("services", TEST_NAMESPACE, f"dask.org/cluster-name={name}"),

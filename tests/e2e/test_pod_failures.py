@@ -32,6 +32,9 @@ def _missing_image(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _too_much_cpu(spec: dict[str, Any]) -> list[dict[str, Any]]:
     spec["workers"]["resources"] = {"requests": {"cpu": "64", "memory": "160Mi"}}
+    # Waiting for room is capacity, not failure, for capacityTimeout seconds (WaitingForCapacity); with 0 it is a
+    # problem at once, as before capacity was told apart.
+    spec["capacityTimeout"] = 0
     return []
 
 
