@@ -164,4 +164,8 @@ def test_a_worker_retired_by_a_scale_down_stops_at_once(processes: Processes) ->
         assert _exit_code(stopped, budget) == 0, processes.log("scaled-down")
         assert time.monotonic() - started < 20
         assert client.gather(futures, errors="raise") == VALUES
-    assert "not registered with the scheduler" in processes.log("scaled-down")
+    # Either the scheduler no longer knew it, or its nanny was already closing (the retirement closes a worker
+    # that the scheduler has let go): nothing was retired twice.
+    log = processes.log("scaled-down")
+    assert "not registered with the scheduler" in log or "retiring 0 worker(s)" in log, log
+    assert "retired on SIGTERM" not in log, log
