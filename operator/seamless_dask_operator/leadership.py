@@ -127,5 +127,6 @@ class Lease:
                 return
             lease["spec"] = {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1, "renewTime": _now()}
             request("PUT", f"{self.path}/{self.name}", body=lease)
+            log.info("released Lease %s/%s: a replica may take over at once", self.namespace, self.name)
         except Exception as exc:  # it expires by itself
             log.warning("could not release Lease %s/%s: %s", self.namespace, self.name, exc)

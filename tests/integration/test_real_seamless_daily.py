@@ -125,7 +125,10 @@ def test_the_log_tells_start_workers_errors_and_shutdown_without_polling_lines(d
         assert needed in day.log, f"{needed!r} missing from the wrapper's log:\n{day.log[-3000:]}"
     # A log drowned in polls has several records per transformation; this one has a few per event
     # (tracebacks and the remote clients' JSON continue records, on lines of their own).
-    records = [line for line in lines if line[:2] == "20" and line[4:5] == "-"]
+    # Dask's warnings about a starved event loop or a slow garbage collection come with the machine's load, not
+    # with the work: not counted.
+    load = ("Event loop was unresponsive", "full garbage collections took")
+    records = [line for line in lines if line[:2] == "20" and line[4:5] == "-" and not any(n in line for n in load)]
     assert len(records) < MANY / 2, f"{len(records)} records for {MANY} transformations"
     print(f"log: {len(records)} records ({len(lines)} lines) for {MANY + 13} transformations, a crash and a "
           "worker restart")
