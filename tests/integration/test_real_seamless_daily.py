@@ -129,7 +129,9 @@ def test_the_log_tells_start_workers_errors_and_shutdown_without_polling_lines(d
     # with the work: not counted.
     load = ("Event loop was unresponsive", "full garbage collections took")
     records = [line for line in lines if line[:2] == "20" and line[4:5] == "-" and not any(n in line for n in load)]
-    assert len(records) < MANY / 2, f"{len(records)} records for {MANY} transformations"
+    # ~115 here on a quiet machine, 164 in a loaded CI run (more workers come and go, each with its ~10 lines);
+    # a log drowned in polls has several per transformation.
+    assert len(records) < MANY, f"{len(records)} records for {MANY} transformations"
     print(f"log: {len(records)} records ({len(lines)} lines) for {MANY + 13} transformations, a crash and a "
           "worker restart")
 
