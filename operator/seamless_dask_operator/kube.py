@@ -88,8 +88,9 @@ def _refuse_foreign(kind: str, namespace: str, name: str, owner_uid: str) -> Non
         raise ForeignObject(kind, namespace, name, existing)
 
 
-def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> str | None:
-    """The scheduler Service or the NetworkPolicy: created when absent, server-side applied when the cluster's.
+def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> str:
+    """A child applied as a whole (the scheduler Service, NetworkPolicy, PodDisruptionBudget): created when absent,
+    server-side applied when the cluster's; its uid (what the watch will show).
 
     ``ours``: the watch shows this object owned by the cluster, so it is applied at once. Otherwise it is
     created (one request for a new cluster); on a name taken, one of the same name that another owns (or
@@ -100,14 +101,15 @@ def apply(obj: dict[str, Any], owner_uid: str, ours: bool = False) -> str | None
         try:
             created = request("POST", _path(obj["kind"], meta["namespace"]), body=obj,
                               query={"fieldManager": FIELD_MANAGER})
-            return str(created["metadata"]["uid"])  # created: its uid
+            return str(created["metadata"]["uid"])
         except ApiError as exc:
             if exc.status != 409:
                 raise
         _refuse_foreign(obj["kind"], meta["namespace"], meta["name"], owner_uid)
-    request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
-            query={"fieldManager": FIELD_MANAGER, "force": "true"}, content_type="application/apply-patch+yaml")
-    return None
+    applied = request("PATCH", _path(obj["kind"], meta["namespace"], meta["name"]), body=obj,
+                      query={"fieldManager": FIELD_MANAGER, "force": "true"},
+                      content_type="application/apply-patch+yaml")
+    return str(applied["metadata"]["uid"])
 
 
 def ensure_tls_secret(ref: ClusterRef) -> None:

@@ -11,6 +11,9 @@ subtrees while the whole is over budget, are replaced by a digest of their
 content. kopf compares compacted copies with compacted copies, so a change
 anywhere is still seen, at the path of the digested value (e.g.
 ``spec.workers.env``); specs of ordinary size are stored unchanged.
+
+What the operator itself writes into the spec (the image it pins at creation, in the round's own patch) is
+stored as handled too: it is no edit, and the event it causes starts no second round.
 """
 
 from __future__ import annotations
@@ -83,9 +86,28 @@ def compact(essence: Any, budget: int = BUDGET) -> Any:
     return result if isinstance(result, dict) else {key: digest(value) for key, value in shortened.items()}
 
 
+def merged(base: Any, patch: Any) -> Any:
+    """``base`` after a JSON merge patch (RFC 7386, as kopf sends its patches): None removes a key (pure)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(base) if isinstance(base, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merged(result.get(key), value)
+    return result
+
+
 class CompactDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """kopf's annotation diff-base, compacted (see the module docstring)."""
+    """kopf's annotation diff-base, compacted, with the operator's own spec writes (see the module docstring)."""
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
         essence = super().build(body=body, extra_fields=extra_fields)
         return compact(dict(essence))
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        own = patch.get("spec")
+        if own:
+            essence = compact({**essence, "spec": merged(essence.get("spec"), own)})
+        super().store(body=body, patch=patch, essence=essence)

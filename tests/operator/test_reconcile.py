@@ -217,7 +217,8 @@ def test_drift_by_hand_is_restored(operator: Any, clusters: Clusters) -> None:
     clusters.core.patch_namespaced_service("drift-scheduler", ns, {"spec": {"type": "NodePort"}})
     wait_for(lambda: _service_type(clusters, "drift-scheduler") == "ClusterIP", timeout=30,
              description="Service type restored")
-    assert [e for e in clusters.events("drift") if e.reason == "DriftRestored"]
+    wait_for(lambda: [e for e in clusters.events("drift") if e.reason == "DriftRestored"], timeout=30,
+             description="a DriftRestored Event (kopf posts Events from its own queue)")
 
 
 def _service_type(clusters: Clusters, name: str) -> str | None:

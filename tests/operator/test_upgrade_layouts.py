@@ -62,6 +62,9 @@ def test_a_scheduler_deployment_of_an_earlier_operator_gives_way_to_its_own_pod(
         adopted = clusters.pods("veteran", SCHEDULER)[0]
         template = scheduler_template(ref, parse_spec(stored))
         assert adopted.metadata.annotations[TEMPLATE_HASH_ANNOTATION] == template_hash(template), "no restart"
+        # kopf posts Events from a queue of its own: the Event may follow the adoption by a moment.
+        wait_for(lambda: [e for e in clusters.events("veteran") if e.reason == "Migrated"], timeout=30,
+                 description="a Migrated Event")
         [event] = [e for e in clusters.events("veteran") if e.reason == "Migrated"]
         assert legacy.metadata.name in event.message
         clusters.wait_status("veteran", lambda s: s.get("phase") == "Running", description="Running on it")

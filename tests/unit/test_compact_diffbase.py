@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from seamless_dask_operator.persistence import BUDGET, compact, digest
+import kopf
+from seamless_dask_operator.persistence import BUDGET, CompactDiffBaseStorage, compact, digest, merged
 
 
 def _size(value: object) -> int:
@@ -36,3 +37,24 @@ def test_many_small_values_over_budget_are_digested_by_subtree() -> None:
     assert kept != edited
     assert kept["spec"]["workers"]["replicas"] == 1 and edited["spec"]["workers"]["replicas"] == 2
     assert compact(_spec([*env[:-1], {"name": "V1999", "value": "w" * 200}])) != kept
+
+
+def test_the_image_the_operator_pins_is_no_edit() -> None:
+    """The create round writes spec.image in its own patch: the event that patch causes shows no spec change to
+    kopf (no second round, no second apply of the children, no request more per cluster)."""
+    storage = CompactDiffBaseStorage(prefix="seamless.dask.org", key="last-handled-configuration")
+    created = {"apiVersion": "seamless.dask.org/v1alpha1", "kind": "SeamlessDaskCluster",
+               "metadata": {"name": "c", "namespace": "ns", "uid": "u1"}, "spec": {"cores": 1}}
+    patch = kopf.Patch()
+    patch.spec["image"] = "runtime:1"
+    storage.store(body=kopf.Body(created), patch=patch, essence=storage.build(body=kopf.Body(created)))
+    after = kopf.Body(merged(created, json.loads(json.dumps(patch))))
+    assert after["spec"] == {"cores": 1, "image": "runtime:1"}
+    assert storage.fetch(body=after) == storage.build(body=after)
+    edited = kopf.Body(merged(dict(after), {"spec": {"cores": 2}}))
+    assert storage.fetch(body=edited) != storage.build(body=edited)  # a user's edit still is one
+
+
+def test_a_merge_patch_removes_what_it_sets_to_null() -> None:
+    assert merged({"a": 1, "b": {"c": 2, "d": 3}}, {"b": {"c": None, "e": 4}, "f": [1]}) == \
+        {"a": 1, "b": {"d": 3, "e": 4}, "f": [1]}

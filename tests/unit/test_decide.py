@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from seamless_dask_operator.builders import desired_children
 from seamless_dask_operator.builders.objects import ClusterRef, template_hash
 from seamless_dask_operator.builders.scheduler import scheduler_template
 from seamless_dask_operator.builders.service import scheduler_service
@@ -17,6 +18,7 @@ from seamless_dask_operator.decide import (
     DeleteCluster,
     DeletePod,
     Observation,
+    PatchStatus,
     PinImage,
     Plan,
     PodView,
@@ -25,6 +27,7 @@ from seamless_dask_operator.decide import (
     RefusalKind,
     Retire,
     SchedulerAnswers,
+    children_view,
     decide,
 )
 from seamless_dask_operator.pod_problems import PodProblem
@@ -233,6 +236,21 @@ def test_drift_is_applied_again(children: ChildrenView, what: str) -> None:
     assert what in decision.events[0].message
 
 
+def test_the_round_the_pinned_image_starts_applies_no_child_again() -> None:
+    """Creation pins spec.image (a new generation, so a second spec round) before the watch shows the Service just
+    created: seen as created, the children are current; none is applied again, no drift is said."""
+    cluster = parse_spec(SPEC)
+    created = ApplyChild(desired_children(REF, cluster)[0], ours=False)
+    pods = (scheduler(template=SCHEDULER_HASH), worker(0), worker(1))
+    second = decide(REF, cluster, Observation(pods=pods, children=children_view(created.manifest)), {}, 2, NOW,
+                    spec_changed=True, edited=frozenset({"image"}))
+    assert not second.of(ApplyChild) and not second.events
+    edited = parse_spec({**SPEC, "scheduler": {"allowFrom": [{"podSelector": {"matchLabels": {"app": "x"}}}]}})
+    third = decide(REF, edited, Observation(pods=pods, children=children_view(created.manifest)), {}, 3, NOW,
+                   spec_changed=True, edited=frozenset({"scheduler.allowFrom"}))
+    assert [a.manifest["kind"] for a in third.of(ApplyChild)] == ["Service", "NetworkPolicy", "PodDisruptionBudget"]
+
+
 def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
     refusal = Refusal(RefusalKind.REJECTED,
                       "the API server refused a child object (422): spec.containers[0].env[0].name: Invalid")
@@ -413,3 +431,20 @@ def test_an_api_refusal_is_said_once_across_the_operators_own_spec_write() -> No
     other = decide(REF, parse_spec(SPEC), Observation(refusal=Refusal(RefusalKind.REJECTED, said + " (env)")),
                    pinned.status, 3, NOW)
     assert [e.reason for e in other.events] == ["RejectedByAPI"]
+
+
+def test_a_scheduler_still_not_answering_is_no_new_status() -> None:
+    """The first failure is said (condition, Event); the next rounds fail in other words (a timeout, then a refused
+    connection, another question first): the status keeps the first words, nothing is written again."""
+    pods = (scheduler(), worker(0), worker(1))
+    first = run(None, *pods, answers=SchedulerAnswers(reachable=False, error="http://c:8787/api/v1/get_workers: "
+                                                                              "timed out"))
+    responsive = next(c for c in first.status["conditions"] if c["type"] == "SchedulerResponsive")
+    assert (responsive["status"], first.status["reason"]) == ("False", "SchedulerUnresponsive")
+    assert [e.reason for e in first.events] == ["SchedulerUnresponsive"] and first.of(PatchStatus)
+    again = run(None, *pods, old=first.status,
+                answers=SchedulerAnswers(reachable=False, error="http://c:8787/api/v1/versions: [Errno 111] refused"))
+    assert not again.of(PatchStatus) and not again.events
+    assert again.status["message"] == first.status["message"] and "timed out" in again.status["message"]
+    answering = run(None, *pods, old=again.status)
+    assert next(c for c in answering.status["conditions"] if c["type"] == "SchedulerResponsive")["status"] == "True"

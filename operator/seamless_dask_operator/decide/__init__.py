@@ -44,6 +44,7 @@ from .observation import (
     RefusalKind,
     RetireOutcome,
     SchedulerAnswers,
+    children_view,
     pod_view,
     pod_views,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "RetireOutcome",
     "SchedulerAnswers",
     "api_message",
+    "children_view",
     "decide",
     "pod_view",
     "pod_views",
@@ -152,7 +154,7 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     notices = [*children.notices, *scheduler.notices, *workers.notices, *idle.notices]
     overridden = memory_overridden(cluster)
     if spec_changed and overridden is not None:
-        # At most once a minute: the image the operator pins at creation is a second spec change right after.
+        # At most once a minute: edits in a burst (a script applying twice) get one warning.
         notices.append(warning_every_minute("MemoryOverridden",
                                             f"spec.memory {cluster.params.memory} is not the pods' memory: "
                                             f"spec.workers.resources names {overridden}, which wins; remove one "

@@ -63,6 +63,13 @@ class ChildrenView:
     applied: str | None = None  # the hash of the children it was applied with (their template-hash annotation)
 
 
+def children_view(service: Mapping[str, Any]) -> ChildrenView:
+    """A Service object (from the watch, or the manifest this operator just created) as a round sees it."""
+    spec = service.get("spec") or {}
+    return ChildrenView(service={k: spec.get(k) for k in ("type", "ports", "selector")},
+                        applied=(service["metadata"].get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION))
+
+
 class RefusalKind(Enum):
     REJECTED = "RejectedByAPI"  # 400/422: what this spec makes is invalid; retrying the same spec cannot help
     FORBIDDEN = "Forbidden"  # 403: a ResourceQuota or a missing right; may pass later without an edit

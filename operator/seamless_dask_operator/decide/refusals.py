@@ -44,8 +44,8 @@ def changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 
 def failed(ref: ClusterRef, message: str, reason: str, old_status: Mapping[str, Any], generation: int,
            now: float) -> Plan:
-    """``Failed`` with ``message``; the Event once per refusal: seen every round, or again in a new generation (the
-    operator's own spec write, the image it pins, makes one too), it is said once; another refusal is said."""
+    """``Failed`` with ``message``; the Event once per refusal: seen every round, or again in a new generation (an
+    edit that left the cause alone), it is said once; another refusal is said."""
     already_reported = old_status.get("phase") == "Failed" and (
         old_status.get("observedGeneration") == generation
         or (old_status.get("reason"), old_status.get("message")) == (reason, message))

@@ -114,11 +114,17 @@ def _pods_healthy(observed: Observed) -> dict[str, Any]:
                       "no pod is failing to pull, schedule, start or stay within its memory", observed.generation)
 
 
-def _responsive(observed: Observed) -> dict[str, Any]:
+def _responsive(observed: Observed, old: list[dict[str, Any]] | None) -> dict[str, Any]:
     if not observed.scheduler_ready:
         return _condition("SchedulerResponsive", None, "SchedulerNotReady", "not asked: the scheduler is not ready",
                           observed.generation)
     if observed.scheduler_error:
+        before = next((c for c in old or [] if c.get("type") == "SchedulerResponsive"), None)
+        if before is not None and before.get("status") == "False" and before.get("reason") == UNRESPONSIVE:
+            # Still not answering: the first failure's words stay (a timeout one round, a refused connection the
+            # next, is no news, and each new text would be a write every round).
+            return _condition("SchedulerResponsive", False, UNRESPONSIVE, str(before.get("message")),
+                              observed.generation)
         return _condition("SchedulerResponsive", False, UNRESPONSIVE, unresponsive_message(observed.scheduler_error),
                           observed.generation)
     return _condition("SchedulerResponsive", True, "Answering",
@@ -136,7 +142,7 @@ def conditions(observed: Observed, old: list[dict[str, Any]] | None = None) -> l
                    "scheduler answers /health" if observed.scheduler_ready
                    else "waiting for the scheduler pod to pass /health",
                    observed.generation),
-        _responsive(observed),
+        _responsive(observed, old),
         _pods_healthy(observed),
         _condition("WorkersReady", observed.workers_ready >= observed.workers_desired,
                    "AllWorkersReady" if observed.workers_ready >= observed.workers_desired else "WorkersPending",
@@ -161,6 +167,11 @@ def merge_conditions(old: list[dict[str, Any]] | None, new: list[dict[str, Any]]
 def status_patch(ref: ClusterRef, observed: Observed, old_status: dict[str, Any] | None, now: str) -> dict[str, Any]:
     """The whole ``.status`` the operator writes."""
     status = cluster_status(ref, observed)
+    old_conditions = (old_status or {}).get("conditions")
+    new_conditions = conditions(observed, old_conditions)
+    message = status.message or ""
+    if status.reason == UNRESPONSIVE:  # in the condition's words (kept while the scheduler still does not answer)
+        message = next(c["message"] for c in new_conditions if c["type"] == "SchedulerResponsive")
     patch: dict[str, Any] = {
         "phase": status.phase.value,
         "schedulerAddress": status.scheduler_address,
@@ -172,9 +183,8 @@ def status_patch(ref: ClusterRef, observed: Observed, old_status: dict[str, Any]
         "selector": selector_string(ref, WORKER),
         "observedGeneration": observed.generation,
         "reason": status.reason,
-        "message": status.message or "",
-        "conditions": merge_conditions((old_status or {}).get("conditions"),
-                                       conditions(observed, (old_status or {}).get("conditions")), now),
+        "message": message,
+        "conditions": merge_conditions(old_conditions, new_conditions, now),
     }
     if observed.last_activity is not None:
         patch["lastActivity"] = observed.last_activity

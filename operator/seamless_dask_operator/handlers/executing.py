@@ -33,6 +33,7 @@ from ..decide import (
     RefusalKind,
     Retire,
     api_message,
+    children_view,
     pod_view,
     refusal_kind,
 )
@@ -112,9 +113,9 @@ class Execution:
         elif isinstance(action, EnsureTlsSecret):
             kube.ensure_tls_secret(self.ref)
         elif isinstance(action, ApplyChild):
-            uid = kube.apply(action.manifest, self.ref.uid, action.ours)
-            if uid is not None and action.manifest["kind"] == "Service":
-                self.state.service_created = (time.monotonic(), uid)
+            applied = kube.apply(action.manifest, self.ref.uid, action.ours)
+            if action.manifest["kind"] == "Service":
+                self.state.service_applied = (time.monotonic(), applied, children_view(action.manifest))
         elif isinstance(action, CreatePod):
             uid = kube.create_pod(action.manifest, self.ref.uid)
             if uid is not None:

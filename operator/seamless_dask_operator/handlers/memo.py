@@ -16,7 +16,7 @@ from typing import Any
 
 import kopf
 
-from ..decide import PodView, Retire
+from ..decide import ChildrenView, PodView, Retire
 
 # A retire call lasts as long as the scheduler takes to move the workers' memory (up to retireTimeout): it runs
 # in this pool, never in kopf's handler threads, so slow schedulers cannot starve the rounds of other clusters.
@@ -65,11 +65,11 @@ class ClusterMemo:
     idle_seen_at: float | None = None
     # What this operator did that the watches may not show yet (expectations, as Kubernetes' own controllers
     # keep them): pods it created (name -> when, and the pod as a round will see it), pods it deleted, and
-    # when it last applied the Service. A round that follows at once then neither creates a pod twice nor
-    # calls a Service it has just made "deleted by hand".
+    # the Service it applied (as a round will see it). A round that follows at once then neither creates a pod
+    # twice, nor applies the children again, nor calls a Service it has just made "deleted by hand".
     created: dict[str, tuple[float, PodView, str]] = field(default_factory=dict)  # name -> (when, view, uid)
     deleted: dict[str, float] = field(default_factory=dict)
-    service_created: tuple[float, str] | None = None  # (when, uid) of a Service this operator created
+    service_applied: tuple[float, str, ChildrenView] | None = None  # (when, uid, view) of the Service it applied
     written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote
     versions_asked_at: float = float("-inf")  # time.monotonic() the scheduler was last asked for its versions
 

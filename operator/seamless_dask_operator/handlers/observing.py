@@ -44,15 +44,18 @@ VERSIONS_EVERY = 60.0
 def _children(ref: ClusterRef, services: list[dict[str, Any]], state: ClusterMemo,
               shared: OperatorMemo) -> ChildrenView | None:
     service = next((s for s in services if s["name"] == ref.scheduler_name and ref.uid in s["owners"]), None)
-    if state.service_created is not None:
-        at, uid = state.service_created
+    if state.service_applied is not None:
+        at, uid, as_applied = state.service_applied
         if service is not None or uid in shared.seen or time.monotonic() - at > OBJECT_EXPECTATION_SECONDS:
-            state.service_created = None  # the watch has shown it (gone again, maybe: that is drift)
-        elif service is None:
-            return None  # just created, not in the watch yet: nothing to say about drift
+            state.service_applied = None  # the watch has shown it (gone again, maybe: that is drift)
+        else:
+            # Just applied, not in the watch yet: as this operator applied it (a round right after, such as the
+            # one the pinned image starts, neither applies the children again nor calls the Service deleted).
+            return as_applied
     if service is None:
         return ChildrenView()
-    return ChildrenView(service=service["service"], applied=service.get("applied"))
+    view: ChildrenView = service["view"]
+    return view
 
 
 def known_status(status: kopf.Status, state: ClusterMemo) -> dict[str, Any]:

@@ -14,9 +14,10 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 
 from ..builders.objects import container_signature
+from ..decide import children_view
 from .memo import operator_memo
 
 OURS: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT}
@@ -88,12 +89,10 @@ async def cluster_services(namespace: str | None, labels: kopf.Labels, body: kop
                            **_: Any) -> dict[Any, Any]:
     """Our scheduler Services, kept current by one watch: a Service deleted or edited is seen."""
     operator_memo(memo).saw(body["metadata"]["uid"])
-    spec = body.get("spec") or {}
     return {(namespace, labels[CLUSTER_LABEL]): {
         "name": body["metadata"]["name"],
         "owners": owner_uids(body),
-        "service": {k: spec.get(k) for k in ("type", "ports", "selector")},
-        "applied": (body["metadata"].get("annotations") or {}).get(TEMPLATE_HASH_ANNOTATION),
+        "view": children_view(body),
     }}
 
 
