@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.model.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, TEMPLATE_HASH_ANNOTATION
 
 from ..builders.objects import container_signature
 from .memo import operator_memo
