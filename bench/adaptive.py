@@ -28,9 +28,9 @@ from typing import Any
 import dask
 from distributed import Client, LocalCluster
 
-from seamless_dask_runtime.parameters import from_status_parameters
+from seamless_dask_runtime.model.parameters import from_status_parameters
+from seamless_dask_runtime.model.sizing import adaptive_target_duration, worker_threads
 from seamless_dask_runtime.scheduler_preload import scheduler_options
-from seamless_dask_runtime.sizing import adaptive_target_duration, worker_threads
 
 PARAMETERS = {"cores": 1, "transformation_throttle": 2, "maximum_jobs": 4,
               "unknown-task-duration": "1m", "target-duration": "10m"}

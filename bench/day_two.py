@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION  # noqa: E402
+from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION  # noqa: E402
 from tests.support import control_plane, waiting  # noqa: E402
 from tests.support.kubelet import make_node_ready  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402

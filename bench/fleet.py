@@ -220,7 +220,7 @@ def run_pods(cp: control_plane.ControlPlane, args: argparse.Namespace, workdir: 
 
 
 def install_crd(api: Any) -> None:
-    from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
+    from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
 
     ext = k8s.ApiextensionsV1Api(api)
     body = yaml.safe_load((REPO / "crds/seamlessdaskclusters.yaml").read_text())
@@ -273,7 +273,7 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 def run_operator(cp: control_plane.ControlPlane, args: argparse.Namespace, workdir: Path) -> None:
-    from seamless_dask_runtime.identity import API_VERSION, CLUSTER_LABEL, GROUP, KIND, PLURAL, VERSION
+    from seamless_dask_runtime.model.identity import API_VERSION, CLUSTER_LABEL, GROUP, KIND, PLURAL, VERSION
 
     api = admin_client(cp.kubeconfig, pool=args.threads + 4)
     co, core = k8s.CustomObjectsApi(api), k8s.CoreV1Api(api)

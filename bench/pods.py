@@ -89,7 +89,7 @@ CLUSTER_LABEL, COMPONENT_LABEL = "dask.org/cluster-name", "dask.org/component"
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-from seamless_dask_runtime import identity  # noqa: E402
+from seamless_dask_runtime.model import identity  # noqa: E402
 
 OURS = (identity.GROUP, identity.VERSION, identity.PLURAL)
 THEIRS = ("kubernetes.dask.org", "v1", "daskclusters")

@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from seamless_dask_runtime import identity  # noqa: E402
+from seamless_dask_runtime.model import identity  # noqa: E402
 from tests.support import audit, control_plane, waiting  # noqa: E402
 from tests.support.fleet import simulated_fleet  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
@@ -132,7 +132,7 @@ class Operator:
 
 
 def ours_body(name: str, replicas: int = 1, maximum: int = 2) -> dict[str, Any]:
-    from seamless_dask_runtime.identity import API_VERSION, KIND
+    from seamless_dask_runtime.model.identity import API_VERSION, KIND
 
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
             "spec": {"workers": {"replicas": replicas, "maximum": maximum}}}

@@ -7,9 +7,7 @@ cd "$(dirname "$0")/.."
 PYTHONPATH=operator .venv/bin/lint-imports
 .venv/bin/mypy seamless_dask_runtime operator/seamless_dask_operator
 PURE_CORE=(
-  seamless_dask_runtime/parameters.py seamless_dask_runtime/durations.py seamless_dask_runtime/identity.py
-  seamless_dask_runtime/sizing.py seamless_dask_runtime/worker_environment.py seamless_dask_runtime/dask_config.py
-  seamless_dask_runtime/jobqueue seamless_dask_runtime/status/model.py
+  seamless_dask_runtime/model seamless_dask_runtime/launcher/jobqueue
   operator/seamless_dask_operator/decide operator/seamless_dask_operator/builders
   operator/seamless_dask_operator/resource.py operator/seamless_dask_operator/options.py
   operator/seamless_dask_operator/pod_policy.py operator/seamless_dask_operator/pod_problems.py

@@ -91,13 +91,13 @@ class GenerationError(RuntimeError):
 # -- pure: source + OpenAPI schemas -> CRD ----------------------------------------------------------------------
 
 def fill_identity(source_text: str) -> str:
-    """``@NAME@`` in the source becomes the constant NAME of seamless_dask_runtime/identity.py."""
-    from seamless_dask_runtime import identity
+    """``@NAME@`` in the source becomes the constant NAME of seamless_dask_runtime/model/identity.py."""
+    from seamless_dask_runtime.model import identity
 
     def constant(match: re.Match[str]) -> str:
         value = getattr(identity, match.group(1), None)
         if not isinstance(value, (str, int)):
-            raise GenerationError(f"@{match.group(1)}@: seamless_dask_runtime.identity has no such constant")
+            raise GenerationError(f"@{match.group(1)}@: seamless_dask_runtime.model.identity has no such constant")
         return str(value)
 
     return re.sub(r"@([A-Z][A-Z0-9_]*)@", constant, source_text)
@@ -309,7 +309,7 @@ def with_earlier_versions(crd: dict[str, Any]) -> dict[str, Any]:
     with the same schema: a resource made under an earlier version keeps answering to it, and the API server
     converts between them by the apiVersion alone (no conversion webhook: the schemas agree). The earlier ones
     carry no descriptions (``kubectl explain`` reads the stored one), so the CRD stays under kubectl apply's limit."""
-    from seamless_dask_runtime.identity import EARLIER_VERSIONS
+    from seamless_dask_runtime.model.identity import EARLIER_VERSIONS
 
     [current] = crd["spec"]["versions"]
     earlier = []

@@ -28,7 +28,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from .identity import RETIRE_BUDGET_VARIABLE
+from .model.identity import RETIRE_BUDGET_VARIABLE
 
 log = logging.getLogger("distributed.nanny")
 

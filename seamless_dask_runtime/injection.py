@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .parameters import ClusterParameters
+from .model.parameters import ClusterParameters
 from .plugin import WORKER_PLUGIN_NAME, SeamlessWorkerPlugin
 
 
@@ -33,7 +33,7 @@ def inject_into_cluster(cluster: Any, params: ClusterParameters) -> None:
     """Register the Seamless worker plugin for current and future workers, the throttle and the adaptive target."""
     from distributed import Client
 
-    from .sizing import adaptive_target_duration
+    from .model.sizing import adaptive_target_duration
 
     with Client(cluster, set_as_default=False, name="seamless-dask-wrapper-setup") as client:
         client.run_on_scheduler(install_throttle, throttle=params.transformation_throttle)

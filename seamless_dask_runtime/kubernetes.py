@@ -31,7 +31,7 @@ import threading
 import time
 from typing import Any, cast
 
-from .identity import (
+from .model.identity import (
     API_VERSION,
     COMM_PORT,
     DASHBOARD_PORT,
@@ -42,8 +42,8 @@ from .identity import (
     VERSION,
     scheduler_name,
 )
-from .parameters import ClusterParameters, to_crd_spec
-from .status import ClusterStatus, Phase
+from .model.parameters import ClusterParameters, to_crd_spec
+from .model.status import ClusterStatus, Phase
 
 __all__ = ["DEFAULT_IMAGE", "SeamlessDaskCluster", "resource_manifest"]
 ADDRESS_VARIABLE = "SEAMLESS_DASK_K8S_ADDRESS"

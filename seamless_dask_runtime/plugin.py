@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 if TYPE_CHECKING:  # workers unpickle this module: keep pydantic off their start-up path
-    from .parameters import ClusterParameters
+    from .model.parameters import ClusterParameters
 
 # A worker process logs through Dask's handlers only (the wrapper's log gets them): use Dask's worker logger.
 log = logging.getLogger("distributed.worker")
@@ -56,7 +56,7 @@ class SeamlessWorkerPlugin(WorkerPlugin):
 
     @classmethod
     def for_parameters(cls, params: ClusterParameters) -> SeamlessWorkerPlugin:
-        from .worker_environment import worker_process_environment
+        from .model.worker_environment import worker_process_environment
 
         return cls(worker_process_environment(params))
 
@@ -87,7 +87,7 @@ class SeamlessWorkerPlugin(WorkerPlugin):
 async def _report_throttle(worker: Any) -> None:
     """Tell the scheduler's throttle this worker's own throttle (its pod or job script set it), so capacity
     follows the workers and a throttle edit needs no new scheduler."""
-    from .identity import THROTTLE_VARIABLE
+    from .model.identity import THROTTLE_VARIABLE
     from .throttle.protocol import WORKER_THROTTLE_OP
 
     value = os.environ.get(THROTTLE_VARIABLE, "")

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .identity import PARAMETERS_VARIABLE
+from .model.identity import PARAMETERS_VARIABLE
 
 if TYPE_CHECKING:
-    from .parameters import ClusterParameters
+    from .model.parameters import ClusterParameters
 
 __all__ = ["PARAMETERS_VARIABLE", "dask_setup", "scheduler_options"]
 
@@ -43,8 +43,8 @@ def scheduler_options(params: ClusterParameters) -> dict[str, Any]:
     dask-jobqueue's ``scheduler_options``. The parameters travel as the
     preload's argument, not through this process's environment.
     """
-    from .commands import SCHEDULER_PRELOAD
-    from .parameters import to_status_parameters
+    from .model.commands import SCHEDULER_PRELOAD
+    from .model.parameters import to_status_parameters
 
     if params.pure_dask:
         return {}
@@ -58,9 +58,10 @@ def scheduler_options(params: ClusterParameters) -> dict[str, Any]:
 async def dask_setup(scheduler: Any, parameters: str | None) -> None:
     from distributed.protocol.pickle import dumps
 
-    from . import adaptive, sizing
+    from . import adaptive
     from .injection import install_throttle
-    from .parameters import from_status_parameters
+    from .model import sizing
+    from .model.parameters import from_status_parameters
     from .plugin import WORKER_PLUGIN_NAME, SeamlessWorkerPlugin
 
     raw = parameters if parameters is not None else os.environ.get(PARAMETERS_VARIABLE)

@@ -13,7 +13,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from seamless_dask_runtime.identity import (
+from seamless_dask_runtime.model.identity import (
     CLUSTER_LABEL,
     COMPONENT_LABEL,
     FINALIZER,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from seamless_dask_runtime.identity import DEFAULT_IMAGE, MAX_WORKERS
+from seamless_dask_runtime.model.identity import DEFAULT_IMAGE, MAX_WORKERS
 
 # The longest a retire call may wait for a scheduler to move workers' memory: a worker whose memory has not
 # moved by then is reported stuck, and the call must not hang on.

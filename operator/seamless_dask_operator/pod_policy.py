@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from seamless_dask_runtime.parameters import FieldError
+from seamless_dask_runtime.model.parameters import FieldError
 
 DEFAULT_VOLUME_TYPES = frozenset({"emptyDir", "configMap", "downwardAPI", "persistentVolumeClaim", "projected"})
 # Projected volume sources that read only the pod's own fields.

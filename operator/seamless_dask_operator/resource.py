@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from seamless_dask_runtime.identity import (
+from seamless_dask_runtime.model.identity import (
     DEFAULT_IMAGE,
     DNS_LABEL_MAX_LENGTH,
     MAX_NAME_LENGTH,
@@ -15,14 +15,14 @@ from seamless_dask_runtime.identity import (
     POD_VARIABLES,
     scheduler_name,
 )
-from seamless_dask_runtime.parameters import (
+from seamless_dask_runtime.model.parameters import (
     PARAMETER_TABLE,
     ClusterParameters,
     FieldError,
     ParameterError,
     from_crd_spec,
 )
-from seamless_dask_runtime.worker_environment import worker_environment
+from seamless_dask_runtime.model.worker_environment import worker_environment
 
 from .options import DEFAULTS, OPTION_TABLE, OperatorDefaults, default
 from .pod_policy import DEFAULT_POLICY, PodPolicy, policy_errors

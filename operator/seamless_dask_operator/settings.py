@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from seamless_dask_runtime.identity import DASHBOARD_PORT, DEFAULT_IMAGE
+from seamless_dask_runtime.model.identity import DASHBOARD_PORT, DEFAULT_IMAGE
 
 from .options import DEFAULT_MAX_WORKERS, OperatorDefaults
 from .pod_policy import PodPolicy

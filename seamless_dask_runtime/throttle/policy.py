@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
 
-from ..identity import DEFAULT_TRANSFORMATION_THROTTLE
+from ..model.identity import DEFAULT_TRANSFORMATION_THROTTLE
 
 DEFAULT_THROTTLE = DEFAULT_TRANSFORMATION_THROTTLE
 DEFAULT_EPOCH_SECONDS = 10.0

@@ -10,7 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 
-from ..identity import THROTTLE_VARIABLE
+from ..model.identity import THROTTLE_VARIABLE
 from .policy import DEFAULT_EPOCH_SECONDS, DEFAULT_THROTTLE
 
 THROTTLE_PLUGIN_NAME = "seamless-throttle"

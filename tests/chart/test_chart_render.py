@@ -175,7 +175,7 @@ def test_runtime_image_reaches_the_operator(helm: str) -> None:
     from seamless_dask_operator.resource import parse_spec
     from seamless_dask_operator.settings import OperatorSettings
 
-    from seamless_dask_runtime.identity import DEFAULT_IMAGE
+    from seamless_dask_runtime.model.identity import DEFAULT_IMAGE
 
     def default_image(values: dict) -> str:
         env = {e["name"]: e["value"] for e in operator_container(render(helm, values))["env"] if "value" in e}

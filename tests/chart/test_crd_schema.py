@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client as k8s
 from seamless_dask_operator.resource import name_errors
 
-from seamless_dask_runtime import identity
+from seamless_dask_runtime.model import identity
 from tests.support.control_plane import ControlPlane
 from tests.support.waiting import wait_for
 from tests.unit.test_crd import GEN

@@ -10,7 +10,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
 from tests.support.control_plane import ControlPlane
 
 from ._helm import CHART, EXAMPLES, load_examples, run

@@ -14,7 +14,7 @@ import pytest
 from seamless_dask_operator.builders import ClusterRef, scheduler_pod, worker_pod
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.identity import DASHBOARD_PORT, WORKER_DASHBOARD_PORT
+from seamless_dask_runtime.model.identity import DASHBOARD_PORT, WORKER_DASHBOARD_PORT
 
 from ._helm import CHART, by_kind, one, render, run, set_args
 

@@ -34,7 +34,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
 from tests.support.audit import make_service_account_kubeconfig, read_audit_events
 from tests.support.control_plane import ControlPlane
 from tests.support.waiting import wait_for

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seamless_dask_runtime.identity import CLOSE_MARGIN
+from seamless_dask_runtime.model.identity import CLOSE_MARGIN
 
 from .kube import TEST_NAMESPACE, Images, Kube, example, is_ready, small_cluster, wait_until
 

@@ -103,7 +103,7 @@ def run_driver(home: SeamlessHome, env: dict[str, str], *workloads: str) -> dict
 
 def cluster_name(home: SeamlessHome) -> str:
     """The SeamlessDaskCluster of the daskserver: named after the status file the launcher gave the wrapper."""
-    from seamless_dask_runtime.wrapper.backends.kubernetes import default_name
+    from seamless_dask_runtime.launcher.wrapper.backends.kubernetes import default_name
 
     status = next((home.launcher_state / "server").glob("daskserver-*.json"))
     return default_name(status.name)
@@ -111,7 +111,7 @@ def cluster_name(home: SeamlessHome) -> str:
 
 def write_recipe(home: SeamlessHome, env: dict[str, str], kube: Kube, *args: str) -> dict[str, str]:
     """Run ``kubectl sdc recipe ARGS`` and write its two files where seamless-config reads them."""
-    from seamless_dask_runtime.kubectl_plugin.recipe import CLUSTERS_FILE, PROJECT_FILE, recipe_sections
+    from seamless_dask_runtime.launcher.kubectl_plugin.recipe import CLUSTERS_FILE, PROJECT_FILE, recipe_sections
 
     plugin_env = {**env, "PATH": f"{VENV_BIN}{os.pathsep}{env['PATH']}"}
     text = run(kube.kubectl_path, "sdc", "recipe", *args, env=plugin_env).stdout
@@ -123,7 +123,7 @@ def write_recipe(home: SeamlessHome, env: dict[str, str], kube: Kube, *args: str
 
 def recipe_environment(sections: dict[str, str], env: dict[str, str]) -> dict[str, str]:
     """``env`` after a shell ran the recipe's export lines."""
-    from seamless_dask_runtime.kubectl_plugin.recipe import ENVIRONMENT
+    from seamless_dask_runtime.launcher.kubectl_plugin.recipe import ENVIRONMENT
 
     out = run("bash", "-c", sections[ENVIRONMENT] + "env -0", env=env).stdout
     return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
@@ -212,7 +212,7 @@ def workload(report: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_the_launcher_starts_our_wrapper_which_makes_a_seamless_cluster(session: dict[str, Any]) -> None:
     script = session["script"]
-    assert script is not None and "seamless_dask_runtime.wrapper.cli" in Path(script).read_text(), script
+    assert script is not None and "seamless_dask_runtime.launcher.wrapper.cli" in Path(script).read_text(), script
     assert session["resource"]["spec"]["image"] == SEAMLESS_IMAGE, session["resource"].get("spec")
     # The launcher's `--timeout` (seamless-config's, 600 s unless the user redefines the tool) is the idle
     # timeout the operator applies.

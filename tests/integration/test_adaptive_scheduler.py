@@ -15,7 +15,7 @@ import pytest
 from distributed import Client, LocalCluster
 from distributed.scheduler import Scheduler
 
-from seamless_dask_runtime.parameters import from_status_parameters
+from seamless_dask_runtime.model.parameters import from_status_parameters
 from seamless_dask_runtime.scheduler_preload import scheduler_options
 
 pytestmark = pytest.mark.timeout(120)

@@ -13,7 +13,7 @@ from kubernetes import client as k8s
 from seamless_dask_operator.builders import ClusterRef, scheduler_disruption_budget, scheduler_pod
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.identity import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from tests.support.kubelet import SMP, make_pod_ready, running_pod_status
 from tests.support.waiting import wait_for
 

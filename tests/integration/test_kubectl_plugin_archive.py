@@ -18,8 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seamless_dask_runtime.kubectl_plugin.package import ARCHIVE, BINARY, MANIFEST_TEMPLATE, archive_bytes, build
-from seamless_dask_runtime.kubectl_plugin.recipe import RecipeOptions, recipe_text
+from seamless_dask_runtime.launcher.kubectl_plugin.package import (
+    ARCHIVE,
+    BINARY,
+    MANIFEST_TEMPLATE,
+    archive_bytes,
+    build,
+)
+from seamless_dask_runtime.launcher.kubectl_plugin.recipe import RecipeOptions, recipe_text
 from tests.chart._helm import find_tool
 
 

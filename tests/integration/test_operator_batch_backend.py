@@ -11,9 +11,9 @@ from distributed import Client
 from seamless_dask_operator.builders import ClusterRef, scheduler_pod
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.identity import PARAMETERS_VARIABLE
-from seamless_dask_runtime.jobqueue import render_job_script
-from seamless_dask_runtime.parameters import from_status_parameters
+from seamless_dask_runtime.launcher.jobqueue import render_job_script
+from seamless_dask_runtime.model.identity import PARAMETERS_VARIABLE
+from seamless_dask_runtime.model.parameters import from_status_parameters
 from tests.support.pods import container_env, start_container, stop_process
 from tests.support.ports import free_port
 from tests.support.slurm import squeue_job_ids

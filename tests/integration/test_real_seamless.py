@@ -67,7 +67,7 @@ def test_the_launcher_starts_our_wrapper(session: tuple) -> None:
     home, _report, _pool = session
     script = wrapper_script(home)
     assert script is not None, "no daskserver process found in the launcher's state"
-    assert Path(script).read_text().count("seamless_dask_runtime.wrapper.cli") == 1, \
+    assert Path(script).read_text().count("seamless_dask_runtime.launcher.wrapper.cli") == 1, \
         f"the launcher ran {script}, which is not this project's seamless-dask-wrapper"
 
 

@@ -92,7 +92,7 @@ def session(slurm: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 def test_the_launcher_starts_our_wrapper_and_slurm_jobs_run_the_work(session: Session) -> None:
     script = session.script
-    assert script is not None and "seamless_dask_runtime.wrapper.cli" in Path(script).read_text(), script
+    assert script is not None and "seamless_dask_runtime.launcher.wrapper.cli" in Path(script).read_text(), script
     assert session.jobs, "no Slurm job ran the work"
     assert workload(session.report, "parallel")["transitions"] > 0
 

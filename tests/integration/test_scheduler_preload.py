@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from distributed import Client
 
-from seamless_dask_runtime.commands import SCHEDULER_PRELOAD
-from seamless_dask_runtime.identity import PARAMETERS_VARIABLE
+from seamless_dask_runtime.model.commands import SCHEDULER_PRELOAD
+from seamless_dask_runtime.model.identity import PARAMETERS_VARIABLE
 from seamless_dask_runtime.plugin import WORKER_PLUGIN_NAME
 
 pytestmark = pytest.mark.timeout(120)
@@ -74,7 +74,7 @@ def test_the_preload_argument_wins_over_the_environment(tmp_path: Path) -> None:
 def test_throttle_capacity_follows_what_each_worker_reports(tmp_path: Path) -> None:
     """A transformationThrottle edit replaces only the workers (their pods carry it): the scheduler's throttle
     takes each worker's own value, so old and new workers count right and the scheduler is never restarted."""
-    from seamless_dask_runtime.identity import THROTTLE_VARIABLE
+    from seamless_dask_runtime.model.identity import THROTTLE_VARIABLE
     from seamless_dask_runtime.throttle import ThrottleClient
 
     scheduler_file = tmp_path / "scheduler.json"

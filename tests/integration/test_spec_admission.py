@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from seamless_dask_runtime import identity
+from seamless_dask_runtime.model import identity
 
 pytestmark = pytest.mark.kube
 

@@ -24,7 +24,7 @@ import pytest
 from distributed import Client
 from seamless_dask_operator.builders.scheduler import HTTP_ROUTES
 
-from seamless_dask_runtime.identity import HTTP_ROUTES_VARIABLE
+from seamless_dask_runtime.model.identity import HTTP_ROUTES_VARIABLE
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 from tests.support.wrapper import (

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from seamless_dask_runtime.commands import STOP_SIGNAL_PRELOAD
-from seamless_dask_runtime.identity import CLOSE_MARGIN, RETIRE_BUDGET_VARIABLE
+from seamless_dask_runtime.model.commands import STOP_SIGNAL_PRELOAD
+from seamless_dask_runtime.model.identity import CLOSE_MARGIN, RETIRE_BUDGET_VARIABLE
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 

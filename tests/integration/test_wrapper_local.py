@@ -178,7 +178,7 @@ def test_pure_dask_workers_carry_nothing(tmp_path: Path) -> None:
 
 def test_killed_wrapper_is_detected_by_lock_and_replaced(tmp_path: Path) -> None:
     """kill -9 leaves a 'running' file behind; the lock, not the PID or the file, says it is dead."""
-    from seamless_dask_runtime.status import StatusFile
+    from seamless_dask_runtime.launcher.statusfile import StatusFile
 
     path = tmp_path / "status.json"
     write_launcher_status(path, {**LOCAL, "pure_dask": True})

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from seamless_dask_runtime.identity import MAX_WORKERS
-from seamless_dask_runtime.localcluster import LOCAL_WORKERS_PER_CPU
+from seamless_dask_runtime.launcher.localcluster import LOCAL_WORKERS_PER_CPU
+from seamless_dask_runtime.model.identity import MAX_WORKERS
 from tests.support.wrapper import output, start_wrapper, stop, wait_for_exit, wait_for_status, write_launcher_status
 
 WITHIN = 60  # seconds; Dask's imports alone take a few on a busy machine

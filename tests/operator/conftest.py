@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
 from tests.support.control_plane import use_kubeconfig
 from tests.support.waiting import wait_for
 

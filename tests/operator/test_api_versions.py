@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from seamless_dask_runtime.identity import EARLIER_VERSIONS, GROUP, KIND, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import EARLIER_VERSIONS, GROUP, KIND, PLURAL, VERSION
 from tests.operator.conftest import Clusters
 
 pytestmark = pytest.mark.kube

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from seamless_dask_runtime.identity import THROTTLE_VARIABLE
+from seamless_dask_runtime.model.identity import THROTTLE_VARIABLE
 from tests.operator.conftest import Clusters
 from tests.support.waiting import wait_for
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, GROUP, KIND, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import CLUSTER_LABEL, GROUP, KIND, PLURAL, VERSION
 from tests.operator.conftest import Clusters
 from tests.support.waiting import wait_for
 

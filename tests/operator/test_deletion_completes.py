@@ -21,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from seamless_dask_runtime.identity import FINALIZER
+from seamless_dask_runtime.model.identity import FINALIZER
 from tests.conftest import CRD
 from tests.operator.conftest import Clusters, running_operator
 from tests.support.waiting import wait_for

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
 from tests.operator.conftest import Clusters
 from tests.support.hostile_scheduler import Behaviour, HostileSchedulers, clock_behind, hostile_schedulers
 from tests.support.kubelet import make_pod_ready

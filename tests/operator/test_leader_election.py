@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from seamless_dask_runtime.identity import FINALIZER
+from seamless_dask_runtime.model.identity import FINALIZER
 from tests.operator.conftest import Clusters
 from tests.support.hostile_scheduler import Behaviour, hostile_schedulers
 from tests.support.kubelet import make_pod_ready

@@ -13,7 +13,7 @@ from kubernetes import client
 from seamless_dask_operator.builders import ClusterRef, worker_pod
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
 from tests.operator.conftest import Clusters
 from tests.support.kubelet import make_pod_ready
 from tests.support.waiting import wait_for

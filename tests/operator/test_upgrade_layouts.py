@@ -17,7 +17,7 @@ from seamless_dask_operator.builders.objects import labels, template_hash
 from seamless_dask_operator.builders.scheduler import scheduler_template
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, COMPONENT_LABEL, SCHEDULER, TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.model.identity import CLUSTER_LABEL, COMPONENT_LABEL, SCHEDULER, TEMPLATE_HASH_ANNOTATION
 from tests.operator.conftest import Clusters
 from tests.support.kubelet import make_pod_ready
 from tests.support.waiting import wait_for

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from seamless_dask_runtime.status import StatusFile, StatusFileLocked
+from seamless_dask_runtime.launcher.statusfile import StatusFile, StatusFileLocked
 
 
 def contend(status_path: str, marker: str, rounds: int, limit: float = 60.0) -> tuple[int, int]:

@@ -18,10 +18,11 @@ from seamless_dask_operator.builders import ClusterRef, scheduler_pod, worker_po
 from seamless_dask_operator.decide import ApplyChild, Observation, decide
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.durations import parse_duration
-from seamless_dask_runtime.jobqueue import BATCH_SYSTEMS, render_job_script
-from seamless_dask_runtime.parameters import PARAMETER_TABLE, ParameterError, from_status_parameters
-from seamless_dask_runtime.status import ClusterStatus, Phase, StatusFile, StatusFileError
+from seamless_dask_runtime.launcher.jobqueue import BATCH_SYSTEMS, render_job_script
+from seamless_dask_runtime.launcher.statusfile import StatusFile, StatusFileError
+from seamless_dask_runtime.model.durations import parse_duration
+from seamless_dask_runtime.model.parameters import PARAMETER_TABLE, ParameterError, from_status_parameters
+from seamless_dask_runtime.model.status import ClusterStatus, Phase
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-10, 10**6) | st.floats(allow_nan=False) | \
     st.text(string.printable, max_size=12)
@@ -143,8 +144,8 @@ def _batch_seconds(text: str, system: str) -> int:
 @settings(max_examples=300, deadline=None)
 @given(st.integers(1, 30 * 86400).flatmap(lambda s: st.tuples(st.just(s), _spellings(s))))
 def test_every_walltime_spelling_means_the_same_everywhere(case: tuple[int, str | int]) -> None:
-    from seamless_dask_runtime.jobqueue.walltime import WALLTIME_FORMATS, batch_walltime
-    from seamless_dask_runtime.sizing import lifetime
+    from seamless_dask_runtime.launcher.jobqueue.walltime import WALLTIME_FORMATS, batch_walltime
+    from seamless_dask_runtime.model.sizing import lifetime
 
     seconds, spelling = case
     if seconds <= 300:  # walltime - 4 min stagger - 1 min grace leaves no lifetime: the model refuses it
@@ -227,7 +228,7 @@ NAMES = (st.text(string.ascii_lowercase + string.digits + "-.", min_size=1, max_
 @settings(max_examples=300, deadline=None)
 @given(NAMES, st.integers(0, 10**6))
 def test_any_name_makes_valid_children_or_fails_naming_metadata_name(name: str, index: int) -> None:
-    from seamless_dask_runtime import identity
+    from seamless_dask_runtime.model import identity
 
     ref = ClusterRef(name, "ns", "uid")
     spec = {"workers": {"replicas": 1}, "tls": {"enabled": True}}

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from seamless_dask_runtime import identity
-from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
+from seamless_dask_runtime.model import identity
+from seamless_dask_runtime.model.parameters import ParameterError, from_status_parameters
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -33,7 +33,7 @@ from seamless_dask_operator.decide import (
 from seamless_dask_operator.pod_problems import PodProblem
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.parameters import ParameterError
+from seamless_dask_runtime.model.parameters import ParameterError
 
 REF = ClusterRef("c", "ns", "uid-1")
 NOW = 1_800_000_000.0

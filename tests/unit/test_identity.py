@@ -1,4 +1,4 @@
-"""The CRD, the chart and the examples say what seamless_dask_runtime.identity says."""
+"""The CRD, the chart and the examples say what seamless_dask_runtime.model.identity says."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from seamless_dask_runtime import identity
+from seamless_dask_runtime.model import identity
 
 REPO = Path(__file__).resolve().parents[2]
 

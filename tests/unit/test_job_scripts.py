@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from seamless_dask_runtime.jobqueue import BATCH_SYSTEMS, render_job_script
-from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
+from seamless_dask_runtime.launcher.jobqueue import BATCH_SYSTEMS, render_job_script
+from seamless_dask_runtime.model.parameters import ParameterError, from_status_parameters
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seamless_dask_runtime.kubectl_plugin import views
-from seamless_dask_runtime.kubectl_plugin.cli import (
+from seamless_dask_runtime.launcher.kubectl_plugin import views
+from seamless_dask_runtime.launcher.kubectl_plugin.cli import (
     build_parser,
     kubectl_flags,
     logs_arguments,
     preferred_port,
     recipe_options,
 )
-from seamless_dask_runtime.kubectl_plugin.kubectl import forwarded_ports
-from seamless_dask_runtime.kubectl_plugin.recipe import (
+from seamless_dask_runtime.launcher.kubectl_plugin.kubectl import forwarded_ports
+from seamless_dask_runtime.launcher.kubectl_plugin.recipe import (
     ADDRESS_VARIABLE,
     CLUSTERS_FILE,
     ENVIRONMENT,
@@ -252,7 +252,7 @@ def test_recipe_environment_text_is_what_a_shell_exports() -> None:
 
 def test_recipe_names_the_wrappers_kubernetes_backend() -> None:
     from seamless_dask_runtime import kubernetes
-    from seamless_dask_runtime.wrapper.cluster_string import resolve
+    from seamless_dask_runtime.launcher.wrapper.cluster_string import resolve
 
     assert resolve(K8S_CLUSTER_STRING) is kubernetes.SeamlessDaskCluster
     assert ADDRESS_VARIABLE == kubernetes.ADDRESS_VARIABLE

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from seamless_dask_runtime.kubernetes import resource_manifest
-from seamless_dask_runtime.parameters import from_status_parameters
-from seamless_dask_runtime.worker_environment import worker_environment
-from seamless_dask_runtime.wrapper.backends import LaunchRequest
-from seamless_dask_runtime.wrapper.backends.kubernetes import default_name, kube_cluster_arguments
+from seamless_dask_runtime.launcher.wrapper.backends import LaunchRequest
+from seamless_dask_runtime.launcher.wrapper.backends.kubernetes import default_name, kube_cluster_arguments
+from seamless_dask_runtime.model.parameters import from_status_parameters
+from seamless_dask_runtime.model.worker_environment import worker_environment
 
 
 def test_resource_manifest_maps_status_parameters() -> None:

@@ -23,10 +23,10 @@ from seamless_dask_operator.builders.scheduler import KEEP_ON_NODE_ANNOTATIONS
 from seamless_dask_operator.builders.workers import worker_environment_for_pod
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.commands import STOP_SIGNAL_PRELOAD
-from seamless_dask_runtime.identity import CLOSE_MARGIN, RETIRE_BUDGET_VARIABLE, TEMPLATE_HASH_ANNOTATION
-from seamless_dask_runtime.jobqueue import render_job_script
-from seamless_dask_runtime.parameters import ParameterError, from_status_parameters
+from seamless_dask_runtime.launcher.jobqueue import render_job_script
+from seamless_dask_runtime.model.commands import STOP_SIGNAL_PRELOAD
+from seamless_dask_runtime.model.identity import CLOSE_MARGIN, RETIRE_BUDGET_VARIABLE, TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.model.parameters import ParameterError, from_status_parameters
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "operator"
 REF = ClusterRef(name="demo", namespace="science", uid="0000-uid")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seamless_dask_runtime import sizing
-from seamless_dask_runtime.parameters import (
+from seamless_dask_runtime.model import sizing
+from seamless_dask_runtime.model.parameters import (
     PARAMETER_TABLE,
     ParameterError,
     from_crd_spec,
@@ -175,7 +175,7 @@ def test_extra_dask_config_values_are_one_line_at_any_depth() -> None:
 
 
 def test_maximum_jobs_is_bounded() -> None:
-    from seamless_dask_runtime.identity import MAX_WORKERS
+    from seamless_dask_runtime.model.identity import MAX_WORKERS
 
     assert from_status_parameters({"maximum_jobs": MAX_WORKERS}).maximum_jobs == MAX_WORKERS
     for spelling, parse, field in (("status", from_status_parameters, "parameters.maximum_jobs"),

@@ -14,8 +14,8 @@ import yaml
 from seamless_dask_operator.pod_policy import DEFAULT_POLICY, PodPolicy
 from seamless_dask_operator.resource import parse_spec
 
-from seamless_dask_runtime.identity import THROTTLE_VARIABLE
-from seamless_dask_runtime.parameters import ParameterError
+from seamless_dask_runtime.model.identity import THROTTLE_VARIABLE
+from seamless_dask_runtime.model.parameters import ParameterError
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
 

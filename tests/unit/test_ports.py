@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from seamless_dask_runtime.wrapper.ports import PortError, bind_address, check_port_range, pick_free_port
+from seamless_dask_runtime.launcher.wrapper.ports import PortError, bind_address, check_port_range, pick_free_port
 
 
 @pytest.mark.parametrize("bounds", [(0, 3), (-1, 10), (10, 9), (65535, 65536)])

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity
 
-from seamless_dask_runtime.sizing import kubernetes_quantity
+from seamless_dask_runtime.model.sizing import kubernetes_quantity
 
 SPELLINGS = ["512m", "4g", "54000mb", "54000MB", "4 kiB", "4GiB", "1.5GB", "1000", "3kb", "2KiB", "100 MB", "7T"]
 

@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("pydantic", "seamless_dask_runtime.parameters", "dask_jobqueue", "seamless_dask_runtime.throttle")
+HEAVY = ("pydantic", "seamless_dask_runtime.model.parameters", "dask_jobqueue", "seamless_dask_runtime.throttle")
 
 PROBE = f"""
 import json, sys

@@ -6,7 +6,7 @@ import pytest
 from seamless_dask_operator.options import MAX_RETIRE_TIMEOUT
 from seamless_dask_operator.resource import MAX_ENV_STRING, parse_spec
 
-from seamless_dask_runtime.parameters import ParameterError
+from seamless_dask_runtime.model.parameters import ParameterError
 
 
 def test_env_value_a_process_could_not_start_with_is_refused_naming_it() -> None:

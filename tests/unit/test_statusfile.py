@@ -11,14 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from seamless_dask_runtime.status import (
-    ClusterStatus,
-    Phase,
-    StatusFile,
-    StatusFileError,
-    StatusFileLocked,
-    StatusFileUnsafe,
-)
+from seamless_dask_runtime.launcher.statusfile import StatusFile, StatusFileError, StatusFileLocked, StatusFileUnsafe
+from seamless_dask_runtime.model.status import ClusterStatus, Phase
 
 LAUNCHER_KEYS = {"workdir": "/w", "log": "/w/log", "command": "x", "uid": 0, "pid": 1,
                  "status": "starting", "parameters": {"cores": 1}}
@@ -102,7 +96,7 @@ def test_second_owner_is_refused_and_lock_follows_process(status_path: Path) -> 
 def test_killed_owner_releases_lock(status_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from seamless_dask_runtime.status import StatusFile; "
+         "import sys, time; from seamless_dask_runtime.launcher.statusfile import StatusFile; "
          f"StatusFile({str(status_path)!r}).acquire(); print('locked', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )

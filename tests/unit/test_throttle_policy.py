@@ -269,8 +269,8 @@ def test_epoch_seconds_from_environment():
 
 def test_environment_names_match_the_rest_of_the_runtime():
     """The throttle reads the variable the job scripts export (seed 002), with the same default."""
-    worker_environment = pytest.importorskip("seamless_dask_runtime.worker_environment")
-    parameters = pytest.importorskip("seamless_dask_runtime.parameters")
+    worker_environment = pytest.importorskip("seamless_dask_runtime.model.worker_environment")
+    parameters = pytest.importorskip("seamless_dask_runtime.model.parameters")
     assert worker_environment.THROTTLE_VARIABLE == THROTTLE_ENV
     assert parameters.DEFAULT_TRANSFORMATION_THROTTLE == throttle_from_environment({})
 

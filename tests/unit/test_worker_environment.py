@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from seamless_dask_runtime.activity import IdleTracker
-from seamless_dask_runtime.commands import scheduler_command, worker_command
-from seamless_dask_runtime.jobqueue.arguments import render_job_script
-from seamless_dask_runtime.parameters import from_status_parameters
-from seamless_dask_runtime.worker_environment import export_lines, worker_environment, worker_process_environment
+from seamless_dask_runtime.launcher.jobqueue.arguments import render_job_script
+from seamless_dask_runtime.model.commands import scheduler_command, worker_command
+from seamless_dask_runtime.model.parameters import from_status_parameters
+from seamless_dask_runtime.model.worker_environment import export_lines, worker_environment, worker_process_environment
 
 
 def test_seamless_environment() -> None:
@@ -56,7 +56,7 @@ def test_idle_tracker() -> None:
 
 
 def test_local_workers_count_the_cpus_the_machine_has() -> None:
-    from seamless_dask_runtime.sizing import local_cpu_count
+    from seamless_dask_runtime.model.sizing import local_cpu_count
 
     params = from_status_parameters({"cores": 2, "transformation_throttle": 3})  # a job would ask for 6
     assert local_cpu_count(params, available=2) == 2

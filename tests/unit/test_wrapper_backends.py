@@ -16,13 +16,13 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
-from seamless_dask_runtime.identity import PARAMETERS_VARIABLE
 from seamless_dask_runtime.kubernetes import SeamlessDaskCluster
-from seamless_dask_runtime.parameters import from_status_parameters
+from seamless_dask_runtime.launcher.wrapper.backends import ClusterHandle, LaunchRequest, choose_backend
+from seamless_dask_runtime.launcher.wrapper.backends.base import InjectingHandle, OwnPortsHandle
+from seamless_dask_runtime.model.identity import PARAMETERS_VARIABLE
+from seamless_dask_runtime.model.parameters import from_status_parameters
+from seamless_dask_runtime.model.status import Phase
 from seamless_dask_runtime.plugin import WORKER_PLUGIN_NAME
-from seamless_dask_runtime.status import Phase
-from seamless_dask_runtime.wrapper.backends import ClusterHandle, LaunchRequest, choose_backend
-from seamless_dask_runtime.wrapper.backends.base import InjectingHandle, OwnPortsHandle
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.timeout(120)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seamless_dask_runtime.wrapper.cli import CLUSTER_VARIABLE, PARAMETERS_VARIABLE, site_settings
+from seamless_dask_runtime.launcher.wrapper.cli import CLUSTER_VARIABLE, PARAMETERS_VARIABLE, site_settings
 
 K8S = "seamless_dask_runtime.kubernetes::SeamlessDaskCluster"
 LAUNCHER = {"cores": 1, "memory": "1GB", "maximum_jobs": 2}

@@ -6,7 +6,7 @@ API server stores), so golden tests compare them without any I/O.
 
 from typing import Any
 
-from seamless_dask_runtime.identity import TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.model.identity import TEMPLATE_HASH_ANNOTATION
 
 from ..resource import ClusterSpec
 from .disruption_budget import scheduler_disruption_budget

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seamless_dask_runtime.identity import SCHEDULER
+from seamless_dask_runtime.model.identity import SCHEDULER
 
 from .objects import ClusterRef, metadata, selector
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, SCHEDULER
+from seamless_dask_runtime.model.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, SCHEDULER
 
 from ..resource import ClusterSpec
 from .objects import ClusterRef, metadata

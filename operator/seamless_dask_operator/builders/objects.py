@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from seamless_dask_runtime import identity
-from seamless_dask_runtime.identity import (
+from seamless_dask_runtime.model import identity
+from seamless_dask_runtime.model.identity import (
     API_VERSION,
     CLUSTER_LABEL,
     COMM_PORT,

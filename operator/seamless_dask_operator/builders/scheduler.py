@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from seamless_dask_runtime.commands import scheduler_command
-from seamless_dask_runtime.identity import (
+from seamless_dask_runtime.model.commands import scheduler_command
+from seamless_dask_runtime.model.identity import (
     COMM_PORT,
     DASHBOARD_PORT,
     HTTP_ROUTES_VARIABLE,
@@ -24,8 +24,8 @@ from seamless_dask_runtime.identity import (
     TEMPLATE_HASH_ANNOTATION,
     TEMPORARY_DIRECTORY_VARIABLE,
 )
-from seamless_dask_runtime.parameters import ClusterParameters, from_status_parameters, to_status_parameters
-from seamless_dask_runtime.worker_environment import worker_environment
+from seamless_dask_runtime.model.parameters import ClusterParameters, from_status_parameters, to_status_parameters
+from seamless_dask_runtime.model.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
 from .objects import ClusterRef, metadata, template_hash

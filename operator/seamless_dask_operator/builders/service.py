@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, SCHEDULER
+from seamless_dask_runtime.model.identity import COMM_PORT, DASHBOARD_PORT, SCHEDULER
 
 from ..resource import ClusterSpec
 from .objects import ClusterRef, metadata, selector

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from seamless_dask_runtime.commands import STOP_SIGNAL_PRELOAD, worker_command
-from seamless_dask_runtime.identity import (
+from seamless_dask_runtime.model.commands import STOP_SIGNAL_PRELOAD, worker_command
+from seamless_dask_runtime.model.identity import (
     CLOSE_MARGIN,
     RETIRE_BUDGET_VARIABLE,
     TEMPLATE_HASH_ANNOTATION,
@@ -25,8 +25,8 @@ from seamless_dask_runtime.identity import (
     WORKER_NAME_VARIABLE,
     worker_name,
 )
-from seamless_dask_runtime.sizing import kubernetes_quantity, worker_cores, worker_pod_resources
-from seamless_dask_runtime.worker_environment import worker_environment
+from seamless_dask_runtime.model.sizing import kubernetes_quantity, worker_cores, worker_pod_resources
+from seamless_dask_runtime.model.worker_environment import worker_environment
 
 from ..resource import ClusterSpec
 from .objects import ClusterRef, metadata, template_hash

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from seamless_dask_runtime.parameters import ParameterError
+from seamless_dask_runtime.model.parameters import ParameterError
 
 from ..builders.objects import ClusterRef
 from ..resource import ClusterSpec, memory_overridden

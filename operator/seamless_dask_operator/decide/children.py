@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from seamless_dask_runtime.identity import TEMPLATE_HASH_ANNOTATION
+from seamless_dask_runtime.model.identity import TEMPLATE_HASH_ANNOTATION
 
 from ..builders import desired_children
 from ..builders.objects import ClusterRef

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seamless_dask_runtime.parameters import ClusterParameters
+from seamless_dask_runtime.model.parameters import ClusterParameters
 
 from .notices import Notice
 from .observation import SchedulerAnswers

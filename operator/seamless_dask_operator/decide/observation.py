@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from seamless_dask_runtime.identity import (
+from seamless_dask_runtime.model.identity import (
     COMPONENT_LABEL,
     SCHEDULER,
     SCHEDULER_CANDIDATE,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from seamless_dask_runtime.identity import SCHEDULER
+from seamless_dask_runtime.model.identity import SCHEDULER
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from seamless_dask_runtime.identity import SCHEDULER, SCHEDULER_CANDIDATE
+from seamless_dask_runtime.model.identity import SCHEDULER, SCHEDULER_CANDIDATE
 
 from ..builders.objects import ClusterRef, container_signature, template_hash
 from ..builders.scheduler import scheduler_pod, scheduler_template

@@ -6,8 +6,8 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from seamless_dask_runtime.identity import COMM_PORT, DASHBOARD_PORT, WORKER
-from seamless_dask_runtime.status import ClusterStatus, Phase
+from seamless_dask_runtime.model.identity import COMM_PORT, DASHBOARD_PORT, WORKER
+from seamless_dask_runtime.model.status import ClusterStatus, Phase
 
 from ..builders.objects import ClusterRef, selector_string
 from ..pod_problems import PodProblem, summary

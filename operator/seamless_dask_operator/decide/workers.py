@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from seamless_dask_runtime.identity import WORKER
+from seamless_dask_runtime.model.identity import WORKER
 
 from ..builders.objects import ClusterRef, template_hash
 from ..builders.workers import worker_pod, worker_template

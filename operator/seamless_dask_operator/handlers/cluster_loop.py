@@ -18,8 +18,8 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.identity import GROUP, PLURAL, VERSION
-from seamless_dask_runtime.parameters import ParameterError
+from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
+from seamless_dask_runtime.model.parameters import ParameterError
 
 from .. import kube, metrics
 from ..api_client import API_FAILURES

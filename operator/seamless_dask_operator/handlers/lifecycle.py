@@ -31,7 +31,7 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.identity import FINALIZER, GROUP, PLURAL
+from seamless_dask_runtime.model.identity import FINALIZER, GROUP, PLURAL
 
 from .. import kube, metrics
 from ..api_client import API_FAILURES

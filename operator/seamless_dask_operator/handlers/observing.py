@@ -9,8 +9,8 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.identity import COMPONENT_LABEL, SCHEDULER
-from seamless_dask_runtime.parameters import ParameterError
+from seamless_dask_runtime.model.identity import COMPONENT_LABEL, SCHEDULER
+from seamless_dask_runtime.model.parameters import ParameterError
 
 from ..builders import ClusterRef
 from ..decide import (

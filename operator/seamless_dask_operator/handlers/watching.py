@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from seamless_dask_runtime.model.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 
 from ..builders.objects import container_signature
 from ..decide import children_view

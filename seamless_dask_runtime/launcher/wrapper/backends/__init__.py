@@ -31,7 +31,7 @@ def choose_backend(target: Any) -> Backend:
 
     from distributed import LocalCluster
 
-    from ...kubernetes import SeamlessDaskCluster
+    from ....kubernetes import SeamlessDaskCluster
 
     if isinstance(target, type) and issubclass(target, SeamlessDaskCluster):
         from . import kubernetes

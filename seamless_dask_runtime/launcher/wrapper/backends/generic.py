@@ -11,9 +11,9 @@ from typing import Any
 import dask
 from distributed.deploy.cluster import Cluster
 
-from ...dask_config import nest, scheduler_dask_config_flat
+from ....model.dask_config import nest, scheduler_dask_config_flat
+from ....model.parameters import ParameterError
 from ...jobqueue import BATCH_SYSTEMS, jobqueue_arguments
-from ...parameters import ParameterError
 from .base import InjectingHandle, LaunchRequest
 
 

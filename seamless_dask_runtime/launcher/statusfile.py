@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .model import ClusterStatus
+from ..model.status import ClusterStatus
 
 OWNED_KEYS = ("status", "port", "dashboard_port", "scheduler_address", "dashboard_url", "error")
 

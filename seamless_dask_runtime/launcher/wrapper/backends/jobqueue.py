@@ -6,10 +6,10 @@ from typing import Any
 
 import dask
 
-from ... import sizing
-from ...dask_config import nest, scheduler_dask_config_flat
+from ....model import sizing
+from ....model.dask_config import nest, scheduler_dask_config_flat
+from ....scheduler_preload import scheduler_options
 from ...jobqueue import jobqueue_arguments, system_of
-from ...scheduler_preload import scheduler_options
 from .base import LaunchRequest, OwnPortsHandle
 
 ADAPT_INTERVAL = "5s"

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from datetime import timedelta
 
-from ..durations import Duration
+from ...model.durations import Duration
 
 
 def _split(delta: timedelta) -> tuple[int, int, int]:

@@ -10,11 +10,11 @@ from typing import Any
 
 import dask
 
-from ... import sizing
-from ...dask_config import nest, scheduler_dask_config_flat
+from ....model import sizing
+from ....model.dask_config import nest, scheduler_dask_config_flat
+from ....model.worker_environment import worker_environment
+from ....scheduler_preload import scheduler_options
 from ...localcluster import check_local_workers, local_cluster_arguments
-from ...scheduler_preload import scheduler_options
-from ...worker_environment import worker_environment
 from .base import LaunchRequest, OwnPortsHandle
 
 

@@ -18,7 +18,7 @@ import json
 import shlex
 from dataclasses import dataclass
 
-from ..identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
+from ...model.identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
 
 # The wrapper's Kubernetes backend and how it reaches the scheduler (seamless_dask_runtime.kubernetes;
 # a unit test checks both against it: this module must run without the wrapper's dependencies).

@@ -10,6 +10,6 @@
 
 It shells out to the real ``kubectl`` (:mod:`.kubectl`): ``-n``, ``--context``
 and ``--kubeconfig`` mean what they mean to kubectl. It needs only the Python
-standard library and :mod:`seamless_dask_runtime.identity`, so the krew archive
+standard library and :mod:`seamless_dask_runtime.model.identity`, so the krew archive
 (:mod:`.package`) runs with any ``python3``.
 """

@@ -4,19 +4,45 @@ A :class:`Duration` (``HH:MM:SS``, ``MM:SS``, Dask strings) and a :class:`Size`
 (``54000MB``, ``4GiB``, bytes) are the user's text, kept verbatim for job scripts
 and round trips, carrying the meaning parsed when the model was validated; every
 formatter (Slurm time, Kubernetes quantity) reads that meaning, never the text.
+
+Dask's spellings (``55m``, ``1.5h``, ``4GiB``, ``1e6 kB``) are read here with Dask's units
+and arithmetic but without importing Dask: the model runs in the operator, whose image
+has no Dask (``tests/unit/test_model_without_dask.py`` holds these parsers to ``dask.utils``).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-import dask.utils
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 _CLOCK = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
+# A number (sign, decimals, exponent) and a unit of letters; Dask's spellings, spaces anywhere.
+_NUMBER_UNIT = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?)([a-z]*)$", re.IGNORECASE)
+_TIME_UNITS = {"s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TIME_WORDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800,
+               "millisecond": 1e-3, "microsecond": 1e-6, "nanosecond": 1e-9}
+_SECONDS: dict[str, float] = {"": 1, **_TIME_UNITS, **_TIME_WORDS, **{f"{w}s": f for w, f in _TIME_WORDS.items()}}
+_PREFIXES = "kmgtp"
+_BYTES: dict[str, float] = {
+    "": 1, "b": 1,
+    **{p + b: 1000 ** (i + 1) for i, p in enumerate(_PREFIXES) for b in ("", "b")},
+    **{p + "i" + b: 1024 ** (i + 1) for i, p in enumerate(_PREFIXES) for b in ("", "b")},
+}
+
+
+def _number_with_unit(text: str, units: dict[str, float]) -> float:
+    """``'1.5 h'`` → 5400.0 (in the units' base); a unit alone means one of it, as in Dask (``'MB'``)."""
+    compact = text.replace(" ", "")
+    if not any(char.isdigit() for char in compact):
+        compact = "1" + compact
+    match = _NUMBER_UNIT.match(compact)
+    if not match or match.group(2).lower() not in units:
+        raise ValueError(f"{text!r} is not a number followed by a unit")
+    return float(match.group(1)) * units[match.group(2).lower()]
 
 
 def parse_duration(value: str | int | float) -> timedelta:
@@ -54,8 +80,8 @@ def _parse_duration(value: str | int | float) -> timedelta:
             raise ValueError(f"{value!r} has minutes or seconds of 60 or more")
         return timedelta(days=int(days or 0), hours=hours, minutes=minutes, seconds=seconds)
     try:
-        total = dask.utils.parse_timedelta(text, default="seconds")
-    except (ValueError, KeyError, TypeError) as exc:
+        total = _number_with_unit(text, _SECONDS)
+    except ValueError as exc:
         raise ValueError(f"{value!r} is not a duration") from exc
     if total is None or total < 0:
         raise ValueError(f"{value!r} is not a positive duration")
@@ -75,44 +101,48 @@ def format_duration(delta: timedelta) -> str:
     return f"{whole}s"
 
 
-class Duration(str):
+_Spelled_T = TypeVar("_Spelled_T", bound="_Spelled")
+
+
+class _Spelled(str):
+    """The user's text, kept as spelled, with its meaning parsed once (:meth:`_parse`) when made."""
+
+    def __new__(cls: type[_Spelled_T], text: str) -> _Spelled_T:
+        if isinstance(text, cls):
+            return text
+        spelled = super().__new__(cls, text)
+        spelled._parse(text)
+        return spelled
+
+    def _parse(self, text: str) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        # Text in the model's schema; the model's own validator makes the instance after its text checks.
+        return core_schema.str_schema()
+
+
+class Duration(_Spelled):
     """A duration as spelled (``'55m'``, ``'01:00:00'``), with ``delta`` parsed once at validation."""
 
     delta: timedelta
 
-    def __new__(cls, text: str) -> Duration:
-        if isinstance(text, Duration):
-            return text
-        duration = super().__new__(cls, text)
-        duration.delta = parse_duration(text)
-        return duration
+    def _parse(self, text: str) -> None:
+        self.delta = parse_duration(text)
 
     @property
     def seconds(self) -> float:
         return self.delta.total_seconds()
 
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        # Text in the model's schema; the model's own validator makes the instance after its text checks.
-        return core_schema.str_schema()
 
-
-class Size(str):
+class Size(_Spelled):
     """A size as spelled (``'54000MB'``, ``'4GiB'``, ``'1000'``), with ``bytes`` parsed once at validation."""
 
     bytes: int
 
-    def __new__(cls, text: str) -> Size:
-        if isinstance(text, Size):
-            return text
-        size = super().__new__(cls, text)
+    def _parse(self, text: str) -> None:
         try:
-            size.bytes = int(dask.utils.parse_bytes(text))
+            self.bytes = int(_number_with_unit(text, _BYTES))
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{text!r} is not a size") from exc
-        return size
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        # Text in the model's schema; the model's own validator makes the instance after its text checks.
-        return core_schema.str_schema()

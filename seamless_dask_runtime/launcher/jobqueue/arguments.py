@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import sizing
-from ..commands import worker_arguments
-from ..parameters import ClusterParameters, FieldError, ParameterError
-from ..worker_environment import export_lines, worker_environment
+from ...model import sizing
+from ...model.commands import worker_arguments
+from ...model.parameters import ClusterParameters, FieldError, ParameterError
+from ...model.worker_environment import export_lines, worker_environment
 from .jobs import JOB_CLASSES
 from .walltime import batch_walltime
 

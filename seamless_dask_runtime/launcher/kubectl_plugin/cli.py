@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..identity import CLUSTER_LABEL, COMM_PORT, COMPONENT_LABEL, DASHBOARD_PORT, GROUP, PLURAL, scheduler_name
+from ...model.identity import CLUSTER_LABEL, COMM_PORT, COMPONENT_LABEL, DASHBOARD_PORT, GROUP, PLURAL, scheduler_name
 from . import views
 from .kubectl import Kubectl, KubectlError, find_kubectl
 from .recipe import ADDRESS_PLACEHOLDER, RecipeOptions, recipe_text

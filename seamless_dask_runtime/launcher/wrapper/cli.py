@@ -26,23 +26,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...log_filters import drop_out_of_band_calls
+
 # Light imports only here (see the module docstring): parameters and backends are imported where they are used.
-from ..identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
-from ..log_filters import drop_out_of_band_calls
-from ..status import ClusterStatus, Phase, StatusFile, StatusFileError, StatusFileLocked
-from ..status.statusfile import open_regular
+from ...model.identity import CLUSTER_VARIABLE, PARAMETERS_VARIABLE
+from ...model.status import ClusterStatus, Phase
+from ..statusfile import StatusFile, StatusFileError, StatusFileLocked, open_regular
 from .cluster_string import ClusterStringError, resolve
-from .ports import (
-    PortError,
-    address_in_use,
-    bind_address,
-    check_explicit_port,
-    check_port_range,
-    pick_free_port,
-)
+from .ports import PortError, address_in_use, bind_address, check_explicit_port, check_port_range, pick_free_port
 
 if TYPE_CHECKING:
-    from ..parameters import ClusterParameters
+    from ...model.parameters import ClusterParameters
     from .backends import ClusterHandle
 
 STATUS_FILE_WAIT = 20.0
@@ -205,7 +199,7 @@ def site_settings(cluster: str, raw: Any, environ: Mapping[str, str]) -> tuple[s
 
 
 def _parameters(raw: Any, cluster_string: str) -> ClusterParameters:
-    from ..parameters import from_status_parameters
+    from ...model.parameters import from_status_parameters
 
     params = from_status_parameters({} if raw is None else raw)
     return params.model_copy(update={"cluster": cluster_string})
@@ -261,7 +255,7 @@ def _choose_ports(args: argparse.Namespace, address: str) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace, contents: dict[str, Any], status_file: StatusFile, stop: _StopSignal) -> int:
-    from ..parameters import ParameterError
+    from ...model.parameters import ParameterError
     from .backends import LaunchRequest, choose_backend
 
     if stop.received:  # during those imports

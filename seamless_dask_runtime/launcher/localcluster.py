@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import sizing
-from .dask_config import port_range_string
-from .parameters import ClusterParameters, FieldError, ParameterError
+from ..model import sizing
+from ..model.dask_config import port_range_string
+from ..model.parameters import ClusterParameters, FieldError, ParameterError
 
 # A local worker is a nanny and a worker process on this machine, and the local backend starts them all at once,
 # each importing Dask (about a CPU-second): many per CPU and the nannies' start-up times out (40 on 2 busy CPUs

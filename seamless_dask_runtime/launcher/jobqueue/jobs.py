@@ -2,7 +2,7 @@
 
 Each batch system's class only says how a job names itself and how it learns
 its CPU count; the mixin replaces dask-jobqueue's worker command with the
-runtime's own (:func:`seamless_dask_runtime.commands.worker_arguments`) and
+runtime's own (:func:`seamless_dask_runtime.model.commands.worker_arguments`) and
 puts the worker environment (:func:`worker_environment`) in the prologue.
 """
 

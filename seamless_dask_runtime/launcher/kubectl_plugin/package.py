@@ -1,10 +1,10 @@
 """The krew archive of ``kubectl sdc``, and its manifest from the repository's ``.krew.yaml``.
 
-    python -m seamless_dask_runtime.kubectl_plugin.package DIST --tag v0.1.0
+    python -m seamless_dask_runtime.launcher.kubectl_plugin.package DIST --tag v0.1.0
 
 writes ``DIST/kubectl-sdc.tar.gz`` (the plugin as one executable zip file that
 runs with any ``python3`` >= 3.10 and no packages: it needs only the standard
-library and :mod:`seamless_dask_runtime.identity`) and ``DIST/sdc.yaml``, the
+library and :mod:`seamless_dask_runtime.model.identity`) and ``DIST/sdc.yaml``, the
 krew manifest: ``.krew.yaml`` (krew-release-bot's template) with the tag, the
 archive's release URL and its sha256 filled in. The archive is byte-for-byte
 reproducible, so its sha256 depends on the source only.
@@ -22,12 +22,12 @@ import zipfile
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-RUNTIME = PACKAGE.parent
+RUNTIME = PACKAGE.parent.parent
 MANIFEST_TEMPLATE = RUNTIME.parent / ".krew.yaml"
 ARCHIVE = "kubectl-sdc.tar.gz"
 BINARY = "kubectl-sdc"
-SOURCES = ("__init__.py", "identity.py", "kubectl_plugin/__init__.py", "kubectl_plugin/cli.py",
-           "kubectl_plugin/kubectl.py", "kubectl_plugin/recipe.py", "kubectl_plugin/views.py")
+SOURCES = ("__init__.py", "model/__init__.py", "model/identity.py", "launcher/__init__.py",
+           *(f"launcher/kubectl_plugin/{name}.py" for name in ("__init__", "cli", "kubectl", "recipe", "views")))
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same source gives the same bytes
 
 
@@ -42,7 +42,7 @@ def zipapp_bytes() -> bytes:
             info.external_attr = 0o644 << 16
             archive.writestr(info, data)
 
-        add("__main__.py", b"from seamless_dask_runtime.kubectl_plugin.cli import run\n\nrun()\n")
+        add("__main__.py", b"from seamless_dask_runtime.launcher.kubectl_plugin.cli import run\n\nrun()\n")
         for source in SOURCES:
             add(f"seamless_dask_runtime/{source}", (RUNTIME / source).read_bytes())
     return buffer.getvalue()

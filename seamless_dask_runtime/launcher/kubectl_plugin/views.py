@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..identity import KIND, is_worker_of, scheduler_name, tls_secret_name
+from ...model.identity import KIND, is_worker_of, scheduler_name, tls_secret_name
 
 CA_FILE, CERT_FILE, KEY_FILE = "ca.pem", "tls.crt", "tls.key"  # the keys of the TLS Secret the operator keeps
 

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...activity import IdleTracker, scheduler_activity
-from ...parameters import ClusterParameters
-from ...status import ClusterStatus, Phase
+from ....activity import IdleTracker, scheduler_activity
+from ....model.parameters import ClusterParameters
+from ....model.status import ClusterStatus, Phase
 
 ACTIVITY_INTERVAL = 1.0
 
@@ -110,7 +110,7 @@ class OwnPortsHandle(ClusterHandle):
 
     def inject_runtime(self) -> None:
         # The scheduler logs here, in the launcher's log: a client or worker of other versions gets a WARNING line.
-        from ...version_route import log_version_skew
+        from ....version_route import log_version_skew
 
         log_version_skew(self.cluster)
 
@@ -121,7 +121,7 @@ class InjectingHandle(ClusterHandle):
     def inject_runtime(self) -> None:
         if self.request.params.pure_dask:
             return
-        from ...injection import inject_into_cluster
+        from ....injection import inject_into_cluster
 
         inject_into_cluster(self.cluster, self.request.params)
 

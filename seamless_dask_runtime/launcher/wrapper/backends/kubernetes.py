@@ -13,11 +13,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ... import sizing
-from ...kubernetes import DEFAULT_IMAGE, SeamlessDaskCluster, status_file_identity
-from ...parameters import ClusterParameters
-from ...status import ClusterStatus
-from ...worker_environment import worker_environment
+from ....kubernetes import DEFAULT_IMAGE, SeamlessDaskCluster, status_file_identity
+from ....model import sizing
+from ....model.parameters import ClusterParameters
+from ....model.status import ClusterStatus
+from ....model.worker_environment import worker_environment
 from .base import ClusterHandle, InjectingHandle, LaunchRequest
 
 

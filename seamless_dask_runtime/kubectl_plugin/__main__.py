@@ -1,5 +1,0 @@
-"""``python -m seamless_dask_runtime.kubectl_plugin`` is ``kubectl sdc``."""
-
-from .cli import run
-
-run()
