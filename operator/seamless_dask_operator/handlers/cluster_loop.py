@@ -154,9 +154,9 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
             if stopped or meta.get("deletionTimestamp") or (shared.live is not None and meta["uid"] not in shared.live):
                 break  # stopped, deleted, or gone (a finalizer removed by hand): its loop ends
             if state.apply_round_at is None and not waited_for_apply:
-                # Its create/resume round has not run yet (many clusters at once queue for the threads): the
-                # children this round would miss are not drift. One period more; then the round runs anyway,
-                # and repairs a cluster whose create kopf gave up on (its own patch refused, say).
+                # Its create/resume round has not run yet (many clusters at once queue for the threads). One
+                # period more; then the round runs anyway, as that round would (children it finds missing are
+                # not drift), and repairs a cluster whose create kopf gave up on (its own patch refused, say).
                 waited_for_apply = True
                 continue
             # Copied context: kopf.event() and the per-object logger find their queue, as in kopf's own threads.
@@ -174,7 +174,9 @@ def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: k
     patch = kopf.Patch()
     with _one_round(state.round_lock):
         try:
-            more = run_round("observe", body, meta, status, patch, memo, logger, indexes, spec_changed=False)
+            # Before the cluster's create/resume round has run in this process, this round stands in for it.
+            more = run_round("observe", body, meta, status, patch, memo, logger, indexes,
+                             spec_changed=state.apply_round_at is None)
         except kopf.TemporaryError as exc:
             logger.warning("round failed, again in %s s: %s", exc.delay, exc)
             return min(exc.delay or SETTINGS.reconcile_interval, SETTINGS.reconcile_interval)
