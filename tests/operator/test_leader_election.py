@@ -40,8 +40,11 @@ class Replica:
                "SEAMLESS_DASK_OPERATOR_POD_NAMESPACE": namespace, "SEAMLESS_DASK_OPERATOR_POD_NAME": name,
                "SEAMLESS_DASK_OPERATOR_METRICS_PORT": "0", "SEAMLESS_DASK_OPERATOR_DEPLOYMENT": deployment}
         self.proc = subprocess.Popen(
+            # This test's namespace only: clusters other tests left in namespaces being deleted would keep rounds
+            # in flight, and a leader with a round in flight lets its Lease expire instead of releasing it.
             [sys.executable, "-c", "from seamless_dask_operator.main import run; run()",
-             f"--liveness-port={free_port()}"], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+             f"--liveness-port={free_port()}", f"--namespace={namespace}"],
+            env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
         if self.proc.poll() is None:
