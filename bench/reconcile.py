@@ -93,6 +93,11 @@ class Result:
     idle_s: float = float("nan")
     idle_cpu: float = float("nan")
     idle_scheduler_calls: int = 0
+    # The idle window's last minute (when it is longer than one): steady clusters are asked less often the longer
+    # they stay steady (operator/.../decide/pacing.py), so this is the operator's settled cost.
+    settled_s: float = float("nan")
+    settled_cpu: float = float("nan")
+    settled_scheduler_calls: int = 0
     after_requests: int = 0  # between convergence and the end of the idle window
     pod_names_reused: int = 0  # pod names that had more than one uid (a pod made twice)
     note: str = ""
@@ -107,6 +112,9 @@ class Result:
 
     def per_cluster_min(self, count: float) -> float:
         return count / self.n / self.idle_s * 60 if self.idle_s else float("nan")
+
+
+SETTLED = 60.0
 
 
 def names_for(n: int) -> list[str]:
@@ -143,10 +151,16 @@ def run_one(op: Operator, n: int, scratch: Path, options: Options, timeout: floa
 
             # Idle: nothing changes; what does the operator still do?
             t_idle0, cpu_i0, calls0 = time.time(), cpu_seconds(pid), session.scheduler_calls()
-            time.sleep(idle)
+            settled = SETTLED if idle > SETTLED else 0.0
+            time.sleep(idle - settled)
+            t_settled, cpu_s0, calls_s0 = time.time(), cpu_seconds(pid), session.scheduler_calls()
+            time.sleep(settled)
             t_idle1, cpu_i1, calls1 = time.time(), cpu_seconds(pid), session.scheduler_calls()
         result.idle_s, result.idle_cpu = t_idle1 - t_idle0, cpu_i1 - cpu_i0
         result.idle_scheduler_calls = calls1 - calls0
+        if settled:
+            result.settled_s, result.settled_cpu = t_idle1 - t_settled, cpu_i1 - cpu_s0
+            result.settled_scheduler_calls = calls1 - calls_s0
         result.rss_idle_mb = memory_mb(pid, "VmRSS")
         result.rss_mb = max(result.rss_mb, memory_mb(pid))
         result.events = kube_events(session.api)
@@ -200,6 +214,9 @@ def print_details(r: Result) -> None:
           f"requests/cluster/min ({fmt_counter(r.idle) or 'none'}); CPU {r.idle_cpu / r.idle_s * 60:.2f} s/min; "
           f"scheduler HTTP calls {r.per_cluster_min(r.idle_scheduler_calls):.2f}/cluster/min; "
           f"requests after convergence {r.after_requests}")
+    if r.settled_s == r.settled_s:  # not NaN: the idle window was longer than its last minute
+        print(f"   settled (the idle window's last {r.settled_s:.0f} s): CPU {r.settled_cpu / r.settled_s * 60:.2f} "
+              f"s/min; scheduler HTTP calls {r.settled_scheduler_calls / r.n / r.settled_s * 60:.2f}/cluster/min")
     if r.note:
         print(f"   note: {r.note}")
 

@@ -30,6 +30,7 @@ from seamless_dask_operator.decide import (
     children_view,
     decide,
 )
+from seamless_dask_operator.decide.pacing import ADAPTIVE_CEILING, QUIET_CEILING, ceiling, next_follow_delay
 from seamless_dask_operator.pod_problems import PodProblem
 from seamless_dask_operator.resource import parse_spec
 
@@ -203,8 +204,10 @@ def test_nothing_written_when_nothing_changed() -> None:
 def test_no_second_write_while_the_scheduler_pod_appears() -> None:
     """Create round, then rounds before and after the watch shows its scheduler pod: one status, written once."""
     created = run(None, spec_changed=True, answers=SchedulerAnswers())
-    before_pod = run(None, service=True, answers=SchedulerAnswers(), old=created.status)
-    with_pod = run(None, scheduler(ready=False), service=True, answers=SchedulerAnswers(), old=before_pod.status)
+    # The create round pinned the image: the resource is at generation 2 from then on.
+    before_pod = run(None, service=True, answers=SchedulerAnswers(), old=created.status, generation=2)
+    with_pod = run(None, scheduler(ready=False), service=True, answers=SchedulerAnswers(), old=before_pod.status,
+                   generation=2)
     assert created.writes_status and not before_pod.writes_status and not with_pod.writes_status
     assert before_pod.creates_scheduler, "not in the index yet: made again (a 409 when it exists)"
     reasons = {c["type"]: c["reason"] for c in with_pod.status["conditions"]}
@@ -254,13 +257,24 @@ def test_the_round_the_pinned_image_starts_applies_no_child_again() -> None:
 def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
     refusal = Refusal(RefusalKind.REJECTED,
                       "the API server refused a child object (422): spec.containers[0].env[0].name: Invalid")
-    first = decide(REF, parse_spec(SPEC), Observation(refusal=refusal), {}, 5, NOW)
+    pinned = {**SPEC, "image": "example.org/seamless:1"}  # as after the create round
+    first = decide(REF, parse_spec(pinned), Observation(refusal=refusal), {}, 5, NOW)
     assert (first.status["phase"], first.status["reason"]) == ("Failed", "RejectedByAPI")
     assert "env[0].name" in first.status["message"] and acts(first) == {"events": ("RejectedByAPI",)}
-    waiting = run(None, scheduler(), old=first.status, generation=5, spec_changed=True)
+    waiting = run(pinned, scheduler(), old=first.status, generation=5, spec_changed=True)
     assert acts(waiting) == {} and not waiting.writes_status, "no retry of the same spec"
-    assert acts(run(None, old=first.status, generation=6, spec_changed=True,
+    assert acts(run(pinned, old=first.status, generation=6, spec_changed=True,
                     answers=SchedulerAnswers())) == {"apply": True, "scheduler": True, "create": (0, 1)}
+
+
+def test_a_refusal_in_the_round_that_pins_the_image_is_written_once() -> None:
+    """The pin makes the next generation: the Failed status says that one, and the next round has nothing to write
+    (it wrote the same Failed again with the new number, a second write tests caught)."""
+    refusal = Refusal(RefusalKind.REJECTED, "the API server refused a child object (422): Pod is invalid")
+    created = decide(REF, parse_spec(SPEC), Observation(refusal=refusal), {}, 1, NOW, spec_changed=True)
+    assert (created.status["phase"], created.status["observedGeneration"]) == ("Failed", 2)
+    after_pin = run({**SPEC, "image": "example.org/seamless:1"}, old=created.status, generation=2)
+    assert acts(after_pin) == {} and not after_pin.writes_status
 
 
 def test_kubectl_scale_on_an_adaptive_cluster_is_answered() -> None:
@@ -448,3 +462,47 @@ def test_a_scheduler_still_not_answering_is_no_new_status() -> None:
     assert again.status["message"] == first.status["message"] and "timed out" in again.status["message"]
     answering = run(None, *pods, old=again.status)
     assert next(c for c in answering.status["conditions"] if c["type"] == "SchedulerResponsive")["status"] == "True"
+
+
+def _steady_delays(spec: dict[str, Any] | None, fleet: int, rounds: int = 8, **kwargs: Any) -> list[float]:
+    """The follow delays of a cluster whose rounds see the same thing ``rounds`` times in a fleet of ``fleet``."""
+    cluster = parse_spec(SPEC if spec is None else spec)
+    pods = (scheduler(), *(worker(i) for i in range(cluster.options.replicas)))
+    old = run(spec, *pods).status
+    delays, delay = [], 5.0
+    for _ in range(rounds):
+        plan = run(spec, *pods, old=old)
+        delay = next_follow_delay(plan, retiring=False, previous=delay, base=5.0, limit=ceiling(cluster, fleet, 5.0))
+        delays.append(delay)
+    return delays
+
+
+def test_a_steady_cluster_is_asked_less_often_in_a_large_fleet_only() -> None:
+    """With 1,000 clusters a round every 5 s each is 200 rounds a second of an operator with nothing to do."""
+    assert _steady_delays(None, fleet=20) == [5.0] * 8, "a small fleet keeps its period"
+    assert _steady_delays(None, fleet=1000) == [10.0, 20.0, 40.0, 50.0, 50.0, 50.0, 50.0, 50.0]
+    assert max(_steady_delays(None, fleet=100_000)) == QUIET_CEILING
+
+
+def test_what_only_the_scheduler_says_is_still_asked_for_in_time() -> None:
+    adaptive = {"cores": 1, "workers": {"adaptive": True, "minimum": 1, "maximum": 4}}
+    assert max(_steady_delays(adaptive, fleet=1000)) == ADAPTIVE_CEILING, "new work starts workers within 10 s"
+    timeout = {**SPEC, "timeout": 600}  # idle for 30 s of it (IDLE)
+    assert max(_steady_delays(timeout, fleet=1000)) == 50.0
+    timeout = {**SPEC, "timeout": 60}
+    assert max(_steady_delays(timeout, fleet=1000)) == 15.0, "an idle timeout is seen within a quarter of it"
+
+
+def test_any_change_brings_the_period_back() -> None:
+    pods = (scheduler(), worker(0), worker(1))
+    steady = run(None, *pods, old=run(None, *pods).status)
+    assert next_follow_delay(steady, retiring=False, previous=40.0, base=5.0, limit=50.0) == 50.0
+    assert next_follow_delay(steady, retiring=True, previous=40.0, base=5.0, limit=50.0) == 5.0, "a retire in flight"
+    one_missing = run(None, scheduler(), worker(0), old=steady.status)
+    assert next_follow_delay(one_missing, retiring=False, previous=40.0, base=5.0, limit=50.0) == 5.0
+    not_ready = run(None, scheduler(), worker(0), worker(1, ready=False), old=steady.status)
+    assert next_follow_delay(not_ready, retiring=False, previous=40.0, base=5.0, limit=50.0) == 5.0
+    busy = run(None, *pods, old=steady.status, answers=BUSY)
+    assert busy.writes_status and next_follow_delay(busy, retiring=False, previous=40.0, base=5.0, limit=50.0) == 5.0
+    more = dataclasses.replace(steady, more=True)
+    assert next_follow_delay(more, retiring=False, previous=40.0, base=5.0, limit=50.0) == 0.0

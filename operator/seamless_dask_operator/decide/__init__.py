@@ -141,6 +141,11 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     """
     if isinstance(cluster, ParameterError):
         return failed(ref, str(cluster), INVALID_SPEC, old_status, generation, now)
+    pin = spec_changed and cluster.options.image_unset
+    if pin:
+        # The image this round writes into the spec makes the next generation, the spec this status describes: a
+        # status of the generation before would be written again by the next round for nothing but the number.
+        generation += 1
     if observation.refusal is not None:
         return refused(ref, observation.refusal, old_status, generation, now)
     if waiting_for_a_new_spec(old_status, generation):
@@ -189,7 +194,7 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         versions=observation.scheduler.versions,
     ), dict(old_status), timestamp(now))
 
-    actions: list[Action] = [PinImage(cluster.options.image)] if spec_changed and cluster.options.image_unset else []
+    actions: list[Action] = [PinImage(cluster.options.image)] if pin else []
     actions += children.actions
     if scheduler.adopt is not None:
         actions.append(scheduler.adopt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import threading
 import time
@@ -25,6 +26,8 @@ from .. import kube, metrics
 from ..api_client import API_FAILURES
 from ..builders import ClusterRef, operator_peer
 from ..decide import Observation, decide
+from ..decide.pacing import ceiling, next_follow_delay
+from ..decide.plan import Plan
 from ..resource import ClusterSpec, parse_spec
 from ..settings import SETTINGS
 from .executing import Execution
@@ -67,12 +70,13 @@ def cluster_ref(meta: kopf.Meta) -> ClusterRef:
 
 def run_round(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
               memo: kopf.Memo, logger: kopf.Logger, indexes: Indexes, *, spec_changed: bool,
-              edited: frozenset[str] = frozenset()) -> bool:
-    """One round; True when it left work for a round that should follow at once (a batch cut short)."""
+              edited: frozenset[str] = frozenset()) -> tuple[Plan, ClusterSpec | ParameterError] | None:
+    """One round: the plan carried out (``more``: it left work for a round that should follow at once) and the
+    spec it read; None when the cluster is no longer served."""
     metrics.RECONCILES.labels(handler).inc()
     ref, shared, state = cluster_ref(meta), operator_memo(memo), cluster_memo(memo)
     if ref.uid in shared.orphaned:
-        return False
+        return None
     cluster: ClusterSpec | ParameterError
     try:
         cluster = parse_spec(body.get("spec") or {}, SETTINGS.pod_policy, name=ref.name, defaults=SETTINGS.defaults)
@@ -90,27 +94,34 @@ def run_round(handler: str, body: kopf.Body, meta: kopf.Meta, status: kopf.Statu
     refusal = execution.run(plan)
     if refusal is not None:
         # The same round decides what the refusal means (Failed, said once), and reports it.
-        execution.run(plan_for(Observation(pods=observation.pods, refusal=refusal,
-                                           last_posted=dict(state.last_posted))))
-        return False
-    return bool(plan.more)
+        plan = plan_for(Observation(pods=observation.pods, refusal=refusal, last_posted=dict(state.last_posted)))
+        execution.run(plan)
+        return dataclasses.replace(plan, more=False), cluster
+    return plan, cluster
 
 
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
 @kopf.on.resume(*RESOURCE)
 def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
-                  logger: kopf.Logger, diff: kopf.Diff, **kwargs: Any) -> None:
+                  logger: kopf.Logger, diff: kopf.Diff, reason: str, **kwargs: Any) -> None:
     """The spec is new or changed (or the operator restarted): apply the children, then a full round."""
     state = cluster_memo(memo)
     with _one_round(state.round_lock):
-        more = run_round("apply", body, meta, status, patch, memo, logger, Indexes.of(kwargs),
+        if reason == kopf.Reason.RESUME and state.stood_in:
+            # After a restart the daemon's round got to this cluster first and did this round's work: the spec is
+            # the one it read (an edit since would be an update, not a resume).
+            state.apply_round_at = time.monotonic()
+            return
+        done = run_round("apply", body, meta, status, patch, memo, logger, Indexes.of(kwargs),
                          spec_changed=True, edited=edited_fields(diff))
         state.apply_round_at = time.monotonic()
     shared = operator_memo(memo)
     wake = shared.wakers.get((meta["namespace"], meta["name"]))
-    if more and wake is not None and shared.loop is not None:
-        # The batch was cut short: the daemon follows at once. It waits on kopf's event loop; this is a thread.
+    more = done is not None and done[0].more
+    if (more or state.follow_delay > SETTINGS.reconcile_interval) and wake is not None and shared.loop is not None:
+        # The batch was cut short, or the daemon waits long (a steady cluster): it follows at once. It waits on
+        # kopf's event loop; this is a thread.
         shared.loop.call_soon_threadsafe(wake.set)
 
 
@@ -170,20 +181,35 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
 
 def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo, state: ClusterMemo,
                   logger: kopf.Logger, indexes: Indexes) -> float:
-    """One round, its status written; the seconds until the next one (sooner after a failure kopf would retry)."""
-    patch = kopf.Patch()
+    """One round, its status written; the seconds until the next one (sooner after a failure kopf would retry,
+    later while the cluster stays steady: :mod:`..decide.pacing`)."""
     with _one_round(state.round_lock):
+        state.follow_delay = _follow_round_locked(body, meta, status, memo, state, logger, indexes)
+        return state.follow_delay
+
+
+def _follow_round_locked(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo, state: ClusterMemo,
+                         logger: kopf.Logger, indexes: Indexes) -> float:
+    patch = kopf.Patch()
+    base = SETTINGS.reconcile_interval
+    standing_in = state.apply_round_at is None
+    try:
+        # Before the cluster's create/resume round has run in this process, this round stands in for it.
+        done = run_round("observe", body, meta, status, patch, memo, logger, indexes, spec_changed=standing_in)
+    except kopf.TemporaryError as exc:
+        logger.warning("round failed, again in %s s: %s", exc.delay, exc)
+        return min(exc.delay or base, base)
+    if done is None:
+        return base
+    plan, cluster = done
+    state.stood_in = state.stood_in or standing_in
+    if patch.status:
         try:
-            # Before the cluster's create/resume round has run in this process, this round stands in for it.
-            more = run_round("observe", body, meta, status, patch, memo, logger, indexes,
-                             spec_changed=state.apply_round_at is None)
-        except kopf.TemporaryError as exc:
-            logger.warning("round failed, again in %s s: %s", exc.delay, exc)
-            return min(exc.delay or SETTINGS.reconcile_interval, SETTINGS.reconcile_interval)
-        if patch.status:
-            try:
-                kube.patch_status(cluster_ref(meta), dict(patch.status))
-            except API_FAILURES as exc:
-                state.written_status = None  # not written after all: the next round writes it again
-                logger.warning("status not written, again in %s s: %s", SETTINGS.reconcile_interval, exc)
-    return 0.0 if more else SETTINGS.reconcile_interval
+            kube.patch_status(cluster_ref(meta), dict(patch.status))
+        except API_FAILURES as exc:
+            state.written_status = None  # not written after all: the next round writes it again
+            logger.warning("status not written, again in %s s: %s", base, exc)
+            return base
+    live = operator_memo(memo).live
+    return next_follow_delay(plan, retiring=state.retiring is not None, previous=state.follow_delay, base=base,
+                             limit=ceiling(cluster, len(live) if live is not None else 1, base))

@@ -72,6 +72,8 @@ class ClusterMemo:
     service_applied: tuple[float, str, ChildrenView] | None = None  # (when, uid, view) of the Service it applied
     written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote
     versions_asked_at: float = float("-inf")  # time.monotonic() the scheduler was last asked for its versions
+    follow_delay: float = 0.0  # seconds the daemon waits before its next round (decide/pacing.py)
+    stood_in: bool = False  # a follow round did the create/resume round's work before that round ran
 
 
 def operator_memo(memo: kopf.Memo) -> OperatorMemo:

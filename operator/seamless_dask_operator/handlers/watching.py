@@ -110,10 +110,12 @@ class Indexes:
 
 
 @kopf.on.event("v1", "pods", labels=OURS)
-async def pod_changed(type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    """A pod of ours changed (bound, Ready, failed, deleted): its cluster's round runs now, not a period later.
+@kopf.on.event("v1", "services", labels=OURS)
+async def child_changed(type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    """A pod of ours changed (bound, Ready, failed, deleted), or a scheduler Service (edited, deleted): its
+    cluster's round runs now, not a period later (a steady cluster's period is long: decide/pacing.py).
 
-    Pods the operator creates (ADDED) and the initial listing (None) wake nothing: the round that made them
+    Objects the operator creates (ADDED) and the initial listing (None) wake nothing: the round that made them
     knows.
     """
     if type not in ("MODIFIED", "DELETED"):
