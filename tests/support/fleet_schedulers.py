@@ -130,7 +130,9 @@ class SchedulerBook:
             if method == "GET" and path == "/api/v1/seamless/idle":
                 if self.busy:
                     return 200, {"clients": 1, "tasks": 0, "workers": len(book.workers), "idle_since": None}
-                return 200, {"clients": 0, "tasks": 0, "workers": len(book.workers), "idle_since": scheduler.since}
+                # As our scheduler route answers (seamless_dask_runtime/http_routes.py): how long, on its own clock.
+                return 200, {"clients": 0, "tasks": 0, "workers": len(book.workers), "idle_since": scheduler.since,
+                             "idle_for": max(0.0, time.time() - scheduler.since)}
             if method == "POST" and path == "/api/v1/retire_workers":
                 return 200, self._retire(book, json.loads(body or b"{}"))
             return 404, {"error": f"no route {method} {path}"}

@@ -506,3 +506,15 @@ def test_any_change_brings_the_period_back() -> None:
     assert busy.writes_status and next_follow_delay(busy, retiring=False, previous=40.0, base=5.0, limit=50.0) == 5.0
     more = dataclasses.replace(steady, more=True)
     assert next_follow_delay(more, retiring=False, previous=40.0, base=5.0, limit=50.0) == 0.0
+
+
+def test_one_idle_period_asked_twice_is_one_last_activity() -> None:
+    """The answer's age differs from round to round: idle since 07:59:29.999 and, a round later, since 07:59:30.004
+    are one moment, not a status write (they were one write in a hundred rounds; 50 in a fleet's idle minutes)."""
+    pods = (scheduler(), worker(0), worker(1))
+    first = run(None, *pods, answers=SchedulerAnswers(reachable=True, busy=False, idle_for=30.001))
+    assert first.status["lastActivity"] == "2027-01-15T07:59:29Z"
+    again = run(None, *pods, old=first.status, answers=SchedulerAnswers(reachable=True, busy=False, idle_for=29.996))
+    assert not again.writes_status and again.status["lastActivity"] == "2027-01-15T07:59:29Z"
+    later = run(None, *pods, old=first.status, answers=SchedulerAnswers(reachable=True, busy=False, idle_for=20.0))
+    assert later.writes_status and later.status["lastActivity"] == "2027-01-15T07:59:40Z", "a new idle period"

@@ -154,7 +154,7 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
     children = decide_children(ref, cluster, observation.children, spec_changed, operator_peer)
     scheduler = decide_scheduler(ref, cluster, observation, edited)
     workers = decide_workers(ref, cluster, observation)
-    idle = decide_idleness(cluster.params, observation.scheduler, now)
+    idle = decide_idleness(cluster.params, observation.scheduler, now, old_status.get("lastActivity"))
 
     notices = [*children.notices, *scheduler.notices, *workers.notices, *idle.notices]
     overridden = memory_overridden(cluster)

@@ -15,7 +15,7 @@ from seamless_dask_runtime.model.parameters import ClusterParameters
 
 from .notices import Notice
 from .observation import SchedulerAnswers
-from .status import timestamp
+from .status import parse_timestamp, timestamp
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,21 @@ class Idleness:
     notices: tuple[Notice, ...] = ()
 
 
-def decide_idleness(params: ClusterParameters, answers: SchedulerAnswers, now: float) -> Idleness:
+# One idle period asked about twice gives two moments a few milliseconds apart (the answer's age differs): within
+# this many seconds of the one already reported it is the same moment, not a new status to write.
+SAME_MOMENT = 2.0
+
+
+def decide_idleness(params: ClusterParameters, answers: SchedulerAnswers, now: float,
+                    reported: str | None = None) -> Idleness:
+    """``reported``: the ``lastActivity`` in the status now."""
     if answers.busy:
         return Idleness(last_activity=timestamp(now))
     if answers.idle_for is None:
         return Idleness()
-    last_activity = timestamp(now - answers.idle_for)
+    since = now - answers.idle_for
+    last_activity = reported if reported is not None and abs(parse_timestamp(reported) - since) <= SAME_MOMENT \
+        else timestamp(since)
     if params.timeout is not None and answers.idle_for >= params.timeout:
         return Idleness(last_activity, True,
                         (Notice("Normal", "IdleTimeout", f"idle for {params.timeout:g} s: deleting the cluster"),))

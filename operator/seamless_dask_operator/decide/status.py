@@ -17,6 +17,14 @@ def timestamp(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_timestamp(stamp: str) -> float:
+    """Seconds since the epoch of a :func:`timestamp` (-inf for anything else: never the same moment)."""
+    try:
+        return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
+    except (TypeError, ValueError):
+        return float("-inf")
+
+
 @dataclass(frozen=True)
 class Observed:
     """What the operator saw this round."""
