@@ -10,5 +10,10 @@
 ``kopf run -m seamless_dask_operator.handlers`` runs them (the operator's ``main`` does the same).
 """
 
-from .. import api_client  # noqa: F401  (kopf's login: the operator's own calls use its credentials)
+from .. import (
+    api_client,  # noqa: F401  (kopf's login: the operator's own calls use its credentials)
+    kopf_toggles,
+)
 from . import cluster_loop, lifecycle, watching  # noqa: F401  (registers the handlers)
+
+kopf_toggles.install()  # before any watch starts: a restart's listing would wake every object for every object
