@@ -81,6 +81,7 @@ def test_scheduler_answers_follow_the_pods_the_stand_in_runs() -> None:
     assert [w["name"] for w in workers["workers"]] == ["c1-worker-0", "c1-worker-1"]  # its own cluster's only
     status, idle = book.answer("127.64.0.2", "GET", "/api/v1/seamless/idle", b"")
     assert idle["clients"] == 0 and idle["workers"] == 2 and isinstance(idle["idle_since"], float)
+    assert idle["idle_for"] >= 0
 
     address = workers["workers"][1]["address"]
     _, retired = book.answer("127.64.0.2", "POST", "/api/v1/retire_workers",
@@ -225,7 +226,8 @@ def test_a_scheduler_pod_answers_the_operator_at_its_address_with_its_ready_work
     api = SchedulerAPI(f"http://{scheduler_ip}:{fleet.dask_port}", timeout=5)
     assert sorted(api.worker_names()) == ["answers-worker-0", "answers-worker-1"]
     busy, idle_for = api.idle_for()
-    assert busy is False and idle_for is None  # idle, and (as today's route) says since when, not for how long
+    # Idle, and (as our scheduler route) for how long on its own clock: since its pod went Running, moments ago.
+    assert busy is False and idle_for is not None and 0 <= idle_for < 600
     assert api.retire(1, timeout=5) == ["answers-worker-0"]
     assert api.worker_names() == ["answers-worker-1"]
     core.delete_namespaced_pod("answers-worker-1", namespace)
