@@ -57,9 +57,9 @@ class ForeignObject(RuntimeError):
                          f"rename the cluster, or delete that {kind} if it is a leftover of yours")
         self.kind, self.namespace, self.name, self.meta = kind, namespace, name, meta or {}
 
-    def cluster_owners(self) -> list[str]:
-        """The uids of the SeamlessDaskClusters that own the object (a former incarnation of this name, say)."""
-        return [o.get("uid") for o in self.meta.get("ownerReferences") or []
+    def cluster_owners(self) -> list[tuple[str, str]]:
+        """(uid, name) of the SeamlessDaskClusters that own the object (a former incarnation of this name, say)."""
+        return [(o.get("uid", ""), o.get("name", "")) for o in self.meta.get("ownerReferences") or []
                 if o.get("kind") == "SeamlessDaskCluster" and o.get("apiVersion", "").startswith(f"{GROUP}/")]
 
 

@@ -117,9 +117,10 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
                          spec_changed=True, edited=edited_fields(diff))
         state.apply_round_at = time.monotonic()
     shared = operator_memo(memo)
-    wake = shared.wakers.get((meta["namespace"], meta["name"]))
+    uid, wake = shared.wakers.get((meta["namespace"], meta["name"]), (None, None))
     more = done is not None and done[0].more
-    if (more or state.follow_delay > SETTINGS.reconcile_interval) and wake is not None and shared.loop is not None:
+    if (more or state.follow_delay > SETTINGS.reconcile_interval) and wake is not None and uid == meta["uid"] \
+            and shared.loop is not None:
         # The batch was cut short, or the daemon waits long (a steady cluster): it follows at once. It waits on
         # kopf's event loop; this is a thread.
         shared.loop.call_soon_threadsafe(wake.set)
@@ -152,7 +153,8 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
     """
     key = (meta["namespace"], meta["name"])
     shared, state = operator_memo(memo), cluster_memo(memo)
-    wake = shared.wakers[key] = asyncio.Event()
+    wake = asyncio.Event()
+    shared.wakers[key] = (meta["uid"], wake)
     indexes = Indexes.of(kwargs)
     loop = shared.loop = asyncio.get_running_loop()
     try:
@@ -175,7 +177,7 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
                                     state, logger, indexes)
             delay = await loop.run_in_executor(shared.executor, run)
     finally:
-        if shared.wakers.get(key) is wake:
+        if shared.wakers.get(key, (None, None))[1] is wake:
             del shared.wakers[key]
 
 

@@ -96,7 +96,10 @@ class Execution:
             return Refusal(kind, message)
         except kube.ForeignObject as exc:
             owners = exc.cluster_owners()
-            if owners and all(self.gone(uid) for uid in owners):
+            # Gone: not in the index of live clusters, or a former cluster of this one's name (a name is one object's
+            # at a time: this one holds it now, which the index, a watch behind, may not show yet).
+            if owners and all(self.gone(uid) or (name == self.ref.name and uid != self.ref.uid)
+                              for uid, name in owners):
                 # A leftover of a former SeamlessDaskCluster of this name (deleted and made again): garbage; not a
                 # clash of names. Removed now, not when garbage collection gets to it.
                 kube.delete_leftover(exc)

@@ -31,9 +31,9 @@ class OperatorMemo:
     executor: Executor | None = None  # kopf's handler threads, where the daemons' rounds run too
     retirer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=RETIRE_THREADS, thread_name_prefix="retire"))
-    # A pod's event finds its cluster's daemon here, to wake it: (namespace, name) -> its event, set on ``loop``
-    # (kopf's event loop, where the daemons wait).
-    wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    # A child's event finds its cluster's daemon here, to wake it: (namespace, name) -> the cluster's uid and its
+    # daemon's event, set on ``loop`` (kopf's event loop, where the daemons wait).
+    wakers: dict[tuple[str, str], tuple[str, asyncio.Event]] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
     # Resources whose CRD is being deleted: kopf no longer serves them, yet a round may still be under way, which
     # would make the children again; a round of one of these does nothing.

@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.model.identity import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from seamless_dask_runtime.model.identity import CLUSTER_LABEL, KIND, MANAGED_BY, MANAGED_BY_LABEL
 
 from ..builders.objects import container_signature
 from ..decide import children_view
@@ -111,7 +111,8 @@ class Indexes:
 
 @kopf.on.event("v1", "pods", labels=OURS)
 @kopf.on.event("v1", "services", labels=OURS)
-async def child_changed(type: str, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def child_changed(type: str, namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
+                        **_: Any) -> None:
     """A pod of ours changed (bound, Ready, failed, deleted), or a scheduler Service (edited, deleted): its
     cluster's round runs now, not a period later (a steady cluster's period is long: decide/pacing.py).
 
@@ -120,6 +121,9 @@ async def child_changed(type: str, namespace: str | None, labels: kopf.Labels, m
     """
     if type not in ("MODIFIED", "DELETED"):
         return
-    wake = operator_memo(memo).wakers.get((namespace or "", labels[CLUSTER_LABEL]))
-    if wake is not None:
+    uid, wake = operator_memo(memo).wakers.get((namespace or "", labels[CLUSTER_LABEL]), (None, None))
+    clusters = [o.get("uid") for o in body["metadata"].get("ownerReferences") or [] if o.get("kind") == KIND]
+    if wake is not None and (not clusters or uid in clusters):
+        # Not for the children of a former cluster of this name (deleted and made again): woken by their
+        # deletion, the new one's first round would run before its create round, while they still exist.
         wake.set()
