@@ -26,6 +26,7 @@ from seamless_dask_operator.decide import (
     Refusal,
     RefusalKind,
     Retire,
+    RetireOutcome,
     SchedulerAnswers,
     children_view,
     decide,
@@ -518,3 +519,13 @@ def test_one_idle_period_asked_twice_is_one_last_activity() -> None:
     assert not again.writes_status and again.status["lastActivity"] == "2027-01-15T07:59:29Z"
     later = run(None, *pods, old=first.status, answers=SchedulerAnswers(reachable=True, busy=False, idle_for=20.0))
     assert later.writes_status and later.status["lastActivity"] == "2027-01-15T07:59:40Z", "a new idle period"
+
+
+def test_a_retired_worker_goes_before_its_replacement_is_made() -> None:
+    """Rollout (surge 1): the round that collects a retired old worker deletes its pod before it creates the next
+    new one, so the API never shows two pods beyond the count."""
+    retired = RetireOutcome(Retire(count=0, names=("c-worker-0",), timeout=60), retired=("c-worker-0",))
+    pods = (scheduler(template=SCHEDULER_HASH), worker(0, template="old"), worker(1, template="old"), worker(2))
+    plan = decide(REF, parse_spec(SPEC), Observation(pods=pods, scheduler=IDLE, retire_outcome=retired), {}, 1, NOW)
+    pod_actions = [(type(a).__name__, a.name) for a in plan.actions if isinstance(a, (CreatePod, DeletePod))]
+    assert pod_actions == [("DeletePod", "c-worker-0"), ("CreatePod", "c-worker-3")]

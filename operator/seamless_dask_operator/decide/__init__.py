@@ -200,8 +200,11 @@ def decide(ref: ClusterRef, cluster: ClusterSpec | ParameterError, observation: 
         actions.append(scheduler.adopt)
     if scheduler.create is not None:
         actions.append(scheduler.create)
+    # A worker pod deleted here is retired, finished or never ready: it serves nothing, and going first keeps a
+    # rollout within one pod beyond the count even as the API shows it.
+    actions += [DeletePod(name) for name in workers.delete]
     actions += workers.create
-    actions += [DeletePod(name) for name in (*scheduler.delete, *workers.delete)]
+    actions += [DeletePod(name) for name in scheduler.delete]
     if scheduler.promote is not None:
         actions.append(scheduler.promote)
     if workers.retire is not None:
