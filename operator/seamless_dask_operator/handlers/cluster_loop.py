@@ -132,14 +132,14 @@ WAKE_DEBOUNCE = 0.3
 AFTER_APPLY = 1.0
 
 
-async def _woken_or_due(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> bool:
-    """Wait for the interval, a pod change or the stop; True when a pod change woke it."""
-    waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
+async def _woken_or_due(wake: asyncio.Event, timeout: float) -> bool:
+    """Wait for the interval or a pod change; True when a pod change woke it.
+
+    It makes no task of its own (waiting on ``stopped`` too took three per cluster, 4,000 tasks for 1,000 idle
+    clusters): kopf ends a stopped daemon by cancelling it, which :func:`follow_cluster` takes as its end."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await wake.wait()
     return wake.is_set()
 
 
@@ -161,7 +161,7 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
         delay = SETTINGS.reconcile_interval  # the create/resume round has just run
         waited_for_apply = False
         while not stopped:
-            if await _woken_or_due(wake, stopped, delay):
+            if await _woken_or_due(wake, delay):
                 await asyncio.sleep(max(WAKE_DEBOUNCE, (state.apply_round_at or 0.0) + AFTER_APPLY - time.monotonic()))
             wake.clear()
             if stopped or meta.get("deletionTimestamp") or (shared.live is not None and meta["uid"] not in shared.live):
@@ -176,6 +176,10 @@ async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, 
             run = functools.partial(contextvars.copy_context().run, _follow_round, body, meta, status, memo,
                                     state, logger, indexes)
             delay = await loop.run_in_executor(shared.executor, run)
+    except asyncio.CancelledError:
+        if stopped:
+            return  # kopf stops a daemon (its cluster deleted, the operator stopping) by cancelling it: not an error
+        raise
     finally:
         if shared.wakers.get(key, (None, None))[1] is wake:
             del shared.wakers[key]
