@@ -2,7 +2,8 @@
 
 ``python bench/operator_census.py OUT.jsonl [operator arguments]`` runs the operator's ``main.run()`` in this
 process and appends one JSON line per census to OUT: resident memory, Python's allocated blocks, the number
-of objects the garbage collector tracks and the most common types among them, asyncio tasks, and the events
+of objects the garbage collector tracks, the most common types among them (and the types holding most
+memory, shallow sizes; the most numerous functions and coroutines by name), asyncio tasks, and the events
 waiting in asyncio queues (kopf queues each object's watch events: a backlog holds whole bodies). With
 ``CENSUS_TRACEMALLOC=1`` also the 15 source lines holding most memory (slower: every allocation is traced).
 With ``CENSUS_TRIM=1`` each census then asks glibc to give free heap memory back (``malloc_trim(0)``) and
@@ -43,11 +44,20 @@ def census(out: Path, traced: bool, trim: bool) -> None:
         objects = gc.get_objects()
         types = collections.Counter(type(o).__name__ for o in objects)
         queued = sum(o.qsize() for o in objects if isinstance(o, asyncio.Queue))
+        # What the most numerous callables and coroutines are (closures made per object stay as functions).
+        functions = collections.Counter(f"{o.__module__}.{o.__qualname__}" for o in objects
+                                        if type(o).__name__ == "function")
+        coroutines = collections.Counter(o.cr_code.co_qualname for o in objects if type(o).__name__ == "coroutine")
+        shallow: collections.Counter[str] = collections.Counter()
+        for o in objects:
+            shallow[type(o).__name__] += sys.getsizeof(o)
         tasks = types.get("Task", 0)
         del objects
         line = {"time": time.time(), "rss_mb": round(_rss_mb("VmRSS"), 1), "hwm_mb": round(_rss_mb("VmHWM"), 1),
                 "blocks": sys.getallocatedblocks(), "tracked": sum(types.values()), "tasks": tasks,
-                "queued_events": queued, "types": types.most_common(12)}
+                "queued_events": queued, "types": types.most_common(12),
+                "functions": functions.most_common(8), "coroutines": coroutines.most_common(8),
+                "shallow_mb": [(name, round(size / 2**20, 1)) for name, size in shallow.most_common(12)]}
         if traced:
             snapshot = tracemalloc.take_snapshot()
             line["traced_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)

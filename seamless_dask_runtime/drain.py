@@ -72,15 +72,21 @@ async def retire_worker(nanny: Any, budget: float) -> bool:
                 log.info("Worker %s is not registered with the scheduler: nothing to retire", address)
                 return False
         except (asyncio.TimeoutError, OSError) as exc:
+            if isinstance(exc, asyncio.TimeoutError) and time.monotonic() >= deadline:
+                return _results_lost(address, budget)  # the budget ran out during a call (a slow scheduler)
             log.warning("Worker %s could not be retired within %.0f s (%r)", address, budget, exc)
             return False
         except Exception as exc:  # the scheduler's own error: a later call may succeed
             log.warning("Retiring worker %s failed (%r); trying again", address, exc)
         if deadline - time.monotonic() < RETRY_INTERVAL:
-            log.warning("No other worker took the results of %s within %.0f s: they are lost", address, budget)
-            return False
+            return _results_lost(address, budget)
         # Workers stopped together retry apart, so that one can take another's results.
         await asyncio.sleep(RETRY_INTERVAL * random.uniform(0.5, 1.5))
+
+
+def _results_lost(address: str, budget: float) -> bool:
+    log.warning("No other worker took the results of %s within %.0f s: they are lost", address, budget)
+    return False
 
 
 async def _drain(budget: float) -> None:

@@ -134,7 +134,8 @@ def test_with_nowhere_to_go_the_worker_still_stops_within_its_grace_period(proce
         assert _exit_code(stopped, budget + CLOSE_MARGIN) == 0, processes.log("stopped")
         assert budget - 1 <= time.monotonic() - started < budget + CLOSE_MARGIN
         wait_for(lambda: all(f.status != "finished" for f in futures), 30, description="results lost")
-    assert "No other worker took the results" in processes.log("stopped")
+    log = processes.log("stopped")
+    assert "No other worker took the results" in log, log
 
 
 def test_plain_dask_worker_loses_them(processes: Processes) -> None:
