@@ -41,6 +41,21 @@ def test_nothing_is_made_for_a_resource_gone_without_its_finalizer(operator: Any
     assert made_after == [], f"pods made for a resource that is gone: {made_after}"
 
 
+def _described(clusters: Clusters, networking: client.NetworkingV1Api, uid: str) -> str:
+    """What a failure needs to be understood: the status, who owns each child, the pods, the Events."""
+    def owners(read: Any) -> Any:
+        try:
+            return [o.uid for o in read("phoenix-scheduler", clusters.namespace).metadata.owner_references or []]
+        except client.exceptions.ApiException as exc:
+            return exc.status
+    pods = [(p.metadata.name, [o.uid for o in p.metadata.owner_references or []], p.metadata.deletion_timestamp)
+            for p in clusters.core.list_namespaced_pod(clusters.namespace).items]
+    events = [(e.reason, e.message) for e in clusters.events("phoenix")][-10:]
+    return (f"cluster uid {uid}; status {clusters.status('phoenix')}; Service owners "
+            f"{owners(clusters.core.read_namespaced_service)}; NetworkPolicy owners "
+            f"{owners(networking.read_namespaced_network_policy)}; pods {pods}; last Events {events}")
+
+
 def test_one_name_made_and_deleted_100_times_ends_in_one_healthy_cluster(operator: Any, clusters: Clusters) -> None:
     networking = client.NetworkingV1Api(clusters.custom.api_client)
     for _ in range(100):
@@ -60,8 +75,12 @@ def test_one_name_made_and_deleted_100_times_ends_in_one_healthy_cluster(operato
                 and sorted(p.metadata.name for p in pods) == ["phoenix-scheduler", "phoenix-worker-0",
                                                               "phoenix-worker-1"])
 
-    wait_for(healthy, timeout=90, interval=0.5, description="the last incarnation healthy, all its children",
-             ignore=(client.exceptions.ApiException,))
+    try:
+        wait_for(healthy, timeout=90, interval=0.5, description="the last incarnation healthy, all its children",
+                 ignore=(client.exceptions.ApiException,))
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_described(clusters, networking, uid)}") from None
+
     time.sleep(5)  # and it stays so (no flipping to Failed)
     assert healthy() and clusters.status("phoenix")["phase"] != "Failed"
     assert not [e for e in clusters.events("phoenix") if e.reason == "NameClash"

@@ -252,7 +252,7 @@ def test_the_round_the_pinned_image_starts_applies_no_child_again() -> None:
     edited = parse_spec({**SPEC, "scheduler": {"allowFrom": [{"podSelector": {"matchLabels": {"app": "x"}}}]}})
     third = decide(REF, edited, Observation(pods=pods, children=children_view(created.manifest)), {}, 3, NOW,
                    spec_changed=True, edited=frozenset({"scheduler.allowFrom"}))
-    assert [a.manifest["kind"] for a in third.of(ApplyChild)] == ["Service", "NetworkPolicy", "PodDisruptionBudget"]
+    assert [a.manifest["kind"] for a in third.of(ApplyChild)] == ["NetworkPolicy", "PodDisruptionBudget", "Service"]
 
 
 def test_refused_by_the_api_fails_once_and_waits_for_a_new_spec() -> None:
@@ -529,3 +529,12 @@ def test_a_retired_worker_goes_before_its_replacement_is_made() -> None:
     plan = decide(REF, parse_spec(SPEC), Observation(pods=pods, scheduler=IDLE, retire_outcome=retired), {}, 1, NOW)
     pod_actions = [(type(a).__name__, a.name) for a in plan.actions if isinstance(a, (CreatePod, DeletePod))]
     assert pod_actions == [("DeletePod", "c-worker-0"), ("CreatePod", "c-worker-3")]
+
+
+def test_the_service_is_applied_last_so_that_it_proves_the_others_were() -> None:
+    """A create round cut short after the Service (a leftover NetworkPolicy of a former cluster of this name) is
+    retried; the retry finds the Service of this spec's hash and applies nothing more: had the Service gone first,
+    the NetworkPolicy would never have been made."""
+    plan = run(None, spec_changed=True, answers=SchedulerAnswers())
+    kinds = [a.manifest["kind"] for a in plan.of(ApplyChild)]
+    assert kinds[-1] == "Service" and {"NetworkPolicy", "PodDisruptionBudget"} <= set(kinds[:-1])

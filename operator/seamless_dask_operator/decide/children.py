@@ -1,7 +1,8 @@
 """The children applied as a whole: the scheduler's Service and NetworkPolicy, and the TLS Secret (pure).
 
 They are applied when the spec is new or changed, and again when someone deleted or edited the
-Service by hand (drift; server-side apply restores our fields).
+Service by hand (drift; server-side apply restores our fields). The Service is applied last: a Service of
+the current spec's hash means all of them were.
 """
 
 from __future__ import annotations
@@ -57,5 +58,8 @@ def decide_children(ref: ClusterRef, cluster: ClusterSpec, children: ChildrenVie
         return ChildrenDecision()
     tls: tuple[EnsureTlsSecret, ...] = (EnsureTlsSecret(),) if cluster.options.tls else ()
     service_ours = children is not None and children.service is not None
-    applied = tuple(ApplyChild(obj, ours=service_ours and obj["kind"] == "Service") for obj in wanted)
+    # The Service goes last: found with this spec's hash, it proves the others were applied too (a round cut short
+    # after the Service, by a leftover of a former cluster of this name, left the NetworkPolicy unmade for good).
+    last_the_service = sorted(wanted, key=lambda obj: obj["kind"] == "Service")
+    applied = tuple(ApplyChild(obj, ours=service_ours and obj["kind"] == "Service") for obj in last_the_service)
     return ChildrenDecision(actions=(*tls, *applied), notices=notices)
