@@ -48,20 +48,40 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def _services_cpu(home: Any) -> float:
-    """CPU seconds of the services so far: hashserver, database, the wrapper and every process under it."""
+def _role(service: str, depth: int, pid: int) -> str:
+    """Which part of the stack a process is: a service, or under the daskserver (the wrapper, whose process
+    holds the scheduler and the nannies), a Dask worker, a Seamless pool process, multiprocessing's helper."""
+    if service != "daskserver":
+        return service
+    if depth == 0:
+        return "wrapper"
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        command = b""
+    if b"resource_tracker" in command or b"forkserver" in command:
+        return "mp helper"
+    return "dask worker" if depth == 1 else "seamless pool"
+
+
+def _services_cpu(home: Any) -> dict[str, float]:
+    """CPU seconds of the services so far, by part: hashserver, database, the wrapper and each kind of process
+    under it."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
         except (OSError, ValueError, IndexError):
             continue
-    todo, total = list(service_pids(home).values()), 0.0
-    while todo:
-        pid = todo.pop()
-        total += _cpu_seconds(pid)
-        todo.extend(children.get(pid, []))
-    return total
+    parts: dict[str, float] = {}
+    for service, root in service_pids(home).items():
+        todo = [(root, 0)]
+        while todo:
+            pid, depth = todo.pop()
+            role = _role(service, depth, pid)
+            parts[role] = parts.get(role, 0.0) + _cpu_seconds(pid)
+            todo.extend((child, depth + 1) for child in children.get(pid, []))
+    return parts
 
 
 class Hang(RuntimeError):
@@ -89,8 +109,10 @@ def one_round(name: str, many: int, timeout: float) -> dict[str, float]:
         first = driver(home, *FIRST, timeout=timeout, MANY=str(many))
         client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         # The services started in the first process (their CPU until then counts: start-up is work too).
-        cpu = (_services_cpu(home) + client_after.ru_utime + client_after.ru_stime
-               - client_before.ru_utime - client_before.ru_stime)
+        parts = _services_cpu(home)
+        parts["client"] = (client_after.ru_utime + client_after.ru_stime
+                           - client_before.ru_utime - client_before.ru_stime)
+        cpu = sum(parts.values())
         script = wrapper_script(home) or "?"
         expected = "seamless_dask_runtime" if name == "ours" else "seamless_dask.wrapper"
         if expected not in Path(script).read_text():
@@ -103,7 +125,7 @@ def one_round(name: str, many: int, timeout: float) -> dict[str, float]:
         rerun = driver(home, "rerun")["workloads"]["rerun"]
         result = {"init": first["init_seconds"], **{k: first["workloads"][k]["seconds"] for k in FIRST},
                   "cache hit": rerun["seconds"], "cpu": cpu, "cache hit tasks": rerun["transitions"],
-                  "total": time.monotonic() - started}
+                  "total": time.monotonic() - started, **{f"cpu {part}": v for part, v in parts.items()}}
         return result
     finally:
         stop_services(home)
@@ -143,6 +165,16 @@ def main() -> None:
     print(f"{'ours/orig':10s}" + "".join(
         f"{medians['ours'][m] / medians['original'][m]:12.2f}" if medians["original"][m] else f"{'-':>12s}"
         for m in MEASURES))
+    parts = sorted({k for rs in runs.values() for r in rs for k in r if k.startswith("cpu ")})
+    print("\nCPU seconds by part of the stack, medians (client: the user process; wrapper: scheduler, nannies, "
+          "idle monitor)")
+    print(f"{'':10s}" + "".join(f"{p[4:]:>15s}" for p in parts))
+    part_medians = {name: {p: statistics.median(r.get(p, 0.0) for r in rs) for p in parts} for name, rs in runs.items()}
+    for name in WRAPPERS:
+        print(f"{name:10s}" + "".join(f"{part_medians[name][p]:15.2f}" for p in parts))
+    print(f"{'ours/orig':10s}" + "".join(
+        f"{part_medians['ours'][p] / part_medians['original'][p]:15.2f}" if part_medians["original"][p]
+        else f"{'-':>15s}" for p in parts))
     print("Dask tasks on the cache hit:", {name: [r["cache hit tasks"] for r in rs] for name, rs in runs.items()})
 
 
