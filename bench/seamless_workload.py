@@ -151,7 +151,7 @@ def main() -> None:
                 hangs[name] += 1
                 print(f"round {round_ + 1} {name:8s} load {load:.1f}  HANG: {exc}", flush=True)
                 continue
-            runs[name].append(result)
+            runs[name].append({**result, "round": round_})
             print(f"round {round_ + 1} {name:8s} load {load:.1f}  "
                   + "  ".join(f"{k} {v:.2f}" for k, v in result.items()), flush=True)
     print(f"\nmedians over the rounds that finished, seconds (many = {args.many} transformations); hangs "
@@ -175,6 +175,14 @@ def main() -> None:
     print(f"{'ours/orig':10s}" + "".join(
         f"{part_medians['ours'][p] / part_medians['original'][p]:15.2f}" if part_medians["original"][p]
         else f"{'-':>15s}" for p in parts))
+    # The machine's speed drifts between rounds; a ratio within each round (both wrappers back to back) drifts less.
+    by_round = {name: {r["round"]: r for r in rs} for name, rs in runs.items()}
+    both = sorted(set(by_round["ours"]) & set(by_round["original"]))
+    if both:
+        paired = {m: statistics.median(by_round["ours"][i][m] / by_round["original"][i][m] for i in both)
+                  for m in ("many", "cpu")}
+        print(f"ours/original round by round, median of {len(both)}: "
+              f"many {paired['many']:.2f}, cpu {paired['cpu']:.2f}")
     print("Dask tasks on the cache hit:", {name: [r["cache hit tasks"] for r in rs] for name, rs in runs.items()})
 
 
