@@ -217,26 +217,37 @@ def _scheduler_transitions(client: Any) -> tuple[int, list[str]]:
     return client.run_on_scheduler(probe)
 
 
-def _run_workload(name: str) -> tuple[Any, str | None]:
-    """The workload's result or error; after ``WORKLOAD_TIMEOUT`` seconds without either, a hang."""
+def _bounded(call: Callable[[], Any], limit: float | None) -> tuple[bool, Any, str | None]:
+    """``call()`` in a daemon thread for at most ``limit`` seconds (None: no bound): (finished, result, error)."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            outcome["result"] = WORKLOADS[name]()
+            outcome["result"] = call()
         except Exception as exc:
             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
-    limit = os.environ.get("WORKLOAD_TIMEOUT")
-    if not limit:
+    if limit is None:
         target()
-    else:
-        thread = threading.Thread(target=target, name=f"workload-{name}", daemon=True)
-        thread.start()
-        thread.join(float(limit))
-        if thread.is_alive():
-            return None, f"hangs: no result and no error in {float(limit):g} s"
-    return outcome.get("result"), outcome.get("error")
+        return True, outcome.get("result"), outcome.get("error")
+    thread = threading.Thread(target=target, name="bounded-call", daemon=True)
+    thread.start()
+    thread.join(limit)
+    return not thread.is_alive(), outcome.get("result"), outcome.get("error")
+
+
+def _workload_limit() -> float | None:
+    limit = os.environ.get("WORKLOAD_TIMEOUT")
+    return float(limit) if limit else None
+
+
+def _run_workload(name: str) -> tuple[Any, str | None]:
+    """The workload's result or error; after ``WORKLOAD_TIMEOUT`` seconds without either, a hang."""
+    limit = _workload_limit()
+    finished, result, error = _bounded(WORKLOADS[name], limit)
+    if not finished:
+        return None, f"hangs: no result and no error in {limit:g} s"
+    return result, error
 
 
 def _set_daskserver_timeout(seconds: str) -> None:
@@ -275,7 +286,12 @@ def main(names: list[str]) -> dict[str, Any]:
         after, prefixes = _scheduler_transitions(dask_client)
         out["workloads"][name] = {"result": result, "error": error, "seconds": seconds,
                                   "transitions": after - before, "prefixes": prefixes}
-    out["throttles"] = _throttles(dask_client)
+    # Client.run waits for every worker without a deadline: a worker that stopped answering (after a hung
+    # workload, say) must give a report that says so, not a driver that never prints one.
+    limit = _workload_limit()
+    finished, throttles, error = _bounded(lambda: _throttles(dask_client), limit)
+    out["throttles"] = throttles if finished and error is None else {
+        "error": error or f"no answer from the workers in {limit:g} s"}
     return out
 
 
