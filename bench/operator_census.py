@@ -5,7 +5,8 @@ process and appends one JSON line per census to OUT: resident memory, Python's a
 of objects the garbage collector tracks, the most common types among them (and the types holding most
 memory, shallow sizes; the most numerous functions and coroutines by name), asyncio tasks, and the events
 waiting in asyncio queues (kopf queues each object's watch events: a backlog holds whole bodies). With
-``CENSUS_TRACEMALLOC=1`` also the 15 source lines holding most memory (slower: every allocation is traced).
+``CENSUS_TRACEMALLOC=1`` also the 15 source lines holding most memory (slower: every allocation is traced), and with
+``CENSUS_TRACEMALLOC_FRAMES=N`` (N > 1) the 25 call paths, N frames deep, holding most.
 With ``CENSUS_TRIM=1`` each census then asks glibc to give free heap memory back (``malloc_trim(0)``) and
 records the resident memory after it: how much of the RSS is memory Python has freed and malloc kept.
 
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 INTERVAL = float(os.environ.get("CENSUS_INTERVAL", "10"))
+FRAMES = int(os.environ.get("CENSUS_TRACEMALLOC_FRAMES", "1"))  # frames kept per traced allocation
 
 
 def _rss_mb(field: str) -> float:
@@ -63,6 +65,10 @@ def census(out: Path, traced: bool, trim: bool) -> None:
             line["traced_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
             line["top_lines"] = [(str(s.traceback), round(s.size / 2**20, 2), s.count)
                                  for s in snapshot.statistics("lineno")[:15]]
+            if FRAMES > 1:  # who allocated what is still held: the call paths holding most memory
+                line["top_paths"] = [([f"{f.filename.rsplit('site-packages/', 1)[-1]}:{f.lineno}" for f in s.traceback],
+                                      round(s.size / 2**20, 2), s.count)
+                                     for s in snapshot.statistics("traceback")[:25]]
         if trim:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
             line["rss_after_trim_mb"] = round(_rss_mb("VmRSS"), 1)
@@ -77,7 +83,7 @@ def main() -> None:
     if traced:
         import tracemalloc
 
-        tracemalloc.start(1)
+        tracemalloc.start(FRAMES)
     trim = os.environ.get("CENSUS_TRIM") == "1"
     threading.Thread(target=census, args=(out, traced, trim), name="census", daemon=True).start()
     sys.argv[0] = "seamless-dask-operator"
