@@ -14,7 +14,10 @@ instead of re-running them).
 What this module does from outside, in the Dask worker, with Dask's own mechanisms:
 
 1. A watchdog thread waits on the pool processes' sentinels (so it wakes when one exits, without
-   reaping it) and keeps, every 100 ms, which transformation runs in which pool process.
+   reaping it). Which transformation ran in the process that died comes from a dispatch log: the
+   pool's own bookkeeping forgets a transformation's process as soon as the process dies (its retry
+   moves it on), so a snapshot taken after the death, or before a dispatch that died at once, missed
+   it; the crasher then went back to the scheduler and took the next worker down too.
 2. When a pool process exits that Seamless did not stop itself (shutdown, or the restart of a
    cancelled transformation), the Dask tasks of the transformations it was running fail with an
    error that says so (exit status or signal), through the worker's state machine, as if the task
@@ -24,9 +27,9 @@ What this module does from outside, in the Dask worker, with Dask's own mechanis
    pool seamless-dask's plugin spawns again. That is Dask's own ``lifetime-restart`` path, without
    waiting for the worker threads stuck on the dead process.
 
-It reads two of seamless-transformer's private attributes (the pool manager and which
-transformation runs where), read-only; if they are not there (another version), it logs once and
-watches nothing.
+It reads seamless-transformer's private attributes (the pool manager, which transformation runs
+where) and wraps one of its methods on the pool's instance (``_remember_active_handle``, to log each
+dispatch as it happens); if they are not there (another version), it logs once and watches nothing.
 """
 
 from __future__ import annotations
@@ -99,15 +102,71 @@ def _pool_manager() -> Any:
     return None if module is None else getattr(module, "_worker_manager", None)
 
 
-def _running(manager: Any) -> dict[str, set[str]]:
-    """Pool process name -> tf checksums running in it (seamless-transformer's own bookkeeping)."""
+def _running(manager: Any) -> tuple[dict[str, set[str]], set[str]]:
+    """Pool process name -> tf checksums running in it, and every tf checksum still being dispatched
+    (retries included): seamless-transformer's own bookkeeping."""
     with manager._active_dispatch_lock:
         active = {tf: set(names) for tf, names in manager._active_handles.items()}
+        dispatching = set(manager._active_dispatches)
     by_process: dict[str, set[str]] = {}
     for tf, names in active.items():
         for name in names:
             by_process.setdefault(name, set()).add(tf)
-    return by_process
+    return by_process, dispatching
+
+
+class DispatchLog:
+    """Pool process name -> transformations dispatched to it that have not finished yet.
+
+    Recorded when seamless-transformer hands a transformation to a process (its
+    ``_remember_active_handle``, wrapped on the pool's instance), and kept until the transformation's
+    dispatch ends: unlike the pool's own bookkeeping, a process's death does not erase it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_process: dict[str, set[str]] = {}
+        # Recorded during the last two snapshot intervals: kept whatever the snapshots said (the Dask thread
+        # registers a dispatch just after handing it over; under load the process can die before that).
+        self._fresh: dict[str, set[str]] = {}
+        self._previous: dict[str, set[str]] = {}
+
+    @classmethod
+    def installed_on(cls, manager: Any) -> DispatchLog:
+        """The log of this pool, wrapping its dispatch bookkeeping once (a second watchdog reuses it)."""
+        existing = getattr(manager, "_seamless_dask_dispatch_log", None)
+        if isinstance(existing, DispatchLog):
+            return existing
+        dispatches = cls()
+        remember = manager._remember_active_handle
+
+        def remember_and_log(tf_checksum_hex: str, handle: Any) -> None:
+            dispatches.record(handle.name, tf_checksum_hex)
+            remember(tf_checksum_hex, handle)
+
+        manager._remember_active_handle = remember_and_log
+        manager._seamless_dask_dispatch_log = dispatches
+        return dispatches
+
+    def record(self, process_name: str, tf_checksum_hex: str) -> None:
+        with self._lock:
+            self._fresh.setdefault(process_name, set()).add(tf_checksum_hex)
+
+    def unfinished(self, process_name: str, dispatching: set[str]) -> set[str]:
+        """What was handed to this process and is still being dispatched (possibly retried elsewhere)."""
+        with self._lock:
+            return ((self._by_process.get(process_name, set()) & dispatching)
+                    | self._previous.get(process_name, set()) | self._fresh.get(process_name, set()))
+
+    def forget_finished(self, dispatching: set[str]) -> None:
+        """After a snapshot: drop what is no longer dispatched (run again later, it may land in another
+        process); what was recorded since the one before is judged at the next one."""
+        with self._lock:
+            for name, transformations in self._previous.items():
+                self._by_process[name] = self._by_process.get(name, set()) | transformations
+            self._by_process = {name: kept for name, transformations in self._by_process.items()
+                                if (kept := transformations & dispatching)}
+            self._previous, self._fresh = self._fresh, {}
 
 
 def _deliberate(manager: Any, handle: Any, process: Any, exitcode: int | None,
@@ -155,17 +214,20 @@ class PoolWatchdog:
             if manager is None:
                 self._stop.wait(_FIND_POOL_INTERVAL)
                 continue
+            dispatches = DispatchLog.installed_on(manager)
             handles = [h for h in list(manager._handles) if h.process is not None and h.process not in judged]
             watched = {h.process.sentinel: (h, h.process) for h in handles}
             if not watched:
                 self._stop.wait(_FIND_POOL_INTERVAL)
                 continue
             ready = wait_for_sentinels(list(watched), timeout=SNAPSHOT_INTERVAL)
-            running = _running(manager)
+            running, dispatching = _running(manager)
             for sentinel in ready:
                 handle, process = watched[sentinel]
-                # What ran there: now, or 100 ms ago if Seamless's retry already moved it on.
-                transformations = running.get(handle.name, set()) | recent.get(handle.name, set())
+                # What ran there: now, 100 ms ago, or handed to it and not finished (Seamless's retry may
+                # already have moved it on to another process).
+                transformations = (running.get(handle.name, set()) | recent.get(handle.name, set())
+                                   | dispatches.unfinished(handle.name, dispatching))
                 exitcode = _exitcode(process)
                 if _deliberate(manager, handle, process, exitcode, transformations):
                     judged.add(process)
@@ -173,6 +235,7 @@ class PoolWatchdog:
                 return PoolDeath(name=handle.name, pid=process.pid, exitcode=exitcode,
                                  transformations=frozenset(transformations), process=process)
             recent = running
+            dispatches.forget_finished(dispatching)
         return None
 
     async def _recover(self, death: PoolDeath) -> None:
@@ -233,6 +296,8 @@ async def _fail_tasks(worker: Any, keys: list[str], message: str) -> None:
 async def _retire_and_restart(worker: Any) -> None:
     """Move this worker's results to other workers (if there are any), then have the nanny start a fresh
     worker process (the threads stuck on the dead pool process go with this one)."""
+    from distributed.worker import WORKER_ANY_RUNNING
+
     reason = "seamless-pool-process-died"
     try:
         others = len((await worker.scheduler.identity())["workers"]) - 1
@@ -246,5 +311,8 @@ async def _retire_and_restart(worker: Any) -> None:
         return
     try:
         await worker.rpc(worker.nanny).restart(reason=reason)
-    except OSError:  # CommClosedError: the nanny stopped this process before it could answer
-        pass
+    except OSError as exc:
+        if worker.status in WORKER_ANY_RUNNING:  # no nanny answered: a worker with a dead pool process must go
+            log.error("the nanny of Dask worker %s did not restart it (%r): the worker closes", worker.name, exc)
+            await worker.close(nanny=False, executor_wait=False, reason=reason)
+        # else CommClosedError: the nanny stopped this process before it could answer

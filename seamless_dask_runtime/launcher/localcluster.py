@@ -15,6 +15,14 @@ from ..model.parameters import ClusterParameters, FieldError, ParameterError
 LOCAL_WORKERS_PER_CPU = 4
 
 
+# A local worker's nanny lives in the wrapper's process and restarts its worker itself (a lifetime restart, the
+# pool watchdog's restart after a crashed transformation). SpecCluster's lost-worker timer, meant for batch jobs,
+# closes the nanny of any worker name absent from the scheduler 15 s after an earlier removal of that name: when
+# that falls inside a restart, the new worker runs with no nanny, and the next crashed transformation hung every
+# later one (issue 26). Here the timer never fires; a user's own ``extra_dask_config`` still wins.
+LOCAL_CLUSTER_DASK_CONFIG: dict[str, Any] = {"distributed.deploy.lost-worker-timeout": "3650d"}
+
+
 def check_local_workers(params: ClusterParameters, available_cpus: int) -> None:
     """Refuse, before anything starts, more local workers than this machine can start at once."""
     limit = LOCAL_WORKERS_PER_CPU * max(1, available_cpus)

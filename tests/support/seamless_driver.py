@@ -156,6 +156,19 @@ def crash() -> Any:
     return die(7, "crash")
 
 
+def crash_again() -> Any:
+    """Another transformation whose process dies, on the worker that ``crash`` had restarted."""
+    from seamless.transformer import direct
+
+    @direct
+    def die(status, salt):
+        import os
+
+        os._exit(status)
+
+    return die(7, "crash-again")
+
+
 def after_crash() -> Any:
     """A new transformation, after ``crash``: the cluster must still run work."""
     from seamless.transformer import direct
@@ -205,7 +218,7 @@ def rerun() -> Any:
 WORKLOADS: dict[str, Callable[[], Any]] = {
     "simple": simple, "parallel": parallel, "nested": nested, "seamless_run": seamless_run, "rerun": rerun,
     "nested_parallel": nested_parallel, "seamless_run_parallel": seamless_run_parallel, "where": where,
-    "ten": ten, "many": many, "crash": crash, "after_crash": after_crash, "hold": hold,
+    "ten": ten, "many": many, "crash": crash, "crash_again": crash_again, "after_crash": after_crash, "hold": hold,
 }
 
 

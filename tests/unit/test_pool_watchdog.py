@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from seamless_dask_runtime.pool_watchdog import (
+    DispatchLog,
     PoolDeath,
     _deliberate,
     describe_exit,
@@ -70,3 +71,64 @@ def test_what_seamless_stopped_itself_is_no_crash() -> None:
     assert _deliberate(Manager(_cancelled_checksums={TF}), handle(dead), dead, -signal.SIGKILL, {TF})
     manager._manager._closing = True
     assert _deliberate(manager, handle(dead), dead, 7, {TF})
+
+
+class Pool:
+    """seamless-transformer's bookkeeping as its dispatch drives it: a process is remembered when the
+    transformation is handed to it and forgotten when the request ends (the process died, say)."""
+
+    def __init__(self) -> None:
+        self._active_dispatch_lock = threading.Lock()
+        self._active_handles: dict[str, set[str]] = {}
+        self._active_dispatches: dict[str, set[object]] = {}
+
+    def _remember_active_handle(self, tf: str, handle: Any) -> None:
+        with self._active_dispatch_lock:
+            self._active_handles.setdefault(tf, set()).add(handle.name)
+
+    def forget(self, tf: str, handle: Any) -> None:
+        with self._active_dispatch_lock:
+            self._active_handles.pop(tf, None)
+
+
+def test_a_dispatch_is_remembered_after_the_pool_forgot_its_dead_process() -> None:
+    pool, worker_1, worker_0 = Pool(), SimpleNamespace(name="worker-1"), SimpleNamespace(name="worker-0")
+    log = DispatchLog.installed_on(pool)
+    assert DispatchLog.installed_on(pool) is log  # a second watchdog in the process wraps nothing twice
+    pool._active_dispatches[TF] = {object()}
+    pool._remember_active_handle(TF, worker_1)
+    pool.forget(TF, worker_1)  # worker-1 died at once; Seamless retries on worker-0
+    pool._remember_active_handle(TF, worker_0)
+    assert pool._active_handles == {TF: {"worker-0"}}  # the pool's own bookkeeping still works
+    dispatching = set(pool._active_dispatches)
+    assert log.unfinished("worker-1", dispatching) == {TF}
+    assert log.unfinished("worker-0", dispatching) == {TF}
+    assert log.unfinished("worker-2", dispatching) == set()
+
+
+def test_a_dispatch_the_pool_has_not_registered_yet_is_blamed_until_the_next_snapshot() -> None:
+    # The Dask thread registers a dispatch just after handing it over; the process may die before that.
+    pool, worker_1 = Pool(), SimpleNamespace(name="worker-1")
+    log = DispatchLog.installed_on(pool)
+    pool._remember_active_handle(TF, worker_1)
+    pool.forget(TF, worker_1)
+    assert log.unfinished("worker-1", set()) == {TF}
+    log.forget_finished(set())
+    assert log.unfinished("worker-1", set()) == {TF}  # recorded since the last snapshot: judged at the next
+    log.forget_finished(set())
+    assert log.unfinished("worker-1", set()) == set()
+
+
+def test_a_finished_transformation_is_not_blamed_for_a_later_death() -> None:
+    pool, worker_1 = Pool(), SimpleNamespace(name="worker-1")
+    log = DispatchLog.installed_on(pool)
+    pool._active_dispatches[TF] = {object()}
+    pool._remember_active_handle(TF, worker_1)
+    pool.forget(TF, worker_1)
+    del pool._active_dispatches[TF]  # it returned its result
+    log.forget_finished(set(pool._active_dispatches))  # a snapshot after it was handed over ...
+    log.forget_finished(set(pool._active_dispatches))  # ... and one after it finished
+    pool._active_dispatches[OTHER] = {object()}  # later: another one is dispatched, not yet to a process
+    assert log.unfinished("worker-1", set(pool._active_dispatches)) == set()
+    pool._active_dispatches[TF] = {object()}  # and TF is submitted again: it is not in worker-1 now
+    assert log.unfinished("worker-1", set(pool._active_dispatches)) == set()

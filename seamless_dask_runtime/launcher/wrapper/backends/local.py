@@ -14,7 +14,7 @@ from ....model import sizing
 from ....model.dask_config import nest, scheduler_dask_config_flat
 from ....model.worker_environment import worker_environment
 from ....scheduler_preload import scheduler_options
-from ...localcluster import check_local_workers, local_cluster_arguments
+from ...localcluster import LOCAL_CLUSTER_DASK_CONFIG, check_local_workers, local_cluster_arguments
 from .base import LaunchRequest, OwnPortsHandle
 
 
@@ -32,7 +32,8 @@ def start(cluster_class: Any, request: LaunchRequest) -> OwnPortsHandle:
     # Same variables a batch job script exports; nanny-spawned workers inherit them.
     cpu_count = sizing.local_cpu_count(params, available=available)
     os.environ.update(worker_environment(params, cpu_count=str(cpu_count)))
-    dask.config.update(dask.config.config, nest(scheduler_dask_config_flat(params)), priority="new")
+    dask.config.update(dask.config.config, nest({**LOCAL_CLUSTER_DASK_CONFIG, **scheduler_dask_config_flat(params)}),
+                       priority="new")
     cluster = cluster_class(
         **local_cluster_arguments(
             params,
