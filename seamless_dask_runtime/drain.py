@@ -53,11 +53,17 @@ async def retire_worker(nanny: Any, budget: float) -> bool:
     """Ask the scheduler to retire this nanny's worker (results moved, then the worker closed), repeated while
     no other worker can take them; True once the scheduler retired it, False when the budget ran out, the
     scheduler cannot be reached or does not know the worker (nothing it could move)."""
+    from distributed.core import Status
+
+    deadline = time.monotonic() + budget
+    # A nanny still starting may already have a registered worker (SIGTERM right after it joined): wait for it.
+    while not nanny.worker_address and nanny.status in (Status.init, Status.starting) \
+            and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     address = nanny.worker_address
     if not address:
         log.warning("SIGTERM before the worker process started: nothing to retire")
         return False
-    deadline = time.monotonic() + budget
     while True:
         try:
             retired = await asyncio.wait_for(
@@ -93,14 +99,15 @@ async def _drain(budget: float) -> None:
     from distributed.core import Status
 
     nannies = list(_nannies)
-    # A nanny already closing (its worker retired by a scale-down, say) just finishes.
-    running = [n for n in nannies if n.status == Status.running]
+    # A nanny already closing (its worker retired by a scale-down, say) just finishes; one still starting may
+    # have its worker registered already (SIGTERM a moment after it joined), so it is retired too.
+    running = [n for n in nannies if n.status in (Status.init, Status.starting, Status.running)]
     started = time.monotonic()
     log.info("SIGTERM: retiring %d worker(s) through the scheduler (up to %.0f s)", len(running), budget)
     results = await asyncio.gather(*(retire_worker(n, budget) for n in running), return_exceptions=True)
     for failure in (r for r in results if isinstance(r, BaseException)):
         log.error("Retiring on SIGTERM failed: %r", failure)
-    if all(r is True for r in results):
+    if results and all(r is True for r in results):
         # The scheduler closes each retired worker, and its nanny follows.
         left = max(budget - (time.monotonic() - started), 1.0)
         try:
