@@ -57,8 +57,7 @@ async def retire_worker(nanny: Any, budget: float) -> bool:
 
     deadline = time.monotonic() + budget
     # A nanny still starting may already have a registered worker (SIGTERM right after it joined): wait for it.
-    while not nanny.worker_address and nanny.status in (Status.init, Status.starting) \
-            and time.monotonic() < deadline:
+    while not nanny.worker_address and nanny.status in (Status.init, Status.starting) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     address = nanny.worker_address
     if not address:

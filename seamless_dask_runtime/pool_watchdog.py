@@ -207,7 +207,6 @@ class PoolWatchdog:
             self.worker.loop.add_callback(self._recover, death)
 
     def _watch(self) -> PoolDeath | None:
-        recent: dict[str, set[str]] = {}
         judged = self._judged
         while not self._stop.is_set():
             manager = _pool_manager()
@@ -224,17 +223,15 @@ class PoolWatchdog:
             running, dispatching = _running(manager)
             for sentinel in ready:
                 handle, process = watched[sentinel]
-                # What ran there: now, 100 ms ago, or handed to it and not finished (Seamless's retry may
-                # already have moved it on to another process).
-                transformations = (running.get(handle.name, set()) | recent.get(handle.name, set())
-                                   | dispatches.unfinished(handle.name, dispatching))
+                # What ran there: running now (the pool's bookkeeping), or handed to it and not finished (the
+                # dispatch log: Seamless's retry may already have moved it on to another process).
+                transformations = running.get(handle.name, set()) | dispatches.unfinished(handle.name, dispatching)
                 exitcode = _exitcode(process)
                 if _deliberate(manager, handle, process, exitcode, transformations):
                     judged.add(process)
                     continue
                 return PoolDeath(name=handle.name, pid=process.pid, exitcode=exitcode,
                                  transformations=frozenset(transformations), process=process)
-            recent = running
             dispatches.forget_finished(dispatching)
         return None
 
