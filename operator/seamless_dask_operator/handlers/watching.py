@@ -10,6 +10,7 @@ worker idles: their ``managedFields``, which nothing here reads, are dropped as 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,11 @@ def _pod_status_summary(status: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def owner_uids(body: kopf.Body) -> list[str]:
+def owner_uids(body: Mapping[str, Any]) -> list[str]:
     return [o.get("uid") for o in body["metadata"].get("ownerReferences") or []]
 
 
-def _made_elsewhere(body: kopf.Body) -> dict[str, Any] | None:
+def _made_elsewhere(body: Mapping[str, Any]) -> dict[str, Any] | None:
     """A pod an earlier operator's Deployment made (owned by a ReplicaSet, no template hash of ours): which one, and
     what it runs, so that it can be adopted (see decide/scheduler.py)."""
     owners = body["metadata"].get("ownerReferences") or []
@@ -94,17 +95,15 @@ def _made_elsewhere(body: kopf.Body) -> dict[str, Any] | None:
     return {"replica_set": replica_set, "signature": container_signature(dict(containers[0]))}
 
 
-@kopf.index("v1", "pods", labels=OURS)
-async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
-                       **_: Any) -> dict[Any, Any]:
-    """Our pods by (namespace, cluster), kept current by one watch: no LIST per reconcile."""
-    operator_memo(memo).saw(body["metadata"]["uid"])
+def pod_entry(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the pod index keeps of a pod: the fields a round reads (decide/observation.py, pod_problems.py)."""
+    metadata = body["metadata"]
     pod = {
         "metadata": {
-            "name": body["metadata"]["name"],
-            "labels": _picked(labels, POD_LABELS),
-            "annotations": _picked(body["metadata"].get("annotations") or {}, POD_ANNOTATIONS),
-            "deletionTimestamp": body["metadata"].get("deletionTimestamp"),
+            "name": metadata["name"],
+            "labels": _picked(metadata.get("labels") or {}, POD_LABELS),
+            "annotations": _picked(metadata.get("annotations") or {}, POD_ANNOTATIONS),
+            "deletionTimestamp": metadata.get("deletionTimestamp"),
             "owners": owner_uids(body),
         },
         "status": _pod_status_summary(body.get("status") or {}),
@@ -112,7 +111,15 @@ async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Bo
     legacy = _made_elsewhere(body)
     if legacy is not None:
         pod["legacy"] = legacy
-    return {(namespace, labels[CLUSTER_LABEL]): pod}
+    return pod
+
+
+@kopf.index("v1", "pods", labels=OURS)
+async def cluster_pods(namespace: str | None, labels: kopf.Labels, body: kopf.Body, memo: kopf.Memo,
+                       **_: Any) -> dict[Any, Any]:
+    """Our pods by (namespace, cluster), kept current by one watch: no LIST per reconcile."""
+    operator_memo(memo).saw(body["metadata"]["uid"])
+    return {(namespace, labels[CLUSTER_LABEL]): pod_entry(body)}
 
 
 @kopf.index("v1", "services", labels=OURS)
