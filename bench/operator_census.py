@@ -22,6 +22,7 @@ import asyncio
 import collections
 import ctypes
 import gc
+import itertools
 import json
 import os
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 
 INTERVAL = float(os.environ.get("CENSUS_INTERVAL", "10"))
 FRAMES = int(os.environ.get("CENSUS_TRACEMALLOC_FRAMES", "1"))  # frames kept per traced allocation
-ROOTS = os.environ.get("CENSUS_HOLDERS") == "1"  # deep sizes of the operator's long-lived state (holders())
+HOLDERS = os.environ.get("CENSUS_HOLDERS") == "1"  # deep sizes of the operator's long-lived state (holders())
 DUMP = os.environ.get("CENSUS_TRACEMALLOC_DUMP", "")  # path prefix: each census's snapshot, numbered
 
 
@@ -63,8 +64,9 @@ def _deep_mb(roots: list[object], seen: set[int]) -> float:
 
 def holders(objects: list[object]) -> dict[str, float]:
     """What the operator's long-lived state holds, deep, each object counted once, in this order: our clusters'
-    memos, kopf's per-object memories of clusters (with daemons) and of the rest, kopf's indexes, the metrics
-    registry, the asyncio tasks (a daemon's coroutine chain and what its frames hold), our operator memo."""
+    memos, kopf's indexes, the metrics registry, the bodies kopf keeps for the clusters' daemons, the rest of
+    kopf's per-object memories of those clusters and then of the other objects, the asyncio tasks (a daemon's
+    coroutine chain and what its frames hold), and last our operator memo (every object's memo refers to it)."""
     by_type: dict[str, list[object]] = collections.defaultdict(list)
     for o in objects:
         name = type(o).__name__
@@ -78,7 +80,7 @@ def holders(objects: list[object]) -> dict[str, float]:
     memories = [m for r in by_type["ResourceMemories"] for m in getattr(r, "_items", {}).values()]
     with_daemons = [m for m in memories if m.daemons_memory.running_daemons]
     bodies = [m.daemons_memory.live_fresh_body for m in with_daemons]
-    report["kopf's bodies of them"] = _deep_mb([getattr(b, "_src", b) for b in bodies if b is not None], seen)
+    report["kopf's bodies of the clusters"] = _deep_mb([getattr(b, "_src", b) for b in bodies if b is not None], seen)
     report[f"kopf memories with daemons ({len(with_daemons)})"] = _deep_mb(with_daemons, seen)
     report[f"kopf memories, others ({len(memories) - len(with_daemons)})"] = _deep_mb(memories, seen)
     report[f"asyncio tasks ({len(by_type['Task'])})"] = _deep_mb(by_type["Task"], seen)
@@ -90,7 +92,7 @@ def holders(objects: list[object]) -> dict[str, float]:
 def census(out: Path, traced: bool, trim: bool) -> None:
     import tracemalloc
 
-    while True:
+    for number in itertools.count():
         time.sleep(INTERVAL)
         t0 = time.monotonic()
         objects = gc.get_objects()
@@ -104,7 +106,7 @@ def census(out: Path, traced: bool, trim: bool) -> None:
         for o in objects:
             shallow[type(o).__name__] += sys.getsizeof(o)
         tasks = types.get("Task", 0)
-        held = holders(objects) if ROOTS else None
+        held = holders(objects) if HOLDERS else None
         del objects
         line = {"time": time.time(), "rss_mb": round(_rss_mb("VmRSS"), 1), "hwm_mb": round(_rss_mb("VmHWM"), 1),
                 "blocks": sys.getallocatedblocks(), "tracked": sum(types.values()), "tasks": tasks,
@@ -117,7 +119,7 @@ def census(out: Path, traced: bool, trim: bool) -> None:
             snapshot = tracemalloc.take_snapshot()
             line["traced_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
             if DUMP:  # the whole snapshot, for tracemalloc.Snapshot.load() afterwards
-                snapshot.dump(f"{DUMP}.{len(list(Path(DUMP).parent.glob(Path(DUMP).name + '.*')))}")
+                snapshot.dump(f"{DUMP}.{number}")
             line["top_lines"] = [(str(s.traceback), round(s.size / 2**20, 2), s.count)
                                  for s in snapshot.statistics("lineno")[:15]]
             if FRAMES > 1:  # who allocated what is still held: the call paths holding most memory

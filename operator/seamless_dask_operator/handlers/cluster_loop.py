@@ -19,7 +19,6 @@ from typing import Any
 
 import kopf
 
-from seamless_dask_runtime.model.identity import GROUP, PLURAL, VERSION
 from seamless_dask_runtime.model.parameters import ParameterError
 
 from .. import kube, metrics
@@ -33,9 +32,8 @@ from ..settings import SETTINGS
 from .executing import Execution
 from .memo import ClusterMemo, cluster_memo, operator_memo
 from .observing import edited_fields, known_status, observe
-from .watching import Indexes
+from .watching import RESOURCE, Indexes
 
-RESOURCE = (GROUP, VERSION, PLURAL)
 OPERATOR_PEER = operator_peer(SETTINGS.pod_namespace, SETTINGS.pod_labels) if SETTINGS.pod_namespace else None
 
 

@@ -33,6 +33,7 @@ from ..builders.objects import container_signature
 from ..decide import children_view
 from .memo import operator_memo
 
+RESOURCE = (GROUP, VERSION, PLURAL)  # the SeamlessDaskClusters
 OURS: dict[str, Any] = {MANAGED_BY_LABEL: MANAGED_BY, CLUSTER_LABEL: kopf.PRESENT}
 # The same, as the server-side label selector of the pod and Service watches (kopf's labels= filter is
 # applied by the operator, after the API server streamed everything).
@@ -168,7 +169,7 @@ async def child_changed(type: str, event: kopf.RawEvent, namespace: str | None, 
         wake.set()
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
+@kopf.on.event(*RESOURCE)
 async def cluster_event(event: kopf.RawEvent, **_: Any) -> None:
     """Every event of a cluster: kopf's daemon of the cluster keeps its body, without ``managedFields``."""
     drop_managed_fields(event)
