@@ -9,7 +9,7 @@ waiting in asyncio queues (kopf queues each object's watch events: a backlog hol
 ``CENSUS_TRACEMALLOC_FRAMES=N`` (N > 1) the 25 call paths, N frames deep, holding most; with
 ``CENSUS_TRACEMALLOC_DUMP=PREFIX`` each snapshot is written to PREFIX.0, PREFIX.1, ... (``tracemalloc.Snapshot.load``).
 With ``CENSUS_HOLDERS=1`` also how much each part of the operator's long-lived state holds (deep
-sizes: our memos, kopf's per-object memories, its indexes, the metrics, the tasks). With ``CENSUS_TRIM=1``
+sizes: our memos, the follower, kopf's per-object memories, its indexes, the metrics, the tasks). With ``CENSUS_TRIM=1``
 each census then asks glibc to give free heap memory back (``malloc_trim(0)``) and records the resident
 memory after it: how much of the RSS is memory Python has freed and malloc kept.
 
@@ -64,17 +64,19 @@ def _deep_mb(roots: list[object], seen: set[int]) -> float:
 
 def holders(objects: list[object]) -> dict[str, float]:
     """What the operator's long-lived state holds, deep, each object counted once, in this order: our clusters'
-    memos, kopf's indexes, the metrics registry, the bodies kopf keeps for the clusters' daemons, the rest of
-    kopf's per-object memories of those clusters and then of the other objects, the asyncio tasks (a daemon's
-    coroutine chain and what its frames hold), and last our operator memo (every object's memo refers to it)."""
+    memos, the follower (each cluster's view and timer), kopf's indexes, the metrics registry, the bodies kopf keeps
+    for daemons (none since the follower replaced them), the rest of kopf's per-object memories of those clusters
+    and then of the other objects, the asyncio tasks (coroutine chains and what their frames hold), and last our
+    operator memo (every object's memo refers to it)."""
     by_type: dict[str, list[object]] = collections.defaultdict(list)
     for o in objects:
         name = type(o).__name__
         if name in ("ResourceMemories", "OperatorIndexers", "CollectorRegistry", "Task", "OperatorMemo",
-                    "ClusterMemo"):
+                    "ClusterMemo", "Follower"):
             by_type[name].append(o)
     seen = {id(o) for o in by_type["OperatorMemo"]}  # shared by every object's memo: counted last
     report = {f"cluster memos ({len(by_type['ClusterMemo'])})": _deep_mb(by_type["ClusterMemo"], seen)}
+    report["follower"] = _deep_mb(by_type["Follower"], seen)
     report["kopf indexes"] = _deep_mb(by_type["OperatorIndexers"], seen)
     report["metrics"] = _deep_mb(by_type["CollectorRegistry"], seen)
     memories = [m for r in by_type["ResourceMemories"] for m in getattr(r, "_items", {}).values()]

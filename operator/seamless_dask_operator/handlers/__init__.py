@@ -3,7 +3,8 @@
 - ``watching``: the indexes of our pods and Services, and the pod events that wake a round;
 - ``observing``: what a round sees of a cluster;
 - ``executing``: carrying out a round's plan;
-- ``cluster_loop``: the rounds (on create/update/resume, and a daemon per cluster);
+- ``cluster_loop``: the rounds (on create/update/resume, and following every cluster);
+- ``following``: when each cluster's follow round runs (a timer per cluster, woken by its children);
 - ``lifecycle``: startup, deletion, release on shutdown, the CRD deleted;
 - ``memo``: what is kept between rounds.
 

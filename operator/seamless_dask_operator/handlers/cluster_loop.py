@@ -1,5 +1,5 @@
-"""The per-cluster loop: a round on create/update/resume, and a daemon's round every interval or soon after one
-of the cluster's pods changed.
+"""The per-cluster loop: a round on create/update/resume, and a follow round every interval or soon after one of
+the cluster's children changed (timed by :mod:`.following`).
 
 A round reads (:mod:`.observing`), calls :func:`decide.decide`, and carries out the plan (:mod:`.executing`);
 when the API server refuses an action, the refusal is observed and decided on in the same round.
@@ -15,7 +15,7 @@ import functools
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -30,9 +30,10 @@ from ..decide.plan import Plan
 from ..resource import ClusterSpec, parse_spec
 from ..settings import SETTINGS
 from .executing import Execution
+from .following import Followed, Follower
 from .memo import ClusterMemo, cluster_memo, operator_memo
 from .observing import edited_fields, known_status, observe
-from .watching import RESOURCE, Indexes
+from .watching import RESOURCE, Indexes, drop_managed_fields
 
 OPERATOR_PEER = operator_peer(SETTINGS.pod_namespace, SETTINGS.pod_labels) if SETTINGS.pod_namespace else None
 
@@ -107,88 +108,102 @@ def apply_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: 
     state = cluster_memo(memo)
     with _one_round(state.round_lock):
         if reason == kopf.Reason.RESUME and state.stood_in:
-            # After a restart the daemon's round got to this cluster first and did this round's work: the spec is
+            # After a restart a follow round got to this cluster first and did this round's work: the spec is
             # the one it read (an edit since would be an update, not a resume).
             state.apply_round_at = time.monotonic()
             return
         done = run_round("apply", body, meta, status, patch, memo, logger, Indexes.of(kwargs),
                          spec_changed=True, edited=edited_fields(diff))
         state.apply_round_at = time.monotonic()
-    shared = operator_memo(memo)
-    uid, wake = shared.wakers.get((meta["namespace"], meta["name"]), (None, None))
+    follower = operator_memo(memo).follower
     more = done is not None and done[0].more
-    if (more or state.follow_delay > SETTINGS.reconcile_interval) and wake is not None and uid == meta["uid"] \
-            and shared.loop is not None:
-        # The batch was cut short, or the daemon waits long (a steady cluster): it follows at once. It waits on
-        # kopf's event loop; this is a thread.
-        shared.loop.call_soon_threadsafe(wake.set)
+    if (more or state.follow_delay > SETTINGS.reconcile_interval) and follower is not None:
+        # The batch was cut short, or the next follow round is far off (a steady cluster): it follows at once.
+        # The follower lives on kopf's event loop; this is a thread.
+        follower.loop.call_soon_threadsafe(follower.wake, (meta["namespace"], meta["name"]), (meta["uid"],))
 
 
 # A woken round waits this long: a pod's changes come in bursts (scheduled, started, Ready), one round sees them.
 WAKE_DEBOUNCE = 0.3
 # ...and runs no sooner than this after an apply round, whose children the watches may not show yet.
 AFTER_APPLY = 1.0
+# What a round reads of a cluster's metadata (the follower keeps this, not kopf's whole body).
+VIEW_METADATA = ("name", "namespace", "uid", "generation", "deletionTimestamp")
 
 
-async def _woken_or_due(wake: asyncio.Event, timeout: float) -> bool:
-    """Wait for the interval or a pod change; True when a pod change woke it.
-
-    It makes no task of its own (waiting on ``stopped`` too took three per cluster, 4,000 tasks for 1,000 idle
-    clusters): kopf ends a stopped daemon by cancelling it, which :func:`follow_cluster` takes as its end."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            await wake.wait()
-    return wake.is_set()
+def cluster_view(raw: Any) -> dict[str, Any]:
+    """What the follower keeps of a cluster for its rounds: what run_round and an Event's reference read."""
+    metadata = raw["metadata"]
+    return {"apiVersion": raw.get("apiVersion"), "kind": raw.get("kind"),
+            "metadata": {key: metadata[key] for key in VIEW_METADATA if key in metadata},
+            "spec": raw.get("spec") or {}, "status": raw.get("status") or {}}
 
 
-@kopf.daemon(*RESOURCE, cancellation_timeout=SETTINGS.request_timeout)
-async def follow_cluster(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo,
-                         logger: kopf.Logger, stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
-    """Follow pods and the scheduler: scale, replace, time out, report; every interval, and when a pod changes.
-
-    The body, meta and status kopf gives a daemon follow the resource; the round runs in kopf's handler threads
-    and writes ``.status`` itself (kopf applies a daemon's patch only when it returns).
-    """
-    key = (meta["namespace"], meta["name"])
-    shared, state = operator_memo(memo), cluster_memo(memo)
-    wake = asyncio.Event()
-    shared.wakers[key] = (meta["uid"], wake)
-    indexes = Indexes.of(kwargs)
-    loop = shared.loop = asyncio.get_running_loop()
-    try:
-        delay = SETTINGS.reconcile_interval  # the create/resume round has just run
-        waited_for_apply = False
-        while not stopped:
-            if await _woken_or_due(wake, delay):
-                await asyncio.sleep(max(WAKE_DEBOUNCE, (state.apply_round_at or 0.0) + AFTER_APPLY - time.monotonic()))
-            wake.clear()
-            if stopped or meta.get("deletionTimestamp") or (shared.live is not None and meta["uid"] not in shared.live):
-                break  # stopped, deleted, or gone (a finalizer removed by hand): its loop ends
-            if state.apply_round_at is None and not waited_for_apply:
-                # Its create/resume round has not run yet (many clusters at once queue for the threads). One
-                # period more; then the round runs anyway, as that round would (children it finds missing are
-                # not drift), and repairs a cluster whose create kopf gave up on (its own patch refused, say).
-                waited_for_apply = True
-                continue
-            # Copied context: kopf.event() and the per-object logger find their queue, as in kopf's own threads.
-            run = functools.partial(contextvars.copy_context().run, _follow_round, body, meta, status, memo,
-                                    state, logger, indexes)
-            delay = await loop.run_in_executor(shared.executor, run)
-    except asyncio.CancelledError:
-        if stopped:
-            return  # kopf stops a daemon (its cluster deleted, the operator stopping) by cancelling it: not an error
-        raise
-    finally:
-        if shared.wakers.get(key, (None, None))[1] is wake:
-            del shared.wakers[key]
+@kopf.on.event(*RESOURCE)
+async def cluster_event(type: str, event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Every event of a cluster: the follower follows it (its rounds every interval, or soon after a child
+    changed) until it is deleted."""
+    drop_managed_fields(event)
+    raw: Any = event["object"]
+    metadata = raw["metadata"]
+    key, uid = (metadata["namespace"], metadata["name"]), metadata["uid"]
+    follower = _follower(memo, Indexes.of(kwargs))
+    if type == "DELETED" or metadata.get("deletionTimestamp"):
+        follower.forget(key, uid)
+    else:
+        # The create/resume round has just run, or runs soon: the first follow round comes a period later.
+        follower.follow(key, uid, cluster_view(raw), memo, first_in=SETTINGS.reconcile_interval)
 
 
-def _follow_round(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, memo: kopf.Memo, state: ClusterMemo,
-                  logger: kopf.Logger, indexes: Indexes) -> float:
+def _follower(memo: kopf.Memo, indexes: Indexes) -> Follower:
+    """The operator's follower, made at the first cluster event: in kopf's context of an object, where kopf.event()
+    finds its queue."""
+    shared = operator_memo(memo)
+    if shared.follower is None:
+        assert shared.executor is not None and shared.settings is not None, "configure() runs first"
+        settings = shared.settings
+        shared.follower = Follower(
+            asyncio.get_running_loop(), shared.executor, contextvars.copy_context(),
+            when_due=_when_due,
+            run_round=functools.partial(_follow_round, indexes=indexes, settings=settings),
+            woken_delay=_woken_delay, retry_after=SETTINGS.reconcile_interval)
+    return shared.follower
+
+
+def _when_due(followed: Followed) -> float | None:
+    """Whether the cluster's round runs now (0), later (seconds), or never again (None)."""
+    shared, state = operator_memo(followed.memo), cluster_memo(followed.memo)
+    if followed.view["metadata"].get("deletionTimestamp") or (shared.live is not None and
+                                                               followed.uid not in shared.live):
+        return None  # deleted, or gone (a finalizer removed by hand): no round any more
+    if state.apply_round_at is None and not state.waited_for_apply:
+        # Its create/resume round has not run yet (many clusters at once queue for the threads). One period more;
+        # then the round runs anyway, as that round would (children it finds missing are not drift), and repairs a
+        # cluster whose create kopf gave up on (its own patch refused, say).
+        state.waited_for_apply = True
+        return SETTINGS.reconcile_interval
+    return 0.0
+
+
+def _woken_delay(followed: Followed) -> float:
+    apply_round_at = cluster_memo(followed.memo).apply_round_at or 0.0
+    return max(WAKE_DEBOUNCE, apply_round_at + AFTER_APPLY - time.monotonic())
+
+
+def _follow_round(followed: Followed, *, indexes: Indexes, settings: kopf.OperatorSettings) -> float:
     """One round, its status written; the seconds until the next one (sooner after a failure kopf would retry,
     later while the cluster stays steady: :mod:`..decide.pacing`)."""
+    body = kopf.Body(cast(kopf.RawBody, followed.view))  # the view as it is now: the watch renews it, not this round
+    state = cluster_memo(followed.memo)
+    # Not posted as Events, as kopf's daemons logged: a round's problems are its notices.
+    logger = kopf.LocalObjectLogger(body=body, settings=settings)
     with _one_round(state.round_lock):
-        state.follow_delay = _follow_round_locked(body, meta, status, memo, state, logger, indexes)
+        try:
+            state.follow_delay = _follow_round_locked(body, body.meta, body.status, followed.memo, state, logger,
+                                                      indexes)
+        except Exception:  # a bug, not bad input: said, and the cluster still followed
+            logger.exception("round failed, again in %s s", SETTINGS.reconcile_interval)
+            state.follow_delay = SETTINGS.reconcile_interval
         return state.follow_delay
 
 

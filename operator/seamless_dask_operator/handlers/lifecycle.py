@@ -2,9 +2,9 @@
 
 Deletion always completes, so the finalizer is held only while an operator can act on it:
 
-* kopf needs it while the operator runs (its timers and daemons are stopped before the resource
-  goes), and it buys the ordered deletion of :func:`delete_cluster`: no child outlives its resource,
-  whatever garbage collection's lag on a freshly installed CRD.
+* kopf needs it while the operator runs (the delete handler runs before the resource goes, after
+  any follow round under way), and it buys the ordered deletion of :func:`delete_cluster`: no child
+  outlives its resource, whatever garbage collection's lag on a freshly installed CRD.
 * An operator that stops with no replica to follow it (its Deployment scaled to 0 or deleted, as the
   chart's uninstall hook does first; or no Deployment at all) takes its finalizer off every resource
   it served (:func:`release_on_shutdown`): deleting one while no operator runs completes at once, and
@@ -58,7 +58,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
     settings.execution.max_workers = SETTINGS.handler_threads
     # The operator-wide memo is shallow-copied into every resource's memo: this one object is shared by all.
-    shared = memo["operator"] = OperatorMemo(executor=settings.execution.executor, live=kwargs["live_clusters"])
+    shared = memo["operator"] = OperatorMemo(executor=settings.execution.executor, settings=settings,
+                                             live=kwargs["live_clusters"])
     shared.nudger = asyncio.ensure_future(_nudge_stuck_deletions(kwargs["clusters_being_deleted"]))
     try:
         metrics.serve(SETTINGS.metrics_port)
@@ -112,7 +113,9 @@ def delete_cluster(meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 
     Meanwhile the phase says Stopping.
     """
-    cluster_memo(memo).deleting = True
+    state = cluster_memo(memo)
+    with state.round_lock:  # a follow round under way ends first: it could still make a child
+        state.deleting = True
     patch.status.update(stopping_status())
     metrics.forget(meta["namespace"], meta["name"])
     try:
@@ -164,6 +167,8 @@ async def release_on_shutdown(logger: kopf.Logger, memo: kopf.Memo, **_: Any) ->
     shared = operator_memo(memo)
     if shared.nudger is not None:
         shared.nudger.cancel()
+    if shared.follower is not None:
+        shared.follower.stop()
     await asyncio.to_thread(_release_unless_followed, logger)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import kopf
 
 from ..decide import ChildrenView, PodView, Retire
+from .following import Follower
 
 # A retire call lasts as long as the scheduler takes to move the workers' memory (up to retireTimeout): it runs
 # in this pool, never in kopf's handler threads, so slow schedulers cannot starve the rounds of other clusters.
@@ -28,13 +29,13 @@ SEEN_UIDS = 20_000  # more than the pods and Services created within an expectat
 
 @dataclass
 class OperatorMemo:
-    executor: Executor | None = None  # kopf's handler threads, where the daemons' rounds run too
+    executor: Executor | None = None  # kopf's handler threads, where the follow rounds run too
+    settings: kopf.OperatorSettings | None = None
     retirer: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=RETIRE_THREADS, thread_name_prefix="retire"))
-    # A child's event finds its cluster's daemon here, to wake it: (namespace, name) -> the cluster's uid and its
-    # daemon's event, set on ``loop`` (kopf's event loop, where the daemons wait).
-    wakers: dict[tuple[str, str], tuple[str, asyncio.Event]] = field(default_factory=dict)
-    loop: asyncio.AbstractEventLoop | None = None
+    # The clusters' follow rounds (made at the first cluster event, on kopf's event loop): a child's event wakes
+    # its cluster's round there.
+    follower: Follower | None = None
     # Resources whose CRD is being deleted: kopf no longer serves them, yet a round may still be under way, which
     # would make the children again; a round of one of these does nothing.
     orphaned: set[str] = field(default_factory=set)
@@ -55,7 +56,7 @@ class OperatorMemo:
 
 @dataclass
 class ClusterMemo:
-    # One round at a time: an apply round and a daemon round never see each other half-done.
+    # One round at a time: an apply round and a follow round never see each other half-done.
     round_lock: threading.Lock = field(default_factory=threading.Lock)
     retiring: tuple[Retire, Future[list[str]]] | None = None  # the retire call in flight
     last_posted: dict[str, float] = field(default_factory=dict)  # Event reason -> when (time.time())
@@ -72,7 +73,8 @@ class ClusterMemo:
     service_applied: tuple[float, str, ChildrenView] | None = None  # (when, uid, view) of the Service it applied
     written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote
     versions_asked_at: float = float("-inf")  # time.monotonic() the scheduler was last asked for its versions
-    follow_delay: float = 0.0  # seconds the daemon waits before its next round (decide/pacing.py)
+    follow_delay: float = 0.0  # seconds until its next follow round (decide/pacing.py)
+    waited_for_apply: bool = False  # a follow round came due before the create/resume round, and waited a period
     stood_in: bool = False  # a follow round did the create/resume round's work before that round ran
 
 

@@ -4,8 +4,8 @@ One watch per kind keeps the indexes current, so a round lists nothing. The API 
 watches by our labels (:data:`SELECTOR`): other applications' pods in a watched namespace are never
 streamed nor parsed. An index keeps only what a round reads of an object, not the object, and the
 indexers are coroutines: they run on kopf's event loop at once, never queued behind handler threads
-that wait on the API. kopf keeps a body per cluster (its daemon's) and the last body of every object whose
-worker idles: their ``managedFields``, which nothing here reads, are dropped as each event arrives.
+that wait on the API. kopf keeps the last body of every object whose worker idles: its ``managedFields``, which
+nothing here reads, are dropped as each event arrives.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def _picked(mapping: Any, keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def drop_managed_fields(event: kopf.RawEvent) -> None:
-    """Drop the object's ``managedFields`` from kopf's raw event, which kopf keeps as the object's last body: half
-    of a cluster's body (four field managers), read by nobody here."""
+    """Drop the object's ``managedFields`` from kopf's raw event, which kopf keeps as the object's last body while
+    its worker idles: half of a cluster's body (four field managers), read by nobody here."""
     metadata: Any = (event.get("object") or {}).get("metadata")  # a TypedDict that does not list the field
     if isinstance(metadata, dict):
         metadata.pop("managedFields", None)
@@ -159,17 +159,10 @@ async def child_changed(type: str, event: kopf.RawEvent, namespace: str | None, 
     knows.
     """
     drop_managed_fields(event)
-    if type not in ("MODIFIED", "DELETED"):
+    follower = operator_memo(memo).follower
+    if type not in ("MODIFIED", "DELETED") or follower is None:
         return
-    uid, wake = operator_memo(memo).wakers.get((namespace or "", labels[CLUSTER_LABEL]), (None, None))
+    # Not for the children of a former cluster of this name (deleted and made again): woken by their deletion, the
+    # new one's first round would run before its create round, while they still exist.
     clusters = [o.get("uid") for o in body["metadata"].get("ownerReferences") or [] if o.get("kind") == KIND]
-    if wake is not None and (not clusters or uid in clusters):
-        # Not for the children of a former cluster of this name (deleted and made again): woken by their
-        # deletion, the new one's first round would run before its create round, while they still exist.
-        wake.set()
-
-
-@kopf.on.event(*RESOURCE)
-async def cluster_event(event: kopf.RawEvent, **_: Any) -> None:
-    """Every event of a cluster: kopf's daemon of the cluster keeps its body, without ``managedFields``."""
-    drop_managed_fields(event)
+    follower.wake((namespace or "", labels[CLUSTER_LABEL]), clusters)
