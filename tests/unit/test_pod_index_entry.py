@@ -105,6 +105,10 @@ def test_the_entry_keeps_only_what_a_round_reads() -> None:
                                                 "seamless.dask.org/worker-index"}
     assert entry["metadata"]["annotations"] == {"seamless.dask.org/template-hash": "71bb780f7821"}
     assert set(entry["status"]["conditions"][0]) == {"type", "status", "lastTransitionTime"}
+    assert [c["type"] for c in entry["status"]["conditions"]] == ["Ready", "PodScheduled"], \
+        "of five conditions, the two a round reads"
+    assert entry["status"]["containerStatuses"] == [{"name": "worker", "ready": True, "restartCount": 0}], \
+        "a running container: nothing of its state"
     assert "managedFields" not in json.dumps(entry) and "spec" not in entry
 
 

@@ -47,14 +47,19 @@ def filter_watches_on_the_server(settings: kopf.OperatorSettings) -> None:
 
 
 # What a round reads of a pod (decide/observation.py, pod_problems.py). With 1,000 clusters the index holds 3,000
-# pods: their other labels and annotations and the conditions' probe times were half of each entry.
+# pods: their other labels, annotations, conditions and fields were most of each entry.
 POD_LABELS = (CLUSTER_LABEL, COMPONENT_LABEL, WORKER_INDEX_LABEL)
 POD_ANNOTATIONS = (TEMPLATE_HASH_ANNOTATION,)
+POD_STATUS_FIELDS = ("podIP", "phase", "reason", "message")
+CONDITIONS_READ = ("Ready", "PodScheduled")  # readiness; why a pod is not scheduled
 CONDITION_FIELDS = ("type", "status", "reason", "message", "lastTransitionTime")
+CONTAINER_FIELDS = ("name", "ready", "restartCount")
+CONTAINER_STATES = ("waiting", "terminated")  # a running container's state says nothing a round reads
 
 
 def _picked(mapping: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    return {key: mapping[key] for key in keys if key in mapping}
+    """The given keys of ``mapping`` that have a value (a round reads them with ``.get``: absent is None)."""
+    return {key: mapping[key] for key in keys if mapping.get(key) is not None}
 
 
 def drop_managed_fields(event: kopf.RawEvent) -> None:
@@ -65,20 +70,28 @@ def drop_managed_fields(event: kopf.RawEvent) -> None:
         metadata.pop("managedFields", None)
 
 
+def _container_summary(container: dict[str, Any]) -> dict[str, Any]:
+    summary = _picked(container, CONTAINER_FIELDS)
+    state = _picked(container.get("state") or {}, CONTAINER_STATES)
+    last = _picked(container.get("lastState") or {}, ("terminated",))
+    if state:
+        summary["state"] = state
+    if last:
+        summary["lastState"] = last
+    return summary
+
+
 def _pod_status_summary(status: dict[str, Any]) -> dict[str, Any]:
     """What readiness and pod problems are read from; the rest of a pod's status is not kept."""
-    def container(c: dict[str, Any]) -> dict[str, Any]:
-        return {key: c.get(key) for key in ("name", "ready", "restartCount", "state", "lastState")}
-
-    return {
-        "podIP": status.get("podIP"),
-        "phase": status.get("phase"),
-        "reason": status.get("reason"),
-        "message": status.get("message"),
-        "conditions": [_picked(c, CONDITION_FIELDS) for c in status.get("conditions") or []],
-        "initContainerStatuses": [container(c) for c in status.get("initContainerStatuses") or []],
-        "containerStatuses": [container(c) for c in status.get("containerStatuses") or []],
-    }
+    summary = _picked(status, POD_STATUS_FIELDS)
+    conditions = [_picked(c, CONDITION_FIELDS) for c in status.get("conditions") or []
+                  if c.get("type") in CONDITIONS_READ]
+    if conditions:
+        summary["conditions"] = conditions
+    for kind in ("initContainerStatuses", "containerStatuses"):
+        if status.get(kind):
+            summary[kind] = [_container_summary(c) for c in status[kind]]
+    return summary
 
 
 def owner_uids(body: Mapping[str, Any]) -> list[str]:
@@ -104,11 +117,12 @@ def pod_entry(body: Mapping[str, Any]) -> dict[str, Any]:
             "name": metadata["name"],
             "labels": _picked(metadata.get("labels") or {}, POD_LABELS),
             "annotations": _picked(metadata.get("annotations") or {}, POD_ANNOTATIONS),
-            "deletionTimestamp": metadata.get("deletionTimestamp"),
             "owners": owner_uids(body),
         },
         "status": _pod_status_summary(body.get("status") or {}),
     }
+    if metadata.get("deletionTimestamp"):
+        pod["metadata"]["deletionTimestamp"] = metadata["deletionTimestamp"]
     legacy = _made_elsewhere(body)
     if legacy is not None:
         pod["legacy"] = legacy
