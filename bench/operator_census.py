@@ -64,7 +64,7 @@ def _deep_mb(roots: list[object], seen: set[int]) -> float:
 
 def holders(objects: list[object]) -> dict[str, float]:
     """What the operator's long-lived state holds, deep, each object counted once, in this order: our clusters'
-    memos, the follower (each cluster's view and timer), kopf's indexes, the metrics registry, the bodies kopf keeps
+    memos, kopf's indexes, the follower (each cluster's view and timer), the metrics registry, the bodies kopf keeps
     for daemons (none since the follower replaced them), the rest of kopf's per-object memories of those clusters
     and then of the other objects, the asyncio tasks (coroutine chains and what their frames hold), and last our
     operator memo (every object's memo refers to it)."""
@@ -76,8 +76,8 @@ def holders(objects: list[object]) -> dict[str, float]:
             by_type[name].append(o)
     seen = {id(o) for o in by_type["OperatorMemo"]}  # shared by every object's memo: counted last
     report = {f"cluster memos ({len(by_type['ClusterMemo'])})": _deep_mb(by_type["ClusterMemo"], seen)}
-    report["follower"] = _deep_mb(by_type["Follower"], seen)
     report["kopf indexes"] = _deep_mb(by_type["OperatorIndexers"], seen)
+    report["follower"] = _deep_mb(by_type["Follower"], seen)  # after the indexes, which its rounds are given
     report["metrics"] = _deep_mb(by_type["CollectorRegistry"], seen)
     memories = [m for r in by_type["ResourceMemories"] for m in getattr(r, "_items", {}).values()]
     with_daemons = [m for m in memories if m.daemons_memory.running_daemons]
