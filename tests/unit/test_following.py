@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -186,6 +188,37 @@ def test_a_thread_wakes_it_through_the_loop() -> None:
         follower.follow(KEY, "u1", {}, None, first_in=LONG)
         loop = asyncio.get_running_loop()
         await asyncio.to_thread(lambda: loop.call_soon_threadsafe(follower.wake, KEY, ("u1",)))
+        await until(lambda: len(rounds.ran) == 1)
+        follower.stop()
+
+    asyncio.run(case())
+
+
+class Event:
+    """Stands for what kopf's context holds while a handler runs (the cause: the body, the raw event)."""
+
+
+HANDLER_CAUSE: contextvars.ContextVar[Event | None] = contextvars.ContextVar("HANDLER_CAUSE", default=None)
+
+
+def test_a_waiting_timer_keeps_nothing_of_the_handler_that_set_it() -> None:
+    async def case() -> None:
+        rounds = Rounds()
+        follower = make(rounds)
+
+        def as_kopf_handler(key: tuple[str, str], uid: str, wake: bool) -> weakref.ref[Event]:
+            event = Event()
+            HANDLER_CAUSE.set(event)
+            follower.follow(key, uid, {}, None, first_in=LONG)
+            if wake:
+                follower.wake(key)
+            return weakref.ref(event)
+
+        # Each in a context of its own, as kopf runs handlers: a timer made there outlives the handler.
+        followed = contextvars.copy_context().run(as_kopf_handler, KEY, "u1", False)
+        woken = contextvars.copy_context().run(as_kopf_handler, ("ns", "w"), "u2", True)
+        gc.collect()
+        assert followed() is None and woken() is None, "a timer for later would hold the handler's event till then"
         await until(lambda: len(rounds.ran) == 1)
         follower.stop()
 

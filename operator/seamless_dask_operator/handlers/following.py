@@ -55,6 +55,7 @@ class Follower:
         self.loop, self.executor, self.context = loop, executor, context
         self.when_due, self.run_round, self.woken_delay = when_due, run_round, woken_delay
         self.retry_after = retry_after
+        self.timer_context = contextvars.Context()
         self.followed: dict[Key, Followed] = {}
         self.stopped = False
 
@@ -108,7 +109,9 @@ class Follower:
         if followed.timer is not None:
             followed.timer.cancel()
         followed.due = due
-        followed.timer = self.loop.call_at(due, self._due, key, followed)
+        # In a context of its own: a timer keeps the context it is made in, and the one of the kopf handler that
+        # follows or wakes a cluster holds that handler's whole event (the body, the raw event) until it fires.
+        followed.timer = self.loop.call_at(due, self._due, key, followed, context=self.timer_context)
 
     def _due(self, key: Key, followed: Followed) -> None:
         followed.timer = None
