@@ -198,12 +198,8 @@ def _follow_round(followed: Followed, *, indexes: Indexes, settings: kopf.Operat
     # Not posted as Events, as kopf's daemons logged: a round's problems are its notices.
     logger = kopf.LocalObjectLogger(body=body, settings=settings)
     with _one_round(state.round_lock):
-        try:
-            state.follow_delay = _follow_round_locked(body, body.meta, body.status, followed.memo, state, logger,
-                                                      indexes)
-        except Exception:  # a bug, not bad input: said, and the cluster still followed
-            logger.exception("round failed, again in %s s", SETTINGS.reconcile_interval)
-            state.follow_delay = SETTINGS.reconcile_interval
+        # A round that raises (a bug, not bad input) is logged by the follower, which follows the cluster still.
+        state.follow_delay = _follow_round_locked(body, body.meta, body.status, followed.memo, state, logger, indexes)
         return state.follow_delay
 
 
