@@ -45,8 +45,18 @@ def running_operator(control_plane: Any) -> Iterator[Any]:
 
     with use_kubeconfig(control_plane.kubeconfig), KopfRunner(OPERATOR_ARGS, timeout=60) as runner:
         yield runner
-    assert runner.exception is None, runner.output
-    assert "Traceback" not in runner.output, runner.output
+    assert runner.exception is None, _trouble(runner.output, f"the operator raised {runner.exception!r}")
+    assert "Traceback" not in runner.output, _trouble(runner.output, "the operator logged a traceback")
+
+
+def _trouble(output: str, what: str, context: int = 30) -> str:
+    """What went wrong, first and short (a run's whole log is thousands of lines; CI shows its tail), then the
+    lines around each traceback."""
+    lines = output.splitlines()
+    tracebacks = [i for i, line in enumerate(lines) if "Traceback" in line]
+    starts = tracebacks[:3] or [max(len(lines) - context, 0)]
+    excerpts = ["\n".join(lines[max(i - 3, 0):i + context]) for i in starts]
+    return f"{what}; {len(tracebacks)} traceback(s) in its log:\n" + "\n...\n".join(excerpts)
 
 
 @pytest.fixture
