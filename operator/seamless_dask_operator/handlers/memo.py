@@ -69,6 +69,9 @@ class ClusterMemo:
     # the Service it applied (as a round will see it). A round that follows at once then neither creates a pod
     # twice, nor applies the children again, nor calls a Service it has just made "deleted by hand".
     created: dict[str, tuple[float, PodView, str]] = field(default_factory=dict)  # name -> (when, view, uid)
+    # Of those, the ones a watch has shown that the last round's listing did not: gone again, or the listing was
+    # read just before the index took them in. The next round's listing tells which.
+    unlisted: set[str] = field(default_factory=set)
     deleted: dict[str, float] = field(default_factory=dict)
     service_applied: tuple[float, str, ChildrenView] | None = None  # (when, uid, view) of the Service it applied
     written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote

@@ -78,8 +78,14 @@ def _with_own_writes(pods: tuple[PodView, ...], state: ClusterMemo, shared: Oper
     now = time.monotonic()
     seen = {p.name: p for p in pods}
     for name, (at, _view, uid) in list(state.created.items()):
-        if name in seen or uid in shared.seen or now - at > OBJECT_EXPECTATION_SECONDS:
+        if name in seen or now - at > OBJECT_EXPECTATION_SECONDS or name in state.unlisted:
             del state.created[name]
+            state.unlisted.discard(name)
+        elif uid in shared.seen:
+            # Shown by the watch, not in this listing: a pod that came and went, or the watch's event arrived
+            # while this round read the index (a round of 2,000 pods takes a while). Kept one round more: dropped
+            # at once, the pod was made twice (a 409 and a GET).
+            state.unlisted.add(name)
     for name, at in list(state.deleted.items()):
         if name not in seen or seen[name].terminating or now - at > OBJECT_EXPECTATION_SECONDS:
             del state.deleted[name]
