@@ -57,13 +57,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.networking.request_timeout = SETTINGS.request_timeout
     # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
     settings.execution.max_workers = SETTINGS.handler_threads
-    # Back-pressure on the watch streams: kopf processes at most this many objects of one kind at once, the rest
-    # wait in the stream. Unbounded, 1,000 clusters created at once were 700 events held in memory (each with its
-    # body, diff, patch and coroutines) waiting for a handler thread: 167 -> 131 MB peak at N=1000, clusters
-    # converged sooner (bench/README.md, "Back-pressure on the watch streams"). A worker idle for a second lets
-    # its place go.
-    settings.queueing.worker_limit = SETTINGS.event_workers or None
-    settings.queueing.idle_timeout = 1.0
     # The operator-wide memo is shallow-copied into every resource's memo: this one object is shared by all.
     shared = memo["operator"] = OperatorMemo(executor=settings.execution.executor, settings=settings,
                                              live=kwargs["live_clusters"])
