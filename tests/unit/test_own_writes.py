@@ -2,8 +2,8 @@
 
 The watch and the index it feeds run on kopf's event loop while a round reads them in a thread: the watch may
 have shown a new pod (its uid marked seen) just after the round took its listing. Such a pod is still counted,
-or the round makes it a second time (a 409 and a GET; 11 of 1,500 at 500 -> 2,000 workers with the watch
-streams under back-pressure).
+or the round makes it a second time (a 409 and a GET; 11 of 1,500 at 500 -> 2,000 workers in a run where
+the pod watch lagged behind the rounds).
 """
 
 from __future__ import annotations
