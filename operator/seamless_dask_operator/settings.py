@@ -21,6 +21,8 @@ class OperatorSettings:
     metrics_port: int
     request_timeout: float
     handler_threads: int
+    # How many SeamlessDaskClusters kopf processes at once once indexed (0: no bound); see kopf_toggles.
+    event_workers: int
     pod_policy: PodPolicy
     # Where the operator's own pods run and their labels (the chart passes them), for the schedulers'
     # NetworkPolicy; empty outside a cluster.
@@ -55,6 +57,7 @@ class OperatorSettings:
             request_timeout=float(env.get("SEAMLESS_DASK_OPERATOR_REQUEST_TIMEOUT", "30")),
             # Sync handlers wait on the API and on schedulers: threads, not CPUs, bound the clusters served at once.
             handler_threads=int(env.get("SEAMLESS_DASK_OPERATOR_HANDLER_THREADS", "32")),
+            event_workers=int(env.get("SEAMLESS_DASK_OPERATOR_EVENT_WORKERS", "50")),
             # What users may ask for in the pods made for them (the chart's podPolicy, as JSON).
             pod_policy=PodPolicy.from_json(env.get("SEAMLESS_DASK_OPERATOR_POD_POLICY", "")),
             pod_namespace=env.get("SEAMLESS_DASK_OPERATOR_POD_NAMESPACE", ""),

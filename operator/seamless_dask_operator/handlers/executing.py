@@ -38,7 +38,7 @@ from ..decide import (
     refusal_kind,
 )
 from ..scheduler_api import SchedulerAPI
-from .memo import ClusterMemo, OperatorMemo
+from .memo import ClusterMemo, Expected, OperatorMemo
 
 
 def temporary(exc: Exception, handler: str) -> kopf.TemporaryError:
@@ -118,11 +118,11 @@ class Execution:
         elif isinstance(action, ApplyChild):
             applied = kube.apply(action.manifest, self.ref.uid, action.ours)
             if action.manifest["kind"] == "Service":
-                self.state.service_applied = (time.monotonic(), applied, children_view(action.manifest))
+                self.state.service_applied = Expected(children_view(action.manifest), applied)
         elif isinstance(action, CreatePod):
             uid = kube.create_pod(action.manifest, self.ref.uid)
             if uid is not None:
-                self.state.created[action.name] = (time.monotonic(), _as_seen(action.manifest, self.ref.uid), uid)
+                self.state.created[action.name] = Expected(_as_seen(action.manifest, self.ref.uid), uid)
         elif isinstance(action, DeletePod):
             kube.delete_pod(self.ref.namespace, action.name)
             self.state.deleted[action.name] = time.monotonic()

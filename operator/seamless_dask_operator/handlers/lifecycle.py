@@ -33,7 +33,7 @@ import kopf
 
 from seamless_dask_runtime.model.identity import FINALIZER, GROUP, PLURAL
 
-from .. import kube, metrics
+from .. import kopf_toggles, kube, metrics
 from ..api_client import API_FAILURES
 from ..builders import ClusterRef
 from ..decide import stopping_status
@@ -57,6 +57,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.networking.request_timeout = SETTINGS.request_timeout
     # Sync handlers wait on the API and the schedulers, not the CPU: many threads, many clusters at once.
     settings.execution.max_workers = SETTINGS.handler_threads
+    # Back-pressure on our clusters' watch stream once indexed: kopf processes at most this many of them at once,
+    # the others wait as raw events (peak at N=1000, bench/README.md). A worker idle for a second lets its place go.
+    if kopf_toggles.bound_once_indexed(GROUP, PLURAL, SETTINGS.event_workers or None):
+        settings.queueing.idle_timeout = 1.0
     # The operator-wide memo is shallow-copied into every resource's memo: this one object is shared by all.
     shared = memo["operator"] = OperatorMemo(executor=settings.execution.executor, settings=settings,
                                              live=kwargs["live_clusters"])

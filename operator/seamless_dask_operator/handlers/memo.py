@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Container
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import kopf
 
@@ -25,6 +27,36 @@ from .following import Follower
 # queued behind another's slow scheduler (up to this many).
 RETIRE_THREADS = 256
 SEEN_UIDS = 20_000  # more than the pods and Services created within an expectation's lifetime
+# How long this operator's own pods and Services count when no listing shows them (with 1,000 clusters starting
+# at once on 2 busy CPUs the watch fell more than a minute behind, and a Service taken for deleted was created
+# again, a 409, with a false DriftRestored Event). Only a watch event lost for good waits this long.
+OBJECT_EXPECTATION_SECONDS = 600.0
+
+View = TypeVar("View")
+
+
+@dataclass
+class Expected(Generic[View]):
+    """A pod or Service this operator made, as a round will see it, counted until a round's listing shows it
+    (expectations, as Kubernetes' own controllers keep them): a round right after the one that made it neither
+    makes it twice (a 409 and a GET) nor calls it deleted by hand (a re-apply and a false DriftRestored).
+
+    The watch showing its uid does not end it at once: the watch runs on kopf's event loop while a round reads
+    the index in a thread, so the uid may be marked just after the round took its listing (11 pods made twice
+    of 1,500 in one run). It ends one round later, when a listing still lacks it: it came and went (drift).
+    """
+
+    view: View
+    uid: str
+    at: float = field(default_factory=time.monotonic)
+    shown: bool = False  # the watch has shown it; the round's listing did not
+
+    def counts(self, listed: bool, seen: Container[str], now: float) -> bool:
+        """Whether this round still counts it, the round's listing having it or not."""
+        if listed or self.shown or now - self.at > OBJECT_EXPECTATION_SECONDS:
+            return False
+        self.shown = self.uid in seen
+        return True
 
 
 @dataclass
@@ -64,16 +96,11 @@ class ClusterMemo:
     deleting: bool = False  # the delete handler runs: rounds make nothing more
     # time.monotonic() of the first idle answer of a scheduler that does not say for how long (an older image).
     idle_seen_at: float | None = None
-    # What this operator did that the watches may not show yet (expectations, as Kubernetes' own controllers
-    # keep them): pods it created (name -> when, and the pod as a round will see it), pods it deleted, and
-    # the Service it applied (as a round will see it). A round that follows at once then neither creates a pod
-    # twice, nor applies the children again, nor calls a Service it has just made "deleted by hand".
-    created: dict[str, tuple[float, PodView, str]] = field(default_factory=dict)  # name -> (when, view, uid)
-    # Of those, the ones a watch has shown that the last round's listing did not: gone again, or the listing was
-    # read just before the index took them in. The next round's listing tells which.
-    unlisted: set[str] = field(default_factory=set)
+    # What this operator did that the watches may not show yet: pods it created (by name), pods it deleted (name
+    # -> when), and the Service it applied (as the children a round will see). See Expected.
+    created: dict[str, Expected[PodView]] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
-    service_applied: tuple[float, str, ChildrenView] | None = None  # (when, uid, view) of the Service it applied
+    service_applied: Expected[ChildrenView] | None = None
     written_status: tuple[float, dict[str, Any]] | None = None  # when, and the .status this operator last wrote
     versions_asked_at: float = float("-inf")  # time.monotonic() the scheduler was last asked for its versions
     follow_delay: float = 0.0  # seconds until its next follow round (decide/pacing.py)

@@ -27,16 +27,12 @@ from ..decide import (
 from ..resource import ClusterSpec
 from ..scheduler_api import SchedulerAPI, SchedulerUnavailable
 from ..settings import SETTINGS
-from .memo import ClusterMemo, OperatorMemo
+from .memo import OBJECT_EXPECTATION_SECONDS, ClusterMemo, OperatorMemo
 from .watching import Indexes
 
 # How long this operator's own writes count when the watches do not show them yet (a watch lags by milliseconds
 # on a quiet API server, by seconds under load; a write the watch never shows is not believed for ever).
 EXPECTATION_SECONDS = 60.0
-# The same for the pods and Services it created or deleted, which the watch shows by uid: with 1,000 clusters
-# starting at once on 2 busy CPUs the watch fell more than a minute behind, and a Service taken for deleted was
-# created again (a 409) with a false DriftRestored Event. Only a watch event lost for good waits this long.
-OBJECT_EXPECTATION_SECONDS = 600.0
 # Versions change only when a client or a worker joins: asked once a minute.
 VERSIONS_EVERY = 60.0
 
@@ -44,14 +40,11 @@ VERSIONS_EVERY = 60.0
 def _children(ref: ClusterRef, services: list[dict[str, Any]], state: ClusterMemo,
               shared: OperatorMemo) -> ChildrenView | None:
     service = next((s for s in services if s["name"] == ref.scheduler_name and ref.uid in s["owners"]), None)
-    if state.service_applied is not None:
-        at, uid, as_applied = state.service_applied
-        if service is not None or uid in shared.seen or time.monotonic() - at > OBJECT_EXPECTATION_SECONDS:
-            state.service_applied = None  # the watch has shown it (gone again, maybe: that is drift)
-        else:
-            # Just applied, not in the watch yet: as this operator applied it (a round right after, such as the
-            # one the pinned image starts, neither applies the children again nor calls the Service deleted).
-            return as_applied
+    applied = state.service_applied
+    if applied is not None:
+        if applied.counts(service is not None, shared.seen, time.monotonic()):
+            return applied.view  # as this operator applied it (a round right after, such as the pinned image's)
+        state.service_applied = None
     if service is None:
         return ChildrenView()
     view: ChildrenView = service["view"]
@@ -77,20 +70,14 @@ def _with_own_writes(pods: tuple[PodView, ...], state: ClusterMemo, shared: Oper
     one twice."""
     now = time.monotonic()
     seen = {p.name: p for p in pods}
-    for name, (at, _view, uid) in list(state.created.items()):
-        if name in seen or now - at > OBJECT_EXPECTATION_SECONDS or name in state.unlisted:
+    for name, expected in list(state.created.items()):
+        if not expected.counts(name in seen, shared.seen, now):
             del state.created[name]
-            state.unlisted.discard(name)
-        elif uid in shared.seen:
-            # Shown by the watch, not in this listing: a pod that came and went, or the watch's event arrived
-            # while this round read the index (a round of 2,000 pods takes a while). Kept one round more: dropped
-            # at once, the pod was made twice (a 409 and a GET).
-            state.unlisted.add(name)
     for name, at in list(state.deleted.items()):
         if name not in seen or seen[name].terminating or now - at > OBJECT_EXPECTATION_SECONDS:
             del state.deleted[name]
     views = [dataclasses.replace(p, terminating=True, ready=False) if p.name in state.deleted else p for p in pods]
-    return (*views, *(view for _at, view, _uid in state.created.values()))
+    return (*views, *(expected.view for expected in state.created.values()))
 
 
 def scheduler_api(observation: Observation) -> SchedulerAPI | None:
