@@ -1,4 +1,5 @@
-"""kopf's readiness toggles without a wake-up per listed object (a restart with 1,000 clusters: 35 s of 40).
+"""kopf's readiness: its toggles without a wake-up per listed object (a restart with 1,000 clusters: 35 s of 40),
+and a bound on our clusters' stream that holds only once the operator is indexed.
 
 kopf holds every object's handlers back until all indexes are filled: at startup each listed object of an
 indexed kind (our clusters, pods and Services) gets a toggle in one ``ToggleSet``, and every toggle made or
@@ -14,7 +15,7 @@ of toggles) and leaves kopf alone otherwise. Written here because it is kopf's i
 
 The same readiness decides when a bound on our clusters' watch stream may hold. kopf starts a worker for every
 object of a stream at once: 1,000 clusters created at once were ~700 cluster events in processing, each with its
-body, diff, patch and coroutines, waiting for a handler thread (peak 160 -> 127 MB with at most 50 at once,
+body, diff, patch and coroutines, waiting for a handler thread (peak 153 -> 123 MB median with at most 50 at once,
 bench/README.md, "Back-pressure on our clusters' stream"). kopf's own ``queueing.worker_limit`` cannot be used:
 it bounds every stream (the pods' too: a pod event waiting for a place made a status late and held more memory
 than it saved), and at startup a worker keeps its place while it waits for every index, which only the workers

@@ -13,8 +13,10 @@
 
 from .. import (
     api_client,  # noqa: F401  (kopf's login: the operator's own calls use its credentials)
+    kopf_requests,
     kopf_toggles,
 )
 from . import cluster_loop, lifecycle, watching  # noqa: F401  (registers the handlers)
 
+kopf_requests.install()  # at most 32 of kopf's own requests at once: a burst of 1,000 patches overran the memory
 kopf_toggles.install()  # before any watch starts: a restart's listing would wake every object for every object
