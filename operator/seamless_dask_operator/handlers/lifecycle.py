@@ -59,6 +59,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.execution.max_workers = SETTINGS.handler_threads
     # Back-pressure on our clusters' watch stream once indexed: kopf processes at most this many of them at once,
     # the others wait as raw events (peak at N=1000, bench/README.md). A worker idle for a second lets its place go.
+    if SETTINGS.event_workers < 0:  # would stop every cluster once indexed: refused, loudly
+        raise kopf.PermanentError(f"SEAMLESS_DASK_OPERATOR_EVENT_WORKERS={SETTINGS.event_workers}: set how many "
+                                  "SeamlessDaskClusters are processed at once (default 50), or 0 for no bound")
     if kopf_toggles.bound_once_indexed(GROUP, PLURAL, SETTINGS.event_workers or None):
         settings.queueing.idle_timeout = 1.0
     # The operator-wide memo is shallow-copied into every resource's memo: this one object is shared by all.
